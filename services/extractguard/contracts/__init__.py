@@ -1,0 +1,1 @@
+"""Topic contracts: declarations, JSON Schemas, the batch envelope and the dead-letter queue."""

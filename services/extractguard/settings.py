@@ -1,0 +1,106 @@
+"""Settings of every service, one pydantic-settings class each, read from the environment.
+
+Nothing else in the code base reads `os.environ` for configuration. Each class has its own
+prefix (EXTRACTGUARD_INGEST_, EXTRACTGUARD_LANDER_, ...); Kafka also honours the conventional
+KAFKA_BOOTSTRAP_SERVERS so an operator can point everything at an existing cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from extractguard.paths import data_home
+
+
+class KafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_KAFKA_")
+
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "EXTRACTGUARD_KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka settings shared by every producer, consumer and admin client."""
+        config = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_location:
+            config["ssl.ca.location"] = self.ssl_ca_location
+        return config
+
+
+class ClickHouseSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_CLICKHOUSE_")
+
+    dsn: str = Field(default_factory=lambda: f"chdb://{data_home() / 'clickhouse'}")
+    events_ttl_days: int = Field(default=30, ge=1)
+
+
+class IngestSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_INGEST_")
+
+    host: str = "127.0.0.1"
+    port: int = 8480
+    token: SecretStr = SecretStr("change-me")
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_events_per_request: int = Field(default=5000, ge=1)
+    max_event_bytes: int = Field(default=16 * 1024, ge=512)
+    max_clock_skew_s: int = Field(default=300, ge=0)
+
+
+class PublisherSettings(BaseSettings):
+    """How the gateway SDK batches events into envelopes before producing them."""
+
+    model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_PUBLISHER_")
+
+    envelope_max_events: int = Field(default=500, ge=1)
+    envelope_max_bytes: int = Field(default=1024 * 1024, ge=16 * 1024)
+    linger_ms: int = Field(default=200, ge=0)
+
+
+class DetectionSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_DETECT_")
+
+    app_id: str = "extractguard-detect"
+    window_s: int = Field(default=60, ge=1, description="Tumbling event-time window.")
+    allowed_lateness_s: int = Field(default=10, ge=0)
+    burst_threshold: float = Field(default=8.0, gt=0)
+    drift_delta: float = Field(default=0.002, gt=0)
+    web_port: int = 6066
+    max_invalid_fraction: float = Field(default=0.9, gt=0, le=1)
+
+
+class LanderSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_LANDER_")
+
+    group_id: str = "extractguard-lander"
+    batch_max_rows: int = Field(default=50_000, ge=1)
+    batch_max_wait_s: float = Field(default=1.0, gt=0)
+    sql_host: str = "127.0.0.1"
+    sql_port: int = Field(default=8481, description="Read-only SQL over HTTP while the lander owns chdb.")
+    max_invalid_fraction: float = Field(default=0.9, gt=0, le=1)
+
+
+class AlerterSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_ALERTER_")
+
+    group_id: str = "extractguard-alerter"
+    webhook_urls: list[str] = Field(default_factory=list)
+    webhook_format: Literal["generic", "alertmanager"] = "generic"
+    min_severity: Literal["info", "warning", "critical"] = "warning"
+    renotify_s: int = Field(default=300, ge=0, description="Re-deliver an updated alert at most this often.")
+    delivery_timeout_s: float = 5.0
+    delivery_attempts: int = Field(default=5, ge=1)
