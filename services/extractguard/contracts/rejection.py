@@ -20,6 +20,7 @@ class Reason(StrEnum):
     OUT_OF_RANGE = "out_of_range"
     OVERSIZED_FIELD = "oversized_field"
     OVERSIZED_EVENT = "oversized_event"
+    OVERSIZED_BODY = "oversized_body"
     FUTURE_TIMESTAMP = "future_timestamp"
     SCHEMA_VIOLATION = "schema_violation"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,22 +108,58 @@ class EventPublisher:
         if not buffer.lines:
             return
         count = len(buffer.lines)
-        body = envelope.encode(buffer.lines)
         self._buffers[partition] = _Buffer()
+        self.produce_envelope(
+            partition,
+            buffer.lines,
+            buffer.first_key,
+            lambda err, msg, n=count: self._on_delivery(err, msg, n),  # type: ignore[misc]
+        )
+
+    def produce_envelope(
+        self,
+        partition: int,
+        lines: list[bytes],
+        key: str,
+        on_delivery: Callable[[KafkaError | None, Message], None],
+        topic: str | None = None,
+        extra_headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """Produce one envelope now, waiting out a full local queue (backpressure, not loss)."""
+        body = envelope.encode(lines)
+        headers = envelope.headers(len(lines)) + (extra_headers or [])
         while True:
             try:
                 self._producer.produce(
-                    self.topic,
+                    topic or self.topic,
                     value=body,
-                    key=buffer.first_key.encode(),
+                    key=key.encode(),
                     partition=partition,
-                    headers=envelope.headers(count),
-                    on_delivery=lambda err, msg, n=count: self._on_delivery(err, msg, n),
+                    headers=headers,
+                    on_delivery=on_delivery,
                 )
                 return
             except BufferError:
-                # The local queue is full: backpressure. Serve delivery reports until room frees.
                 self._producer.poll(0.1)
+
+    def produce_raw(
+        self,
+        topic: str,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+        on_delivery: Callable[[KafkaError | None, Message], None],
+    ) -> None:
+        """Produce one message as it is (dead letters keep their original bytes)."""
+        while True:
+            try:
+                self._producer.produce(topic, value=value, headers=headers, on_delivery=on_delivery)
+                return
+            except BufferError:
+                self._producer.poll(0.1)
+
+    def poll(self, timeout_s: float = 0.0) -> int:
+        """Serve delivery callbacks."""
+        return int(self._producer.poll(timeout_s))
 
     def _on_delivery(self, error: KafkaError | None, _message: Message, count: int) -> None:
         if error is None:

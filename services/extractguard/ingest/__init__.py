@@ -1,0 +1,1 @@
+"""HTTP ingest: for gateways that would rather POST batches of events than run the Kafka SDK."""

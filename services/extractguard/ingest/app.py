@@ -1,0 +1,201 @@
+"""The HTTP ingest service: validate each posted event, produce the valid, dead-letter the rest.
+
+`POST /v1/events` takes NDJSON (one event per line) or a JSON array, with `Authorization: Bearer
+<token>`. The answer lists every event by index as accepted or rejected with its reason, and is
+sent only once Kafka has acknowledged both the accepted events and the dead letters, so a 200
+means nothing the gateway sent can be lost. Bodies over `max_body_bytes` are refused with 413
+before they are read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import threading
+from collections import defaultdict
+from typing import Any
+
+import orjson
+from aiohttp import web
+from confluent_kafka import KafkaError, Message
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from extractguard import metrics
+from extractguard.contracts.dead_letters import DeadLetter
+from extractguard.contracts.rejection import InvalidMessage, Reason
+from extractguard.contracts.schemas import validate_gateway_event
+from extractguard.contracts.topics import GATEWAY_EVENTS, dlq_name
+from extractguard.gateway.partitioning import partition_for
+from extractguard.gateway.publisher import EventPublisher
+from extractguard.logs import configure
+from extractguard.settings import IngestSettings, KafkaSettings
+
+SERVICE = "ingest"
+log = configure(SERVICE)
+
+PUBLISHER_KEY: web.AppKey[EventPublisher] = web.AppKey("publisher", EventPublisher)
+SETTINGS_KEY: web.AppKey[IngestSettings] = web.AppKey("settings", IngestSettings)
+
+
+def split_body(body: bytes, content_type: str) -> list[bytes]:
+    """Cut a request body into the original bytes of each event."""
+    if content_type == "application/json":
+        stripped = body.lstrip()
+        if stripped.startswith(b"["):
+            try:
+                items = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                return [body]  # rejected as a whole below, with the parser's reason
+            return [orjson.dumps(item) for item in items]
+        return [body]
+    return [line for line in body.split(b"\n") if line.strip()]
+
+
+class _Deliveries:
+    """Bridges librdkafka delivery callbacks (poll thread) to asyncio futures."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def future(self) -> tuple[asyncio.Future[None], Any]:
+        future: asyncio.Future[None] = self.loop.create_future()
+
+        def done(error: KafkaError | None, _message: Message) -> None:
+            def settle() -> None:
+                if future.done():
+                    return
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(RuntimeError(str(error)))
+
+            self.loop.call_soon_threadsafe(settle)
+
+        return future, done
+
+
+async def post_events(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS_KEY]
+    publisher = request.app[PUBLISHER_KEY]
+    supplied = request.headers.get("Authorization", "")
+    expected = f"Bearer {settings.token.get_secret_value()}"
+    if not hmac.compare_digest(supplied.encode(), expected.encode()):
+        metrics.INGEST_REQUESTS_REFUSED.labels("unauthorized").inc()
+        return web.json_response(
+            {"error": {"code": "unauthorized", "detail": "missing or wrong bearer token"}}, status=401
+        )
+    if request.content_length is not None and request.content_length > settings.max_body_bytes:
+        metrics.INGEST_REQUESTS_REFUSED.labels("body_too_large").inc()
+        return _too_large(request.content_length, settings.max_body_bytes)
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        metrics.INGEST_REQUESTS_REFUSED.labels("body_too_large").inc()
+        return _too_large(None, settings.max_body_bytes)
+    lines = split_body(body, request.content_type)
+    if len(lines) > settings.max_events_per_request:
+        metrics.INGEST_REQUESTS_REFUSED.labels("too_many_events").inc()
+        return web.json_response(
+            {"error": {"code": "too_many_events",
+                       "detail": f"{len(lines)} events, the limit is {settings.max_events_per_request}"}},
+            status=413,
+        )
+    source = f"http:{request.remote}"
+    deliveries = _Deliveries(asyncio.get_running_loop())
+    futures: list[asyncio.Future[None]] = []
+    results: list[dict[str, Any]] = []
+    by_partition: dict[int, list[bytes]] = defaultdict(list)
+    first_account: dict[int, str] = {}
+    for index, line in enumerate(lines):
+        try:
+            event = validate_gateway_event(
+                line, max_event_bytes=settings.max_event_bytes, max_clock_skew_s=settings.max_clock_skew_s
+            )
+        except InvalidMessage as error:
+            results.append({"index": index, "status": "rejected", "error": error.as_dict()})
+            dead = DeadLetter(original=line, error=error, service=SERVICE, source=source, line=index)
+            future, done = deliveries.future()
+            publisher.produce_raw(dlq_name(GATEWAY_EVENTS), line, dead.headers(), done)
+            futures.append(future)
+            metrics.DLQ_MESSAGES.labels(dlq_name(GATEWAY_EVENTS), str(error.code)).inc()
+            continue
+        partition = partition_for(event["account_id"], publisher.partitions)
+        by_partition[partition].append(orjson.dumps(event))
+        first_account.setdefault(partition, event["account_id"])
+        results.append({"index": index, "status": "accepted"})
+    for partition, envelope_lines in by_partition.items():
+        future, done = deliveries.future()
+        publisher.produce_envelope(partition, envelope_lines, first_account[partition], done)
+        futures.append(future)
+    try:
+        await asyncio.wait_for(asyncio.gather(*futures), timeout=30)
+    except (TimeoutError, RuntimeError) as error:
+        log.error("kafka_delivery_failed", error=str(error))
+        return web.json_response(
+            {"error": {"code": "unavailable", "detail": f"Kafka did not acknowledge: {error}; retry"}},
+            status=503,
+        )
+    accepted = sum(1 for r in results if r["status"] == "accepted")
+    rejected = len(results) - accepted
+    metrics.INGEST_EVENTS.labels("accepted").inc(accepted)
+    metrics.INGEST_EVENTS.labels("rejected").inc(rejected)
+    return web.json_response({"accepted": accepted, "rejected": rejected, "results": results}, dumps=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _too_large(length: int | None, limit: int) -> web.Response:
+    size = f"{length} bytes" if length is not None else "larger than the limit"
+    return web.json_response(
+        {"error": {"code": str(Reason.OVERSIZED_BODY),
+                   "detail": f"request body is {size}; the limit is {limit} bytes"}},
+        status=413,
+    )
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def metrics_endpoint(_request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def build_app(settings: IngestSettings, kafka: KafkaSettings) -> web.Application:
+    # aiohttp refuses larger bodies itself too; our handler answers first when Content-Length says so.
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[SETTINGS_KEY] = settings
+    publisher = EventPublisher(kafka, background_linger=False)
+    app[PUBLISHER_KEY] = publisher
+    stop = threading.Event()
+
+    def poll_loop() -> None:
+        while not stop.is_set():
+            publisher.poll(0.05)
+
+    poller = threading.Thread(target=poll_loop, name="kafka-delivery-poll", daemon=True)
+
+    async def on_startup(_app: web.Application) -> None:
+        poller.start()
+
+    async def on_cleanup(_app: web.Application) -> None:
+        stop.set()
+        poller.join()
+        publisher.flush()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    app.router.add_post("/v1/events", post_events)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", healthz)
+    app.router.add_get("/metrics", metrics_endpoint)
+    return app
+
+
+def run(settings: IngestSettings | None = None, kafka: KafkaSettings | None = None) -> None:
+    settings = settings or IngestSettings()
+    app = build_app(settings, kafka or KafkaSettings())
+    log.info("ingest_listening", host=settings.host, port=settings.port)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)

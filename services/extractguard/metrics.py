@@ -1,0 +1,39 @@
+"""Every Prometheus metric of ExtractGuard, declared once, here.
+
+Conventions: base units (seconds, bytes), `_total` for counters, and never an account, key or
+other high-cardinality identifier as a label.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Counter: events received by the HTTP ingest, by outcome (accepted | rejected).
+INGEST_EVENTS = Counter("extractguard_ingest_events_total", "Events received over HTTP.", ["outcome"])
+# Counter: HTTP requests refused whole, by reason (unauthorized | body_too_large | bad_content_type ...).
+INGEST_REQUESTS_REFUSED = Counter(
+    "extractguard_ingest_requests_refused_total", "Ingest requests refused as a whole.", ["reason"]
+)
+# Counter: messages written to a dead-letter topic, by DLQ topic and reason code.
+DLQ_MESSAGES = Counter(
+    "extractguard_dlq_messages_total", "Messages kept in a dead-letter topic.", ["topic", "reason"]
+)
+# Counter: events processed by the detection workers.
+DETECT_EVENTS = Counter("extractguard_detect_events_total", "Events processed by detection workers.")
+# Counter: detections emitted, by detector and severity.
+DETECTIONS = Counter("extractguard_detections_total", "Detections emitted.", ["detector", "severity"])
+# Counter: rows written to ClickHouse by the lander, by table.
+LANDER_ROWS = Counter("extractguard_lander_rows_total", "Rows inserted into ClickHouse.", ["table"])
+# Histogram: duration of one ClickHouse insert, seconds.
+LANDER_INSERT_SECONDS = Histogram(
+    "extractguard_lander_insert_duration_seconds", "ClickHouse insert latency.", ["table"]
+)
+# Counter: ClickHouse insert failures (the batch is retried, never skipped).
+LANDER_INSERT_ERRORS = Counter("extractguard_lander_insert_errors_total", "Failed ClickHouse inserts.", ["table"])
+# Counter: alerts raised and delivered, by rule, severity and channel outcome.
+ALERTS = Counter("extractguard_alerts_total", "Alerts raised.", ["rule", "severity"])
+ALERT_DELIVERIES = Counter(
+    "extractguard_alert_deliveries_total", "Alert deliveries to webhooks.", ["channel_format", "outcome"]
+)
+# Gauge: wall-clock time of the last poll of each consumer loop, for stuck-consumer liveness.
+LAST_POLL = Gauge("extractguard_consumer_last_poll_timestamp_seconds", "Last poll of a consumer loop.", ["service"])
