@@ -1,0 +1,45 @@
+"""Alert rules: which detections page someone, and which alert they update.
+
+A rule matches detections by detector, entity kind and minimum severity; its dedup key is stable
+per rule and entity, so a burst on one proxy prefix that lasts an hour is one alert that updates,
+not sixty pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    name: str
+    summary: str
+    detectors: frozenset[str]
+    entity_kinds: frozenset[str] | None = None
+    min_severity: str = "warning"
+
+    def matches(self, detection: dict[str, Any]) -> bool:
+        return (
+            detection["detector"] in self.detectors
+            and (self.entity_kinds is None or detection["entity_kind"] in self.entity_kinds)
+            and SEVERITY_RANK[detection["severity"]] >= SEVERITY_RANK[self.min_severity]
+        )
+
+    def dedup_key(self, detection: dict[str, Any]) -> str:
+        return f"{self.name}:{detection['entity_kind']}:{detection['entity']}"
+
+
+DEFAULT_RULES: tuple[AlertRule, ...] = (
+    AlertRule(
+        "shared_infrastructure_burst",
+        "Many accounts behind one piece of infrastructure suddenly busy",
+        frozenset({"burst"}),
+        frozenset({"ip_prefix", "asn", "tls_ja4"}),
+    ),
+    AlertRule("template_burst", "One prompt template suddenly in heavy use", frozenset({"burst"}), frozenset({"template"})),
+    AlertRule("account_burst", "An account far above its normal volume", frozenset({"burst"}), frozenset({"account"})),
+    AlertRule("traffic_mix_drift", "Extraction-shaped share of traffic shifted", frozenset({"mix_drift"})),
+)

@@ -1,0 +1,139 @@
+"""The alerter's loop: detections in, alerts out to webhooks and to the `alerts` topic.
+
+Stages for each batch of detections:
+1. validate each detection (invalid ones go to `detections.dlq`);
+2. apply it to the alert book; collect the alerts due for delivery;
+3. deliver them to the webhooks (retried), produce them to `alerts` (keyed by dedup key), wait for
+   Kafka's acknowledgement, and only then commit the detections' offsets.
+At start the book is rebuilt from the `alerts` topic, so a restart does not page again for alerts
+that were already delivered.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from types import FrameType
+
+import orjson
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from extractguard import metrics
+from extractguard.alerting.book import AlertBook
+from extractguard.alerting.delivery import WebhookDelivery
+from extractguard.alerting.rules import DEFAULT_RULES
+from extractguard.contracts.dead_letters import DeadLetter
+from extractguard.contracts.rejection import InvalidMessage
+from extractguard.contracts.schemas import decode_json, validate
+from extractguard.contracts.topics import ALERTS, DETECTIONS, dlq_name
+from extractguard.logs import configure
+from extractguard.settings import AlerterSettings, KafkaSettings
+
+SERVICE = "alerter"
+log = configure(SERVICE)
+
+
+def rebuild_book(book: AlertBook, kafka: KafkaSettings, timeout_s: float = 10.0) -> int:
+    """Read the alerts topic to its end and remember the newest version of every alert."""
+    reader = Consumer({**kafka.client_config(), "group.id": "extractguard-alerter-rebuild",
+                       "enable.auto.commit": False, "enable.partition.eof": True})
+    metadata = reader.list_topics(ALERTS, timeout=timeout_s)
+    partitions = [TopicPartition(ALERTS, p, 0) for p in metadata.topics[ALERTS].partitions]
+    ends = {p.partition: reader.get_watermark_offsets(p, timeout=timeout_s)[1] for p in partitions}
+    pending = {p for p, end in ends.items() if end > 0}
+    reader.assign([TopicPartition(ALERTS, p, 0) for p in pending])
+    seen = 0
+    deadline = time.monotonic() + timeout_s
+    while pending and time.monotonic() < deadline:
+        message = reader.poll(0.5)
+        if message is None:
+            continue
+        if message.error():
+            if message.error().code() == KafkaError._PARTITION_EOF:
+                pending.discard(message.partition())
+            continue
+        book.remember(orjson.loads(message.value() or b"{}"))
+        seen += 1
+        if message.offset() + 1 >= ends[message.partition()]:
+            pending.discard(message.partition())
+    reader.close()
+    return seen
+
+
+class Alerter:
+    def __init__(self, settings: AlerterSettings, kafka: KafkaSettings) -> None:
+        self.settings = settings
+        self.book = AlertBook(DEFAULT_RULES, settings.renotify_s)
+        self.delivery = WebhookDelivery(
+            settings.webhook_urls, settings.webhook_format, settings.delivery_timeout_s, settings.delivery_attempts
+        )
+        self.consumer = Consumer({**kafka.client_config(), "group.id": settings.group_id,
+                                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        self.producer = Producer({**kafka.client_config(), "enable.idempotence": True, "acks": "all"})
+        self._stop = threading.Event()
+        self.alerts_raised = 0
+        remembered = rebuild_book(self.book, kafka)
+        log.info("alert_book_rebuilt", alerts=remembered)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _handle(self, message: Message, due: list[dict[str, object]]) -> None:
+        raw = message.value() or b""
+        try:
+            detection = validate("detection", decode_json(raw))
+        except InvalidMessage as error:
+            dead = DeadLetter(raw, error, SERVICE, f"kafka:{DETECTIONS}", DETECTIONS, message.partition(),
+                              message.offset())
+            self.producer.produce(dlq_name(DETECTIONS), value=raw, headers=dead.headers())
+            metrics.DLQ_MESSAGES.labels(dlq_name(DETECTIONS), str(error.code)).inc()
+            log.warning("invalid_detection", topic=DETECTIONS, partition=message.partition(),
+                        offset=message.offset(), reason=str(error.code), detail=error.detail)
+            return
+        due += self.book.observe(detection, now_ms=int(time.time() * 1000))
+
+    def _publish(self, due: list[dict[str, object]]) -> None:
+        if not due:
+            return
+        if not self.delivery.deliver(due):
+            log.error("webhook_delivery_failed", alerts=len(due))
+        for alert in due:
+            self.producer.produce(ALERTS, key=str(alert["dedup_key"]).encode(), value=orjson.dumps(alert))
+            metrics.ALERTS.labels(str(alert["rule"]), str(alert["severity"])).inc()
+            log.info("alert", rule=alert["rule"], severity=alert["severity"], entity=alert["entity"],
+                     accounts=len(alert["accounts"]))  # type: ignore[arg-type]
+        self.alerts_raised += len(due)
+
+    def run(self) -> None:
+        self.consumer.subscribe([DETECTIONS])
+        try:
+            while not self._stop.is_set():
+                messages = self.consumer.consume(num_messages=500, timeout=0.5)
+                metrics.LAST_POLL.labels(SERVICE).set_to_current_time()
+                due: list[dict[str, object]] = []
+                for message in messages:
+                    if message.error():
+                        log.warning("consume_error", error=str(message.error()))
+                        continue
+                    self._handle(message, due)
+                due += self.book.due_updates(int(time.time() * 1000))
+                self._publish(due)
+                if messages:
+                    if self.producer.flush(30):
+                        raise RuntimeError("alerts not acknowledged by Kafka within 30 s")
+                    self.consumer.commit(asynchronous=False)
+        finally:
+            self.producer.flush(30)
+            self.consumer.close()
+
+
+def run() -> None:
+    alerter = Alerter(AlerterSettings(), KafkaSettings())
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        alerter.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    alerter.run()

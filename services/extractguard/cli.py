@@ -1,0 +1,117 @@
+"""`extractguard`: one command for every service and tool of the project."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import orjson
+
+from extractguard.settings import ClickHouseSettings, KafkaSettings, LanderSettings
+
+
+@click.group()
+def main() -> None:
+    """ExtractGuard: catch capability-extraction campaigns against an LLM API while they run."""
+
+
+@main.command()
+def topics() -> None:
+    """Create the declared topics and their DLQs on the broker (idempotent)."""
+    from extractguard.contracts.provision import provision
+
+    result = provision(KafkaSettings())
+    for name in result.created:
+        click.echo(f"created  {name}")
+    for name in result.existing:
+        click.echo(f"exists   {name}")
+
+
+@main.command()
+@click.option("--revert", is_flag=True, help="Undo the newest applied migration.")
+def migrate(revert: bool) -> None:
+    """Apply pending ClickHouse migrations (the lander also does this when it starts)."""
+    from extractguard.storage import migrate as migrations
+    from extractguard.storage.client import connect
+
+    settings = ClickHouseSettings()
+    client = connect(settings.dsn)
+    if revert:
+        click.echo(f"reverted {migrations.revert(client) or 'nothing'}")
+        return
+    applied = migrations.apply(client, {"events_ttl_days": settings.events_ttl_days})
+    click.echo("applied " + (", ".join(applied) if applied else "nothing: up to date"))
+
+
+@main.command()
+def ingest() -> None:
+    """Run the HTTP ingest service."""
+    from extractguard.ingest.app import run
+
+    run()
+
+
+@main.command()
+def lander() -> None:
+    """Run the lander (Kafka -> ClickHouse); it also serves read-only SQL when embedded."""
+    from extractguard.lander.service import run
+
+    run()
+
+
+@main.command()
+def detect() -> None:
+    """Run a detection worker (Faust)."""
+    from extractguard.detection.app import run
+
+    run()
+
+
+@main.command()
+def alerter() -> None:
+    """Run the alerter (detections -> alerts -> webhooks)."""
+    from extractguard.alerting.service import run
+
+    run()
+
+
+@main.command()
+@click.argument("query")
+@click.option("--format", "output", type=click.Choice(["table", "json"]), default="table")
+def sql(query: str, output: str) -> None:
+    """Run a read-only SQL query against ExtractGuard's ClickHouse.
+
+    Asks the running lander when it owns the embedded database, else opens it directly.
+    """
+    from extractguard.storage.query import QueryError, query_any
+
+    try:
+        columns, rows = query_any(query, ClickHouseSettings(), LanderSettings())
+    except QueryError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    if output == "json":
+        click.echo(orjson.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=str))
+        return
+    click.echo(format_table(columns, rows))
+
+
+def format_table(columns: list[str], rows: list[list[object]]) -> str:
+    cells = [[str(c) for c in columns]] + [[str(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+@main.command()
+@click.option("--seconds", default=120.0, help="How long the simulator sends traffic.")
+def demo(seconds: float) -> None:
+    """Run the whole pipeline on this machine with a simulated campaign, then report."""
+    from extractguard.demo import run_demo
+
+    sys.exit(run_demo(duration_s=seconds))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Detection: event-time windows per entity, River-based detectors, explainable findings."""

@@ -1,0 +1,7 @@
+"""Detectors: one small protocol (`base.Detector`), one module per detector."""
+
+from extractguard.detection.detectors.base import Detector
+from extractguard.detection.detectors.burst import BurstDetector
+from extractguard.detection.detectors.drift import MixDriftDetector
+
+__all__ = ["BurstDetector", "Detector", "MixDriftDetector"]

@@ -1,0 +1,123 @@
+"""Tumbling event-time windows of per-entity activity, closed by a watermark.
+
+Each event counts towards several entities at once (its account, IP prefix, ASN, TLS fingerprint,
+prompt template), so one pass over an envelope updates every entity's window. The watermark is
+the highest event time seen minus the allowed lateness; a window closes when the watermark passes
+its end, and events older than the oldest open window are counted as late, not silently merged.
+
+>>> w = EntityWindows(window_ms=60_000, lateness_ms=0)
+>>> base = {"account_id": "a1", "client_ip_prefix": "1.2.3.0/24", "client_asn": 64500,
+...         "tls_ja4": None, "input_tokens": 10, "output_tokens": 90, "request_logprobs": False,
+...         "prompt_sketch": {"template_hash": "t1", "cot_elicitation": False}}
+>>> w.add({**base, "event_time_ms": 1_000})
+[]
+>>> closed = w.add({**base, "event_time_ms": 61_000})
+>>> [(c.start_ms, c.entities[("account", "a1")].requests) for c in closed]
+[(0, 1)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+EntityKey = tuple[str, str]
+
+#: Which event field gives which entity. Accounts are listed first: every entity tracks its accounts.
+ENTITY_FIELDS: tuple[tuple[str, str], ...] = (
+    ("account", "account_id"),
+    ("ip_prefix", "client_ip_prefix"),
+    ("asn", "client_asn"),
+    ("tls_ja4", "tls_ja4"),
+)
+
+
+@dataclass(slots=True)
+class EntityStats:
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    logprobs: int = 0
+    cot: int = 0
+    accounts: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class ClosedWindow:
+    start_ms: int
+    end_ms: int
+    entities: dict[EntityKey, EntityStats]
+    requests: int
+
+
+@dataclass(slots=True)
+class _OpenWindow:
+    start_ms: int
+    entities: dict[EntityKey, EntityStats] = field(default_factory=dict)
+    requests: int = 0
+
+
+class EntityWindows:
+    def __init__(self, window_ms: int, lateness_ms: int) -> None:
+        self.window_ms = window_ms
+        self.lateness_ms = lateness_ms
+        self.open: dict[int, _OpenWindow] = {}
+        self.max_event_ms = 0
+        self.late_events = 0
+        self.closed_until_ms = 0
+
+    @property
+    def watermark_ms(self) -> int:
+        return self.max_event_ms - self.lateness_ms
+
+    def add(self, event: dict[str, Any]) -> list[ClosedWindow]:
+        """Count one event; returns the windows its watermark advance closed, oldest first."""
+        ts = event["event_time_ms"]
+        start = ts - ts % self.window_ms
+        if start < self.closed_until_ms:
+            self.late_events += 1
+            return []
+        window = self.open.get(start)
+        if window is None:
+            window = self.open[start] = _OpenWindow(start)
+        window.requests += 1
+        account = event["account_id"]
+        sketch = event["prompt_sketch"]
+        logprobs = event["request_logprobs"]
+        cot = sketch.get("cot_elicitation", False)
+        keys: list[EntityKey] = [
+            (kind, str(value)) for kind, name in ENTITY_FIELDS if (value := event.get(name)) is not None
+        ]
+        keys.append(("template", sketch["template_hash"]))
+        entities = window.entities
+        for key in keys:
+            stats = entities.get(key)
+            if stats is None:
+                stats = entities[key] = EntityStats()
+            stats.requests += 1
+            stats.input_tokens += event["input_tokens"]
+            stats.output_tokens += event["output_tokens"]
+            stats.logprobs += logprobs
+            stats.cot += cot
+            stats.accounts.add(account)
+        if ts > self.max_event_ms:
+            self.max_event_ms = ts
+            return self._close_due()
+        return []
+
+    def _close_due(self) -> list[ClosedWindow]:
+        watermark = self.watermark_ms
+        due = sorted(s for s in self.open if s + self.window_ms <= watermark)
+        closed = []
+        for start in due:
+            window = self.open.pop(start)
+            closed.append(ClosedWindow(start, start + self.window_ms, window.entities, window.requests))
+            self.closed_until_ms = start + self.window_ms
+        return closed
+
+    def add_many(self, events: Iterable[dict[str, Any]]) -> list[ClosedWindow]:
+        closed: list[ClosedWindow] = []
+        for event in events:
+            closed += self.add(event)
+        return closed

@@ -1,0 +1,1 @@
+"""The lander: Kafka topics into ClickHouse, exactly once in effect."""

@@ -1,0 +1,207 @@
+"""The lander's consume loop: batch, insert into ClickHouse, then commit offsets.
+
+Stages, in order, for every batch:
+1. consume up to 1,000 messages from the landed topics (gateway.events, detections, alerts);
+2. split envelopes, validate each payload; invalid ones become dead letters with their source
+   topic[partition] offset and line;
+3. when the batch is full or old enough: insert one block per table, produce the dead letters and
+   wait for their acknowledgement, and only then commit the offsets.
+
+Exactly once in effect: each row carries its Kafka partition and offset, and on partition
+assignment the lander resumes after the highest offset already in ClickHouse when that is ahead
+of the committed offset (a crash between insert and commit). Each insert is one block, written
+atomically, so a kill mid-insert leaves all of a batch or none of it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, Producer, TopicPartition
+
+from extractguard import metrics
+from extractguard.contracts.dead_letters import DeadLetter
+from extractguard.contracts.rejection import InvalidMessage, InvalidRateGuard
+from extractguard.contracts.topics import dlq_name
+from extractguard.lander.sinks import Sink, sinks
+from extractguard.logs import configure
+from extractguard.settings import KafkaSettings, LanderSettings
+
+SERVICE = "lander"
+log = configure(SERVICE)
+
+
+class Lander:
+    def __init__(
+        self,
+        client: Client,
+        client_lock: threading.Lock,
+        settings: LanderSettings,
+        kafka: KafkaSettings,
+        liveness_file: Path | None = None,
+    ) -> None:
+        self.client = client
+        self.client_lock = client_lock
+        self.settings = settings
+        self.sinks: dict[str, Sink] = sinks()
+        self.liveness_file = liveness_file
+        self.consumer = Consumer(
+            {
+                **kafka.client_config(),
+                "group.id": settings.group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": False,
+                "max.poll.interval.ms": 300_000,
+            }
+        )
+        self.producer = Producer({**kafka.client_config(), "enable.idempotence": True, "acks": "all"})
+        self.guard = InvalidRateGuard(settings.max_invalid_fraction)
+        self._stop = threading.Event()
+        self._rows: dict[str, list[list[Any]]] = defaultdict(list)
+        self._dead: list[DeadLetter] = []
+        self._positions: dict[tuple[str, int], int] = {}
+        self._batch_opened = 0.0
+        self.rows_landed = 0
+
+    # -- resume -----------------------------------------------------------------------------
+
+    def landed_offsets(self, sink: Sink) -> dict[int, int]:
+        with self.client_lock:
+            result = self.client.query(
+                f"SELECT kafka_partition, max(kafka_offset) FROM {sink.table} GROUP BY kafka_partition"
+            )
+        return {int(p): int(o) for p, o in result.result_rows}
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(partitions, timeout=30)}
+        landed = {topic: self.landed_offsets(sink) for topic, sink in self.sinks.items()}
+        for tp in partitions:
+            resume = landed[tp.topic].get(tp.partition)
+            start = committed.get((tp.topic, tp.partition), OFFSET_INVALID)
+            if resume is not None and (start < 0 or resume + 1 > start):
+                tp.offset = resume + 1
+                log.info("resume_after_landed", topic=tp.topic, partition=tp.partition, offset=tp.offset,
+                         committed=start)
+        consumer.assign(partitions)
+        log.info("partitions_assigned", partitions=[f"{tp.topic}[{tp.partition}]" for tp in partitions])
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Land what we hold for these partitions before another lander takes them over.
+        self.flush()
+
+    # -- per message ------------------------------------------------------------------------
+
+    def handle(self, message: Message) -> None:
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        sink = self.sinks[topic]
+        value = message.value() or b""
+        valid = 0
+        lines = sink.lines(value)
+        for line_number, line in enumerate(lines):
+            try:
+                payload = sink.validate(line)
+            except InvalidMessage as error:
+                self._dead.append(
+                    DeadLetter(line, error, SERVICE, f"kafka:{topic}", topic, partition, offset, line_number)
+                )
+                log.warning("invalid_message", topic=topic, partition=partition, offset=offset,
+                            line=line_number, reason=str(error.code), detail=error.detail)
+                continue
+            self._rows[sink.table].append(sink.row(payload, partition, offset))
+            valid += 1
+        self.guard.record(valid=True, count=valid)
+        self.guard.record(valid=False, count=len(lines) - valid)
+        self._positions[(topic, partition)] = offset + 1
+
+    # -- per batch --------------------------------------------------------------------------
+
+    def _pending_rows(self) -> int:
+        return sum(len(rows) for rows in self._rows.values())
+
+    def flush(self) -> None:
+        if not self._positions:
+            return
+        for table, rows in self._rows.items():
+            if rows:
+                self._insert(table, rows)
+        if self._dead:
+            self._send_dead_letters()
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._positions.items()]
+        self.consumer.commit(offsets=offsets, asynchronous=False)
+        self._rows.clear()
+        self._dead.clear()
+        self._positions.clear()
+
+    def _insert(self, table: str, rows: list[list[Any]]) -> None:
+        sink = next(s for s in self.sinks.values() if s.table == table)
+        for attempt in range(1, 6):
+            started = time.perf_counter()
+            try:
+                with self.client_lock:
+                    self.client.insert(table, rows, column_names=sink.columns)
+            except Exception as error:
+                metrics.LANDER_INSERT_ERRORS.labels(table).inc()
+                log.error("insert_failed", table=table, rows=len(rows), attempt=attempt, error=str(error))
+                if attempt == 5:
+                    raise
+                time.sleep(min(2**attempt * 0.2, 5))
+                continue
+            metrics.LANDER_INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
+            metrics.LANDER_ROWS.labels(table).inc(len(rows))
+            self.rows_landed += len(rows)
+            return
+
+    def _send_dead_letters(self) -> None:
+        failures: list[str] = []
+
+        def delivered(error: KafkaError | None, _message: Message) -> None:
+            if error is not None:
+                failures.append(str(error))
+
+        for dead in self._dead:
+            dlq = dlq_name(dead.source_topic or "")
+            self.producer.produce(dlq, value=dead.original, headers=dead.headers(), on_delivery=delivered)
+            metrics.DLQ_MESSAGES.labels(dlq, str(dead.error.code)).inc()
+        if self.producer.flush(30) or failures:
+            # Not committing is the safe answer: the batch will be landed again (idempotently).
+            raise RuntimeError(f"dead letters not acknowledged: {failures or 'timeout'}")
+
+    # -- loop -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        self.consumer.subscribe(list(self.sinks), on_assign=self._on_assign, on_revoke=self._on_revoke)
+        log.info("lander_started", topics=list(self.sinks))
+        try:
+            while not self._stop.is_set():
+                messages = self.consumer.consume(num_messages=1000, timeout=0.2)
+                self._touch_liveness()
+                for message in messages:
+                    if message.error():
+                        log.warning("consume_error", error=str(message.error()))
+                        continue
+                    if not self._positions:
+                        self._batch_opened = time.monotonic()
+                    self.handle(message)
+                if self._positions and (
+                    self._pending_rows() >= self.settings.batch_max_rows
+                    or time.monotonic() - self._batch_opened >= self.settings.batch_max_wait_s
+                ):
+                    self.flush()
+            self.flush()
+        finally:
+            self.consumer.close()
+            log.info("lander_stopped", rows_landed=self.rows_landed)
+
+    def _touch_liveness(self) -> None:
+        metrics.LAST_POLL.labels(SERVICE).set_to_current_time()
+        if self.liveness_file is not None:
+            self.liveness_file.touch()

@@ -1,0 +1,43 @@
+"""Run the lander: open ClickHouse, apply pending migrations, serve SQL, land until stopped."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+from extractguard.lander.consumer import Lander, log
+from extractguard.lander.sql_server import SqlServer
+from extractguard.paths import data_home
+from extractguard.settings import ClickHouseSettings, KafkaSettings, LanderSettings
+from extractguard.storage import migrate
+from extractguard.storage.client import connect, is_embedded
+
+
+def run(apply_migrations: bool = True) -> None:
+    clickhouse = ClickHouseSettings()
+    settings = LanderSettings()
+    client = connect(clickhouse.dsn)
+    lock = threading.Lock()
+    if apply_migrations:
+        applied = migrate.apply(client, {"events_ttl_days": clickhouse.events_ttl_days})
+        if applied:
+            log.info("migrations_applied", migrations=applied)
+    server = SqlServer(client, lock, settings.sql_host, settings.sql_port)
+    server.start()
+    log.info("sql_server_listening", host=settings.sql_host, port=settings.sql_port,
+             embedded=is_embedded(clickhouse.dsn))
+    run_dir = data_home() / "run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lander = Lander(client, lock, settings, KafkaSettings(), liveness_file=run_dir / "lander.alive")
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        lander.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        lander.run()
+    finally:
+        server.stop()
+        client.close()
