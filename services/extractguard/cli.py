@@ -108,7 +108,7 @@ def format_table(columns: list[str], rows: list[list[object]]) -> str:
 @click.option("--seconds", default=120.0, help="How long the simulator sends traffic.")
 def demo(seconds: float) -> None:
     """Run the whole pipeline on this machine with a simulated campaign, then report."""
-    from extractguard.demo import run_demo
+    from extractguard.demo.run import run_demo
 
     sys.exit(run_demo(duration_s=seconds))
 

@@ -61,8 +61,8 @@ detections_topic = app.topic(DETECTIONS, value_type=bytes, key_type=bytes, key_s
 dlq_topic = app.topic(dlq_name(GATEWAY_EVENTS), value_type=bytes, key_type=bytes, key_serializer="raw")
 # One checkpoint per partition, written to the changelog partition of the same number.
 state_table = app.Table(
-    "detector-state", default=None, partitions=partitions, key_type=str, value_type=bytes,
-    value_serializer="raw",
+    "detector-state", default=None, partitions=partitions,
+    schema=faust.Schema(key_type=str, value_type=bytes, key_serializer="json", value_serializer="raw"),
 )
 
 engines: dict[int, DetectionEngine] = {}
@@ -80,7 +80,7 @@ def engine_for(partition: int) -> DetectionEngine:
 
 
 @app.on_partitions_revoked.connect
-async def forget_revoked(_app: Any, *, revoked: set[Any], **_kwargs: Any) -> None:
+async def forget_revoked(_app: Any, revoked: set[Any], **_kwargs: Any) -> None:
     # Another worker may own these now; our in-memory engine would go stale.
     for tp in revoked:
         if tp.topic == GATEWAY_EVENTS:

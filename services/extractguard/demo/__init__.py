@@ -1,0 +1,1 @@
+"""`make demo`: the whole pipeline on one machine, a simulated campaign, and a report."""

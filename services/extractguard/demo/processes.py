@@ -1,0 +1,99 @@
+"""Start, watch and stop the services of a local run as child processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import urllib3
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from extractguard.settings import KafkaSettings
+
+
+class Service:
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self.env = {**os.environ, **env, "EXTRACTGUARD_LOG_FORMAT": "json"}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "extractguard.cli", self.name],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process is not None and self.alive():
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self, timeout_s: float = 30) -> int | None:
+        if self.process is None:
+            return None
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def tail(self, lines: int = 20) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_http(url: str, timeout_s: float, service: Service | None = None) -> None:
+    http = urllib3.PoolManager(retries=False, timeout=2)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if service is not None and not service.alive():
+            raise RuntimeError(f"{service.name} exited during start:\n{service.tail()}")
+        try:
+            if http.request("GET", url).status == 200:
+                return
+        except urllib3.exceptions.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout_s}s")
+
+
+def wait_group_stable(kafka: KafkaSettings, group: str, timeout_s: float, service: Service | None = None) -> None:
+    """Wait until a consumer group has members with partitions assigned."""
+    admin = AdminClient(kafka.client_config())
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if service is not None and not service.alive():
+            raise RuntimeError(f"{service.name} exited during start:\n{service.tail()}")
+        description = admin.describe_consumer_groups([group])[group].result()
+        assigned = sum(len(m.assignment.topic_partitions) for m in description.members if m.assignment)
+        if str(description.state).endswith("STABLE") and assigned:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"consumer group {group} did not become stable within {timeout_s}s")
+
+
+def start_group_at_end(kafka: KafkaSettings, group: str, topics: list[str]) -> None:
+    """Commit the current end offsets for a new group, so it processes only what comes next."""
+    consumer = Consumer({**kafka.client_config(), "group.id": group, "enable.auto.commit": False})
+    offsets = []
+    for topic in topics:
+        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        for partition in metadata.partitions:
+            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            offsets.append(TopicPartition(topic, partition, high))
+    consumer.commit(offsets=offsets, asynchronous=False)
+    consumer.close()

@@ -1,0 +1,197 @@
+"""Run the demo: Kafka, topics, every service, two minutes of simulated traffic, then a report.
+
+Each run is isolated: a fresh embedded ClickHouse under `.extractguard/demo/`, consumer groups and
+a Faust app id of its own that start at the topics' current ends, so earlier runs never leak
+into this run's figures.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import orjson
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from extractguard.contracts.provision import provision
+from extractguard.contracts.topics import ALERTS, DETECTIONS, GATEWAY_EVENTS, dlq_name
+from extractguard.demo.processes import Service, start_group_at_end, wait_group_stable, wait_http
+from extractguard.demo.report import EXPLORE_SQL, DemoReport
+from extractguard.demo.webhook import WebhookReceiver
+from extractguard.gateway.publisher import EventPublisher
+from extractguard.paths import data_home, project_root
+from extractguard.settings import ClickHouseSettings, IngestSettings, KafkaSettings, LanderSettings
+from extractguard.simulator.replay import Replayer
+from extractguard.simulator.traffic import Scenario
+from extractguard.storage.query import query_lander
+
+
+def say(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
+
+
+def _kafka_up() -> bool:
+    """Start the local broker unless KAFKA_BOOTSTRAP_SERVERS points elsewhere; True if we started it."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return False
+    script = project_root() / "infra" / "kafka" / "kafka.sh"
+    status = subprocess.run([str(script), "status"], capture_output=True, text=True)
+    if status.returncode == 0:
+        return False
+    subprocess.run([str(script), "up"], check=True)
+    return True
+
+
+def _dlq_count(kafka: KafkaSettings, topic: str, since: dict[int, int]) -> int:
+    consumer = Consumer({**kafka.client_config(), "group.id": "extractguard-demo-dlq-count"})
+    total = 0
+    for partition, start in since.items():
+        _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        total += high - start
+    consumer.close()
+    return total
+
+
+def _end_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int]:
+    consumer = Consumer({**kafka.client_config(), "group.id": "extractguard-demo-dlq-count"})
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    consumer.close()
+    return ends
+
+
+def _sql(query: str, lander: LanderSettings) -> list[list[object]]:
+    return query_lander(query, lander)[1]
+
+
+def run_demo(duration_s: float = 120.0, scenario: Scenario | None = None) -> int:
+    scenario = scenario or Scenario()
+    started_kafka = _kafka_up()
+    kafka = KafkaSettings()
+    provision(kafka)
+    run_id = time.strftime("%Y%m%d%H%M%S")
+    demo_dir = data_home() / "demo"
+    shutil.rmtree(demo_dir / "clickhouse", ignore_errors=True)
+    log_dir = demo_dir / "logs" / run_id
+    log_dir.mkdir(parents=True, exist_ok=True)
+    reports_dir = project_root() / "reports" / "demo"
+    reports_dir.mkdir(parents=True, exist_ok=True)
+
+    lander_settings = LanderSettings()
+    ingest_settings = IngestSettings(token="demo-token")  # type: ignore[arg-type]
+    detect_app_id = f"extractguard-detect-demo-{run_id}"
+    groups = {
+        "lander": (f"extractguard-lander-demo-{run_id}", [GATEWAY_EVENTS, DETECTIONS, ALERTS]),
+        "alerter": (f"extractguard-alerter-demo-{run_id}", [DETECTIONS]),
+        "detect": (detect_app_id, [GATEWAY_EVENTS]),
+    }
+    for group, topics in groups.values():
+        start_group_at_end(kafka, group, topics)
+    dlq_start = _end_offsets(kafka, dlq_name(GATEWAY_EVENTS))
+
+    with WebhookReceiver() as webhook:
+        common = {"EXTRACTGUARD_CLICKHOUSE_DSN": f"chdb://{demo_dir / 'clickhouse'}",
+                  "EXTRACTGUARD_INGEST_TOKEN": ingest_settings.token.get_secret_value()}
+        services = {
+            "lander": Service("lander", {**common, "EXTRACTGUARD_LANDER_GROUP_ID": groups["lander"][0]}, log_dir),
+            "detect": Service("detect", {**common, "EXTRACTGUARD_DETECT_APP_ID": detect_app_id}, log_dir),
+            "alerter": Service("alerter", {
+                **common, "EXTRACTGUARD_ALERTER_GROUP_ID": groups["alerter"][0],
+                "EXTRACTGUARD_ALERTER_WEBHOOK_URLS": orjson.dumps([webhook.url]).decode(),
+                "EXTRACTGUARD_ALERTER_RENOTIFY_S": "15"}, log_dir),
+            "ingest": Service("ingest", common, log_dir),
+        }  # fmt: skip
+        try:
+            for service in services.values():
+                service.start()
+            say(f"services starting (logs in {log_dir})")
+            wait_http(f"http://{lander_settings.sql_host}:{lander_settings.sql_port}/healthz", 120, services["lander"])
+            wait_http(f"http://{ingest_settings.host}:{ingest_settings.port}/healthz", 60, services["ingest"])
+            for name, (group, _topics) in groups.items():
+                wait_group_stable(kafka, group, 120, services[name])
+            say("all services up: lander (ClickHouse owner), detect (Faust), alerter, ingest")
+
+            say(f"replaying {scenario.organic_accounts} organic accounts and a campaign of "
+                f"{scenario.campaign_accounts} accounts for {duration_s:.0f}s")
+            with EventPublisher(kafka) as publisher:
+                replayer = Replayer(
+                    scenario, publisher, f"http://{ingest_settings.host}:{ingest_settings.port}/v1/events",
+                    ingest_settings.token.get_secret_value(), duration_s, progress=say,
+                )
+                stats = replayer.run()
+            say(f"sent {stats.events_sent:,} events; waiting for the pipeline to drain")
+            expected = stats.events_sent - stats.events_rejected
+            landed = 0
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                landed = int(_sql("SELECT count() FROM events", lander_settings)[0][0])  # type: ignore[call-overload]
+                if landed >= expected:
+                    break
+                time.sleep(1)
+            time.sleep(3)  # let the last detections reach the alerter and the webhook
+            for service in services.values():
+                if not service.alive():
+                    say(f"{service.name} died; last log lines:\n{service.tail()}")
+
+            detections = {str(d): int(n) for d, n in _sql(  # type: ignore[call-overload]
+                "SELECT detector, count() FROM detections GROUP BY detector", lander_settings)}
+            landed = int(_sql("SELECT count() FROM events", lander_settings)[0][0])  # type: ignore[call-overload]
+        finally:
+            exit_codes = {name: service.stop() for name, service in services.items()}
+        say(f"services stopped: {exit_codes}")
+
+        flagged = {account for alert in webhook.alerts for account in alert["accounts"]}
+        labels = stats.labels
+        campaign = {a for a, label in labels.items() if label == "campaign"}
+        organic = {a for a, label in labels.items() if label == "organic"}
+        first_alert_wall = min(webhook.received_at) if webhook.received_at else None
+        first_campaign_wall = stats.campaign_first_sent_wall
+        seconds_to_first = (
+            first_alert_wall - first_campaign_wall
+            if first_alert_wall is not None and first_campaign_wall is not None else None
+        )
+        report = DemoReport(
+            events_sent=stats.events_sent,
+            events_landed=landed,
+            events_rejected=stats.events_rejected,
+            events_dlq=_dlq_count(kafka, dlq_name(GATEWAY_EVENTS), dlq_start),
+            detections_by_detector=detections,
+            alerts_sent=len(webhook.alerts),
+            campaign_accounts_total=len(campaign),
+            campaign_accounts_flagged=len(flagged & campaign),
+            organic_accounts_total=len(organic),
+            organic_accounts_flagged=len(flagged & organic),
+            seconds_to_first_alert=None if seconds_to_first is None else round(seconds_to_first, 2),
+            event_seconds_to_first_alert=(
+                None if seconds_to_first is None else round(seconds_to_first * replayer.speed, 1)
+            ),
+            wall_seconds=duration_s,
+            speedup=replayer.speed,
+            explore_sql=[{"title": t, "sql": s} for t, s in EXPLORE_SQL],
+        )
+    _cleanup_demo_topics(kafka, detect_app_id)
+    (reports_dir / "report.json").write_bytes(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2))
+    print(report.render())
+    print(f"\n[demo] report written to {reports_dir / 'report.json'}")
+    if started_kafka:
+        subprocess.run([str(project_root() / "infra" / "kafka" / "kafka.sh"), "down"], check=False)
+    ok = (
+        report.campaign_accounts_flagged > 0
+        and report.organic_accounts_flagged * 10 < report.campaign_accounts_flagged
+        and report.events_landed == report.events_sent - report.events_rejected
+    )
+    return 0 if ok else 1
+
+
+def _cleanup_demo_topics(kafka: KafkaSettings, app_id: str) -> None:
+    # Faust's changelog topics of this run's app id are of no use once the run is over.
+    admin = AdminClient(kafka.client_config())
+    names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(app_id)]
+    if names:
+        for future in admin.delete_topics(names).values():
+            future.result()
+
+

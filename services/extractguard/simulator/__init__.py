@@ -1,0 +1,4 @@
+"""A traffic simulator with known ground truth: organic accounts and one extraction campaign.
+
+Deliberately small and replaceable: the labelled replay benchmark (`make eval`) supersedes it.
+"""
