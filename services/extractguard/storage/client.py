@@ -8,6 +8,7 @@ database and serves read-only SQL to everyone else (see `lander/sql_server.py`).
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 import clickhouse_connect
@@ -26,15 +27,36 @@ def embedded_path(dsn: str) -> Path:
     return Path(dsn.removeprefix("chdb://"))
 
 
+def _owner(path: Path) -> str | None:
+    """The owner's description if another process holds the database's lock, else None.
+
+    ClickHouse holds an exclusive flock on `<path>/status` (which also names the owner's PID);
+    chdb's own error for this case does not always say so.
+    """
+    status = path / "status"
+    if not status.exists():
+        return None
+    with status.open("rb") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = status.read_text(errors="replace")
+            pid = next((line.split()[-1] for line in text.splitlines() if line.startswith("PID")), "?")
+            return f"process {pid}"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
 def connect(dsn: str) -> Client:
     if is_embedded(dsn):
         embedded_path(dsn).mkdir(parents=True, exist_ok=True)
     try:
         return clickhouse_connect.get_client(dsn=dsn)
     except Exception as error:
-        if "Cannot lock file" in str(error) or "already running" in str(error):
+        owner = _owner(embedded_path(dsn)) if is_embedded(dsn) else None
+        if owner is not None:
             raise DatabaseLocked(
-                f"the embedded ClickHouse at {embedded_path(dsn)} is open in another process "
+                f"the embedded ClickHouse at {embedded_path(dsn)} is open in {owner} "
                 "(the lander owns it while the pipeline runs; query it through `extractguard sql`)"
             ) from error
         raise

@@ -2,20 +2,22 @@
 
 One River ADWIN per statistic (share of requests asking for logprobs, share eliciting step-by-step
 reasoning) sees every event as 0 or 1. ADWIN flags a change in the mean when two sub-windows
-differ beyond its confidence bound; we report it only when the shift is also large in absolute
-terms (`min_effect`), because on a busy stream ADWIN can prove changes too small to matter.
+differ beyond its confidence bound. The size of the change is measured as the share in the window
+where ADWIN noticed it against ADWIN's estimate just before, and reported only when it is also
+large in absolute terms (`min_effect`): on a busy stream ADWIN can prove changes too small to matter.
 The finding names the accounts that drove the shift in the window where it was seen.
 
+>>> from extractguard.detection.windows import ClosedWindow, EntityStats
 >>> drift = MixDriftDetector(min_effect=0.1)
->>> from extractguard.detection.windows import ClosedWindow
->>> event = {"request_logprobs": False, "prompt_sketch": {"cot_elicitation": False}}
->>> for _ in range(3000): drift.learn_event(event)
->>> drift.update(ClosedWindow(0, 60_000, {}, 3000))
+>>> quiet = {"event_time_ms": 1_000, "request_logprobs": False, "prompt_sketch": {}}
+>>> for _ in range(3000): drift.learn_event(quiet)
+>>> drift.update(ClosedWindow(0, 60_000, {("account", "a1"): EntityStats(requests=3000)}, 3000))
 []
->>> shifted = {"request_logprobs": True, "prompt_sketch": {"cot_elicitation": False}}
->>> for _ in range(1000): drift.learn_event(shifted)
->>> [f.entity for f in drift.update(ClosedWindow(60_000, 120_000, {}, 1000))]
-['logprobs_share']
+>>> harvest = {"event_time_ms": 61_000, "request_logprobs": True, "prompt_sketch": {}}
+>>> for _ in range(1000): drift.learn_event(harvest)
+>>> window = ClosedWindow(60_000, 120_000, {("account", "x1"): EntityStats(requests=1000, logprobs=1000)}, 1000)
+>>> [(f.entity, f.accounts) for f in drift.update(window)]
+[('logprobs_share', ['x1'])]
 """
 
 from __future__ import annotations
@@ -47,27 +49,28 @@ class MixDriftDetector:
         self.min_effect = min_effect
         self.account_min_share = account_min_share
         self.detectors = {name: drift.ADWIN(delta=delta) for name in STATISTICS}
-        # statistic -> (mean before, mean after) of drifts seen since the last window closed
-        self.pending: dict[str, tuple[float, float]] = {}
+        # statistic -> (mean before the drift, event time at which ADWIN flagged it)
+        self.pending: dict[str, tuple[float, int]] = {}
 
     def learn_event(self, event: dict[str, Any]) -> None:
         for name, statistic in STATISTICS.items():
             detector = self.detectors[name]
             before = detector.estimation
             detector.update(statistic(event))
-            if detector.drift_detected:
-                after = detector.estimation
-                first_before = self.pending.get(name, (before, after))[0]
-                self.pending[name] = (first_before, after)
+            if detector.drift_detected and name not in self.pending:
+                self.pending[name] = (before, event["event_time_ms"])
 
     def update(self, window: ClosedWindow) -> list[Finding]:
         findings = []
-        for name, (before, after) in sorted(self.pending.items()):
-            effect = after - before
-            if abs(effect) < self.min_effect:
-                continue
-            findings.append(self._finding(window, name, before, after))
-        self.pending.clear()
+        for name, (before, flagged_ms) in sorted(self.pending.items()):
+            if flagged_ms >= window.end_ms:
+                continue  # flagged in a window that is still open
+            del self.pending[name]
+            count = _ACCOUNT_COUNTS[name]
+            hits = sum(count(stats) for key, stats in window.entities.items() if key[0] == "account")
+            share = hits / window.requests if window.requests else 0.0
+            if abs(share - before) >= self.min_effect:
+                findings.append(self._finding(window, name, before, share))
         return findings
 
     def _finding(self, window: ClosedWindow, name: str, before: float, after: float) -> Finding:

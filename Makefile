@@ -1,0 +1,56 @@
+# ExtractGuard — the two commands that matter: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help install kafka-up kafka-down kafka-status topics demo test test-unit test-integration lint format sql clean
+
+help:
+	@echo "make demo         run Kafka, every service and a simulated campaign; print and write a report"
+	@echo "make test         unit + integration tests (starts the local Kafka broker)"
+	@echo "make lint         ruff and mypy"
+	@echo "make kafka-up     start the local Kafka broker (kafka-down stops it)"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+kafka-up:
+	@infra/kafka/kafka.sh up
+
+kafka-down:
+	@infra/kafka/kafka.sh down
+
+kafka-status:
+	@infra/kafka/kafka.sh status
+
+topics: install
+	$(BIN)/extractguard topics
+
+demo: install
+	$(BIN)/extractguard demo --seconds $${DEMO_SECONDS:-120}
+
+test: install kafka-up
+	$(BIN)/extractguard topics
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(BIN)/pytest -m "not kafka and not clickhouse" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check services tests
+	$(BIN)/ruff format --check services tests
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format services tests
+	$(BIN)/ruff check --fix services tests
+
+clean:
+	rm -rf .extractguard/demo reports

@@ -1,0 +1,49 @@
+"""Test guards: a test must carry the `kafka` or `clickhouse` marker to reach those systems.
+
+Without the marker, constructing a Kafka client or opening ClickHouse fails the test at once, so
+fast tests stay fast and a hidden dependency on a running broker cannot creep in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import confluent_kafka
+import confluent_kafka.admin
+import pytest
+
+from extractguard.paths import schemas_dir
+
+
+def _forbidden(system: str, marker: str) -> Any:
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError(f"this test touches {system} without @pytest.mark.{marker}")
+
+    return refuse
+
+
+@pytest.fixture(autouse=True)
+def _guard_external_systems(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    markers = {m.name for m in request.node.iter_markers()}
+    if "kafka" not in markers:
+        for module in ("extractguard.gateway.publisher", "extractguard.lander.consumer",
+                       "extractguard.alerting.service", "extractguard.contracts.provision"):
+            for name in ("Producer", "Consumer", "AdminClient"):
+                try:
+                    monkeypatch.setattr(f"{module}.{name}", _forbidden("Kafka", "kafka"))
+                except (AttributeError, ModuleNotFoundError):
+                    pass
+        monkeypatch.setattr(confluent_kafka, "Producer", _forbidden("Kafka", "kafka"))
+        monkeypatch.setattr(confluent_kafka, "Consumer", _forbidden("Kafka", "kafka"))
+        monkeypatch.setattr(confluent_kafka.admin, "AdminClient", _forbidden("Kafka", "kafka"))
+    if "clickhouse" not in markers:
+        monkeypatch.setattr("clickhouse_connect.get_client", _forbidden("ClickHouse", "clickhouse"))
+    yield
+
+
+@pytest.fixture
+def golden() -> dict[str, list[Path]]:
+    examples = schemas_dir() / "examples"
+    return {d.name: sorted(d.glob("*.json")) for d in examples.iterdir() if d.is_dir()}

@@ -1,0 +1,84 @@
+"""ClickHouse migrations and the rollup, on the embedded engine.
+
+chdb runs one engine path per process, so these tests share one database (a session fixture)
+and each starts from an empty schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from extractguard.storage import migrate
+from extractguard.storage.client import DatabaseLocked, connect
+
+pytestmark = pytest.mark.clickhouse
+
+
+@pytest.fixture(scope="session")
+def embedded_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("clickhouse") / "db"
+
+
+@pytest.fixture
+def client(embedded_path: Path) -> Iterator[Client]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.undo()  # the marker allows ClickHouse; the session fixture outlives the guard
+        handle = connect(f"chdb://{embedded_path}")
+    while migrate.revert(handle):
+        pass
+    yield handle
+
+
+def test_migrations_apply_revert_and_reapply(client: Client) -> None:
+    names = [f"{m.version:04d}_{m.name}" for m in migrate.load()]
+    assert migrate.apply(client, {"events_ttl_days": 7}) == names
+    assert migrate.apply(client, {"events_ttl_days": 7}) == []
+    newest = migrate.revert(client)
+    assert newest == names[-1]
+    tables = {r[0] for r in client.query("SHOW TABLES").result_rows}
+    assert "detections" not in tables and "events" in tables
+    assert migrate.apply(client, {"events_ttl_days": 7}) == [names[-1]]
+
+
+def test_rollup_view_aggregates_per_account_minute(client: Client) -> None:
+    from extractguard.lander.rows import EVENT_COLUMNS, event_row
+
+    migrate.apply(client, {"events_ttl_days": 7})
+    base = {
+        "event_id": "", "event_time_ms": 1_795_000_020_000, "account_id": "a1", "org_id": "o1",
+        "api_key_hash": "k" * 16, "client_ip_prefix": "1.2.3.0/24", "client_asn": 1, "turn_index": 0,
+        "operation_name": "chat", "provider_name": "p", "request_model": "m", "input_tokens": 10,
+        "output_tokens": 100, "request_choice_count": 1, "request_logprobs": True, "request_top_logprobs": 0,
+        "request_logit_bias": False, "request_tools_count": 0, "response_status": 200, "refusal": False,
+        "latency_ms": 50, "prompt_sketch": {"minhash": [1] * 16, "template_hash": "0" * 16, "length_chars": 5},
+    }  # fmt: skip
+    # 1_795_000_020_000 is on a minute boundary: 90 one-second-apart events fill two minutes.
+    rows = [event_row({**base, "event_id": f"e{i:08d}", "event_time_ms": base["event_time_ms"] + i * 1000}, 0, i)
+            for i in range(90)]  # fmt: skip
+    client.insert("events", rows, column_names=EVENT_COLUMNS)
+    result = client.query(
+        "SELECT minute, countMerge(requests), sumMerge(output_tokens), sumMerge(logprobs_requests) "
+        "FROM account_minute WHERE account_id = 'a1' GROUP BY minute ORDER BY minute"
+    ).result_rows
+    assert sum(r[1] for r in result) == 90
+    assert sum(r[2] for r in result) == 9000
+    assert sum(r[3] for r in result) == 90
+    assert len(result) == 2  # 90 seconds span two minutes
+
+
+def test_a_second_process_is_told_who_owns_the_embedded_database(client: Client, embedded_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = embedded_path
+    code = (
+        "from extractguard.storage.client import connect, DatabaseLocked\n"
+        f"try:\n    connect('chdb://{path}')\nexcept DatabaseLocked as e:\n    print('LOCKED', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
+    assert out.startswith("LOCKED") and "extractguard sql" in out
+    assert DatabaseLocked.__doc__
