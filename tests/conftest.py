@@ -47,3 +47,9 @@ def _guard_external_systems(request: pytest.FixtureRequest, monkeypatch: pytest.
 def golden() -> dict[str, list[Path]]:
     examples = schemas_dir() / "examples"
     return {d.name: sorted(d.glob("*.json")) for d in examples.iterdir() if d.is_dir()}
+
+
+@pytest.fixture(scope="session")
+def embedded_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The one embedded ClickHouse path of this test process (chdb runs one path per process)."""
+    return tmp_path_factory.mktemp("clickhouse") / "db"

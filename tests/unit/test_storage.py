@@ -18,11 +18,6 @@ from extractguard.storage.client import DatabaseLocked, connect
 pytestmark = pytest.mark.clickhouse
 
 
-@pytest.fixture(scope="session")
-def embedded_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("clickhouse") / "db"
-
-
 @pytest.fixture
 def client(embedded_path: Path) -> Iterator[Client]:
     with pytest.MonkeyPatch.context() as patch:

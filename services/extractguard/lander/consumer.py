@@ -63,6 +63,7 @@ class Lander:
         self.producer = Producer({**kafka.client_config(), "enable.idempotence": True, "acks": "all"})
         self.guard = InvalidRateGuard(settings.max_invalid_fraction)
         self._stop = threading.Event()
+        self.assigned = threading.Event()
         self._rows: dict[str, list[list[Any]]] = defaultdict(list)
         self._dead: list[DeadLetter] = []
         self._positions: dict[tuple[str, int], int] = {}
@@ -89,6 +90,7 @@ class Lander:
                 log.info("resume_after_landed", topic=tp.topic, partition=tp.partition, offset=tp.offset,
                          committed=start)
         consumer.assign(partitions)
+        self.assigned.set()
         log.info("partitions_assigned", partitions=[f"{tp.topic}[{tp.partition}]" for tp in partitions])
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -127,16 +129,23 @@ class Lander:
     def flush(self) -> None:
         if not self._positions:
             return
-        for table, rows in self._rows.items():
-            if rows:
-                self._insert(table, rows)
-        if self._dead:
-            self._send_dead_letters()
-        offsets = [TopicPartition(t, p, o) for (t, p), o in self._positions.items()]
+        try:
+            for table, rows in self._rows.items():
+                if rows:
+                    self._insert(table, rows)
+            if self._dead:
+                self._send_dead_letters()
+            self._commit([TopicPartition(t, p, o) for (t, p), o in self._positions.items()])
+        finally:
+            # Whether it worked or not, this batch is done here: after a failure the lander stops,
+            # and the batch is read again from the last commit (and not landed twice, see above).
+            # Keeping it would let the revoke handler insert it a second time on the way out.
+            self._rows.clear()
+            self._dead.clear()
+            self._positions.clear()
+
+    def _commit(self, offsets: list[TopicPartition]) -> None:
         self.consumer.commit(offsets=offsets, asynchronous=False)
-        self._rows.clear()
-        self._dead.clear()
-        self._positions.clear()
 
     def _insert(self, table: str, rows: list[list[Any]]) -> None:
         sink = next(s for s in self.sinks.values() if s.table == table)

@@ -1,0 +1,76 @@
+"""Fixtures for tests against the real Kafka broker (`make kafka-up`) and embedded ClickHouse."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from extractguard.contracts.provision import provision
+from extractguard.demo.processes import Service
+from extractguard.settings import KafkaSettings
+
+
+@pytest.fixture(scope="session")
+def kafka() -> KafkaSettings:
+    settings = KafkaSettings()
+    with pytest.MonkeyPatch.context():
+        try:
+            AdminClient({**settings.client_config(), "socket.timeout.ms": 5000}).list_topics(timeout=10)
+        except Exception as error:
+            pytest.fail(f"no Kafka broker at {settings.bootstrap_servers} ({error}); run `make kafka-up`")
+        provision(settings)
+    return settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def run_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[list[Service]]:
+    """Child processes started by a test; all are stopped when it ends, whatever happened."""
+    started: list[Service] = []
+    yield started
+    for service in started:
+        service.stop(timeout_s=20)
+        if os.environ.get("EXTRACTGUARD_TEST_SHOW_LOGS"):
+            print(f"--- {service.name} ---\n{service.tail(50)}")
+
+
+def end_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int]:
+    consumer = Consumer({**kafka.client_config(), "group.id": "extractguard-tests-offsets"})
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    consumer.close()
+    return ends
+
+
+def read_from(kafka: KafkaSettings, topic: str, start: dict[int, int], expect: int, timeout_s: float = 30) -> list:
+    """Read at least `expect` messages of `topic` from the given offsets (or what came in time)."""
+    import time
+
+    consumer = Consumer({**kafka.client_config(), "group.id": f"extractguard-tests-{uuid.uuid4().hex[:6]}",
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, o) for p, o in start.items()])
+    messages = []
+    deadline = time.monotonic() + timeout_s
+    while len(messages) < expect and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is not None and not message.error():
+            messages.append(message)
+    consumer.close()
+    return messages
