@@ -6,6 +6,7 @@ fast tests stay fast and a hidden dependency on a running broker cannot creep in
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,15 @@ def _forbidden(system: str, marker: str) -> Any:
 def _guard_external_systems(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     markers = {m.name for m in request.node.iter_markers()}
     if "kafka" not in markers:
-        for module in ("extractguard.gateway.publisher", "extractguard.lander.consumer",
-                       "extractguard.alerting.service", "extractguard.contracts.provision"):
+        for module in (
+            "extractguard.gateway.publisher",
+            "extractguard.lander.consumer",
+            "extractguard.alerting.service",
+            "extractguard.contracts.provision",
+        ):
             for name in ("Producer", "Consumer", "AdminClient"):
-                try:
+                with contextlib.suppress(AttributeError, ModuleNotFoundError):
                     monkeypatch.setattr(f"{module}.{name}", _forbidden("Kafka", "kafka"))
-                except (AttributeError, ModuleNotFoundError):
-                    pass
         monkeypatch.setattr(confluent_kafka, "Producer", _forbidden("Kafka", "kafka"))
         monkeypatch.setattr(confluent_kafka, "Consumer", _forbidden("Kafka", "kafka"))
         monkeypatch.setattr(confluent_kafka.admin, "AdminClient", _forbidden("Kafka", "kafka"))

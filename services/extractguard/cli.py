@@ -110,7 +110,10 @@ def demo(seconds: float) -> None:
     """Run the whole pipeline on this machine with a simulated campaign, then report."""
     from extractguard.demo.run import run_demo
 
-    sys.exit(run_demo(duration_s=seconds))
+    report = run_demo(duration_s=seconds)
+    if not report.succeeded():
+        click.echo("demo: the pipeline did not deliver what it promises (see the report above)", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -28,4 +28,4 @@ def configure(service: str, level: str = "INFO") -> structlog.stdlib.BoundLogger
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
-    return structlog.get_logger(service=service)  # type: ignore[no-any-return]
+    return structlog.get_logger(service=service)

@@ -15,9 +15,7 @@ INGEST_REQUESTS_REFUSED = Counter(
     "extractguard_ingest_requests_refused_total", "Ingest requests refused as a whole.", ["reason"]
 )
 # Counter: messages written to a dead-letter topic, by DLQ topic and reason code.
-DLQ_MESSAGES = Counter(
-    "extractguard_dlq_messages_total", "Messages kept in a dead-letter topic.", ["topic", "reason"]
-)
+DLQ_MESSAGES = Counter("extractguard_dlq_messages_total", "Messages kept in a dead-letter topic.", ["topic", "reason"])
 # Counter: events processed by the detection workers.
 DETECT_EVENTS = Counter("extractguard_detect_events_total", "Events processed by detection workers.")
 # Counter: detections emitted, by detector and severity.

@@ -28,9 +28,12 @@ class KafkaSettings(BaseSettings):
     sasl_password: SecretStr | None = None
     ssl_ca_location: str | None = None
 
-    def client_config(self) -> dict[str, str]:
+    def client_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka settings shared by every producer, consumer and admin client."""
-        config = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.security_protocol}
+        config: dict[str, str | int | float | bool] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
         if self.sasl_mechanism:
             config["sasl.mechanism"] = self.sasl_mechanism
         if self.sasl_username:

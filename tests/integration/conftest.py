@@ -63,8 +63,13 @@ def read_from(kafka: KafkaSettings, topic: str, start: dict[int, int], expect: i
     """Read at least `expect` messages of `topic` from the given offsets (or what came in time)."""
     import time
 
-    consumer = Consumer({**kafka.client_config(), "group.id": f"extractguard-tests-{uuid.uuid4().hex[:6]}",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            **kafka.client_config(),
+            "group.id": f"extractguard-tests-{uuid.uuid4().hex[:6]}",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.assign([TopicPartition(topic, p, o) for p, o in start.items()])
     messages = []
     deadline = time.monotonic() + timeout_s

@@ -29,8 +29,15 @@ def _valid_event(golden: dict[str, list[Path]], run_id: str, n: int) -> dict[str
 @pytest.fixture
 def ingest(services: list[Service], tmp_path: Path, kafka: KafkaSettings) -> str:
     port = free_port()
-    service = Service("ingest", {"EXTRACTGUARD_INGEST_PORT": str(port), "EXTRACTGUARD_INGEST_TOKEN": TOKEN,
-                                 "EXTRACTGUARD_INGEST_MAX_BODY_BYTES": str(256 * 1024)}, tmp_path)
+    service = Service(
+        "ingest",
+        {
+            "EXTRACTGUARD_INGEST_PORT": str(port),
+            "EXTRACTGUARD_INGEST_TOKEN": TOKEN,
+            "EXTRACTGUARD_INGEST_MAX_BODY_BYTES": str(256 * 1024),
+        },
+        tmp_path,
+    )
     service.start()
     services.append(service)
     wait_http(f"http://127.0.0.1:{port}/healthz", 60, service)
@@ -52,16 +59,31 @@ def test_every_kind_of_bad_input_gets_a_specific_error_and_lands_in_the_dlq(
         ("future_timestamp", orjson.dumps({**event, "event_time_ms": int(time.time() * 1000) + 86_400_000})),
         ("oversized_field", orjson.dumps({**event, "request_model": "m" * 1000})),
         ("invalid_utf8", b'{"schema_version": 1, "org_id": "\xc3\x28"}'),
-        ("oversized_event", orjson.dumps({**event, "prompt_sketch": {**event["prompt_sketch"],  # type: ignore[dict-item]
-                                                                      "minhash": [7] * 256}}) + b" " * 16_000),
+        (
+            "oversized_event",
+            orjson.dumps(
+                {
+                    **event,
+                    "prompt_sketch": {
+                        **event["prompt_sketch"],  # type: ignore[dict-item]
+                        "minhash": [7] * 256,
+                    },
+                }
+            )
+            + b" " * 16_000,
+        ),
         ("not_an_object", b'"just a string"'),
         ("unknown_field", orjson.dumps({**event, "completion_text": "must never be sent"})),
     ]
     dlq_start = end_offsets(kafka, dlq_name(GATEWAY_EVENTS))
     events_start = end_offsets(kafka, GATEWAY_EVENTS)
     http = urllib3.PoolManager()
-    response = http.request("POST", f"{ingest}/v1/events", body=b"\n".join(raw for _, raw in lines),
-                            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"})
+    response = http.request(
+        "POST",
+        f"{ingest}/v1/events",
+        body=b"\n".join(raw for _, raw in lines),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"},
+    )
     assert response.status == 200, response.data
     answer = orjson.loads(response.data)
     assert answer["accepted"] == 1 and answer["rejected"] == len(lines) - 1
@@ -87,8 +109,9 @@ def test_every_kind_of_bad_input_gets_a_specific_error_and_lands_in_the_dlq(
     assert any(event["event_id"].encode() in m.value() for m in accepted)
 
 
-def test_wrong_token_and_oversized_body_are_refused_whole(ingest: str, golden: dict[str, list[Path]],
-                                                         run_id: str) -> None:
+def test_wrong_token_and_oversized_body_are_refused_whole(
+    ingest: str, golden: dict[str, list[Path]], run_id: str
+) -> None:
     http = urllib3.PoolManager()
     body = orjson.dumps(_valid_event(golden, run_id, 1))
     for header in ({"Authorization": "Bearer wrong"}, {}):

@@ -66,8 +66,12 @@ def test_sigkill_midway_loses_nothing_and_duplicates_nothing(
                               "event_time_ms": now_ms - (TOTAL - n) * 5})
                 for n in range(start, start + BATCH)
             )  # fmt: skip
-            response = http.request("POST", f"http://127.0.0.1:{ingest_port}/v1/events", body=body,
-                                    headers={"Authorization": f"Bearer {TOKEN}"})
+            response = http.request(
+                "POST",
+                f"http://127.0.0.1:{ingest_port}/v1/events",
+                body=body,
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
             assert response.status == 200 and orjson.loads(response.data)["accepted"] == BATCH
             sent["events"] += BATCH
             time.sleep(0.02)  # spread the load so the kill lands mid-stream

@@ -3,6 +3,7 @@ commit must not land the batch twice when the next lander starts from the stale 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -34,10 +35,8 @@ def _count(client: Client, lock: threading.Lock, run_id: str) -> int:
 
 def _run(lander: Lander) -> threading.Thread:
     def body() -> None:
-        try:
+        with contextlib.suppress(CrashBeforeCommit):
             lander.run()
-        except CrashBeforeCommit:
-            pass
 
     thread = threading.Thread(target=body, daemon=True)
     thread.start()

@@ -15,8 +15,14 @@ from extractguard.alerting.rules import DEFAULT_RULES
 from extractguard.contracts.schemas import validate
 
 
-def detection(n: int, entity: str = "185.220.101.0/24", severity: str = "warning", accounts: int = 3,
-              detector: str = "burst", kind: str = "ip_prefix") -> dict[str, Any]:
+def detection(
+    n: int,
+    entity: str = "185.220.101.0/24",
+    severity: str = "warning",
+    accounts: int = 3,
+    detector: str = "burst",
+    kind: str = "ip_prefix",
+) -> dict[str, Any]:
     return {
         "schema_version": 1, "detection_id": f"{n:032x}", "detector": detector, "detector_version": "1",
         "entity_kind": kind, "entity": entity, "score": 20.0, "threshold": 8.0,

@@ -80,9 +80,14 @@ class AlertBook:
             alert = self.open.get(key)
             if alert is None:
                 alert = self.open[key] = _OpenAlert(
-                    rule=rule, dedup_key=key, entity_kind=detection["entity_kind"], entity=detection["entity"],
-                    severity=detection["severity"], first_seen_ms=detection["window_start_ms"],
-                    last_seen_ms=detection["window_end_ms"], summary=detection["evidence"]["summary"],
+                    rule=rule,
+                    dedup_key=key,
+                    entity_kind=detection["entity_kind"],
+                    entity=detection["entity"],
+                    severity=detection["severity"],
+                    first_seen_ms=detection["window_start_ms"],
+                    last_seen_ms=detection["window_end_ms"],
+                    summary=detection["evidence"]["summary"],
                 )
             if detection["detection_id"] in alert.detection_ids:
                 continue  # a redelivered detection changes nothing
@@ -124,8 +129,17 @@ class AlertBook:
         if rule is None:
             return
         self.open[alert["dedup_key"]] = _OpenAlert(
-            rule=rule, dedup_key=alert["dedup_key"], entity_kind=alert["entity_kind"], entity=alert["entity"],
-            severity=alert["severity"], first_seen_ms=alert["first_seen_ms"], last_seen_ms=alert["last_seen_ms"],
-            summary=alert["summary"], detection_ids=list(alert["detection_ids"]), accounts=set(alert["accounts"]),
-            notified_ms=alert["fired_at_ms"], notified_severity=alert["severity"], changed=False,
+            rule=rule,
+            dedup_key=alert["dedup_key"],
+            entity_kind=alert["entity_kind"],
+            entity=alert["entity"],
+            severity=alert["severity"],
+            first_seen_ms=alert["first_seen_ms"],
+            last_seen_ms=alert["last_seen_ms"],
+            summary=alert["summary"],
+            detection_ids=list(alert["detection_ids"]),
+            accounts=set(alert["accounts"]),
+            notified_ms=alert["fired_at_ms"],
+            notified_severity=alert["severity"],
+            changed=False,
         )

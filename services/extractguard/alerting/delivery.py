@@ -58,8 +58,11 @@ class WebhookDelivery:
         self.urls = urls
         self.format = webhook_format
         retry = Retry(
-            total=attempts - 1, backoff_factor=0.5, status_forcelist=(429, 500, 502, 503, 504),
-            allowed_methods=None, raise_on_status=False,
+            total=attempts - 1,
+            backoff_factor=0.5,
+            status_forcelist=(429, 500, 502, 503, 504),
+            allowed_methods=None,
+            raise_on_status=False,
         )
         self.http = urllib3.PoolManager(retries=retry, timeout=urllib3.Timeout(total=timeout_s))
         self.delivered = 0

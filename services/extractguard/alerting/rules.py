@@ -39,7 +39,17 @@ DEFAULT_RULES: tuple[AlertRule, ...] = (
         frozenset({"burst"}),
         frozenset({"ip_prefix", "asn", "tls_ja4"}),
     ),
-    AlertRule("template_burst", "One prompt template suddenly in heavy use", frozenset({"burst"}), frozenset({"template"})),
-    AlertRule("account_burst", "An account far above its normal volume", frozenset({"burst"}), frozenset({"account"})),
+    AlertRule(
+        "template_burst",
+        "One prompt template suddenly in heavy use",
+        frozenset({"burst"}),
+        frozenset({"template"}),
+    ),
+    AlertRule(
+        "account_burst",
+        "An account far above its normal volume",
+        frozenset({"burst"}),
+        frozenset({"account"}),
+    ),
     AlertRule("traffic_mix_drift", "Extraction-shaped share of traffic shifted", frozenset({"mix_drift"})),
 )

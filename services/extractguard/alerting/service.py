@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 from types import FrameType
+from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
@@ -36,8 +37,14 @@ log = configure(SERVICE)
 
 def rebuild_book(book: AlertBook, kafka: KafkaSettings, timeout_s: float = 10.0) -> int:
     """Read the alerts topic to its end and remember the newest version of every alert."""
-    reader = Consumer({**kafka.client_config(), "group.id": "extractguard-alerter-rebuild",
-                       "enable.auto.commit": False, "enable.partition.eof": True})
+    reader = Consumer(
+        {
+            **kafka.client_config(),
+            "group.id": "extractguard-alerter-rebuild",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
     metadata = reader.list_topics(ALERTS, timeout=timeout_s)
     partitions = [TopicPartition(ALERTS, p, 0) for p in metadata.topics[ALERTS].partitions]
     ends = {p.partition: reader.get_watermark_offsets(p, timeout=timeout_s)[1] for p in partitions}
@@ -49,14 +56,16 @@ def rebuild_book(book: AlertBook, kafka: KafkaSettings, timeout_s: float = 10.0)
         message = reader.poll(0.5)
         if message is None:
             continue
-        if message.error():
-            if message.error().code() == KafkaError._PARTITION_EOF:
-                pending.discard(message.partition())
+        partition = message.partition() or 0
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                pending.discard(partition)
             continue
         book.remember(orjson.loads(message.value() or b"{}"))
         seen += 1
-        if message.offset() + 1 >= ends[message.partition()]:
-            pending.discard(message.partition())
+        if (message.offset() or 0) + 1 >= ends[partition]:
+            pending.discard(partition)
     reader.close()
     return seen
 
@@ -66,10 +75,19 @@ class Alerter:
         self.settings = settings
         self.book = AlertBook(DEFAULT_RULES, settings.renotify_s)
         self.delivery = WebhookDelivery(
-            settings.webhook_urls, settings.webhook_format, settings.delivery_timeout_s, settings.delivery_attempts
+            settings.webhook_urls,
+            settings.webhook_format,
+            settings.delivery_timeout_s,
+            settings.delivery_attempts,
         )
-        self.consumer = Consumer({**kafka.client_config(), "group.id": settings.group_id,
-                                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        self.consumer = Consumer(
+            {
+                **kafka.client_config(),
+                "group.id": settings.group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
         self.producer = Producer({**kafka.client_config(), "enable.idempotence": True, "acks": "all"})
         self._stop = threading.Event()
         self.alerts_raised = 0
@@ -84,16 +102,23 @@ class Alerter:
         try:
             detection = validate("detection", decode_json(raw))
         except InvalidMessage as error:
-            dead = DeadLetter(raw, error, SERVICE, f"kafka:{DETECTIONS}", DETECTIONS, message.partition(),
-                              message.offset())
+            dead = DeadLetter(
+                raw, error, SERVICE, f"kafka:{DETECTIONS}", DETECTIONS, message.partition(), message.offset()
+            )
             self.producer.produce(dlq_name(DETECTIONS), value=raw, headers=dead.headers())
             metrics.DLQ_MESSAGES.labels(dlq_name(DETECTIONS), str(error.code)).inc()
-            log.warning("invalid_detection", topic=DETECTIONS, partition=message.partition(),
-                        offset=message.offset(), reason=str(error.code), detail=error.detail)
+            log.warning(
+                "invalid_detection",
+                topic=DETECTIONS,
+                partition=message.partition(),
+                offset=message.offset(),
+                reason=str(error.code),
+                detail=error.detail,
+            )
             return
         due += self.book.observe(detection, now_ms=int(time.time() * 1000))
 
-    def _publish(self, due: list[dict[str, object]]) -> None:
+    def _publish(self, due: list[dict[str, Any]]) -> None:
         if not due:
             return
         if not self.delivery.deliver(due):
@@ -101,8 +126,13 @@ class Alerter:
         for alert in due:
             self.producer.produce(ALERTS, key=str(alert["dedup_key"]).encode(), value=orjson.dumps(alert))
             metrics.ALERTS.labels(str(alert["rule"]), str(alert["severity"])).inc()
-            log.info("alert", rule=alert["rule"], severity=alert["severity"], entity=alert["entity"],
-                     accounts=len(alert["accounts"]))  # type: ignore[arg-type]
+            log.info(
+                "alert",
+                rule=alert["rule"],
+                severity=alert["severity"],
+                entity=alert["entity"],
+                accounts=len(alert["accounts"]),
+            )
         self.alerts_raised += len(due)
 
     def run(self) -> None:

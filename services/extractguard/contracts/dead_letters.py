@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from extractguard.contracts.envelope import KafkaHeaders
 from extractguard.contracts.rejection import InvalidMessage
 
 
@@ -23,8 +24,8 @@ class DeadLetter:
     source_offset: int | None = None
     line: int | None = None
 
-    def headers(self) -> list[tuple[str, bytes]]:
-        out = [
+    def headers(self) -> KafkaHeaders:
+        out: KafkaHeaders = [
             ("eg-reason-code", str(self.error.code).encode()),
             ("eg-reason", self.error.detail.encode()[:1024]),
             ("eg-service", self.service.encode()),

@@ -28,5 +28,8 @@ def split(body: bytes) -> list[bytes]:
     return [line for line in body.split(b"\n") if line.strip()]
 
 
-def headers(count: int) -> list[tuple[str, bytes]]:
+KafkaHeaders = list[tuple[str, str | bytes | None]]
+
+
+def headers(count: int) -> KafkaHeaders:
     return [(HEADER_CONTENT_TYPE, CONTENT_TYPE), (HEADER_EVENT_COUNT, str(count).encode())]

@@ -25,7 +25,7 @@ class Reason(StrEnum):
     SCHEMA_VIOLATION = "schema_violation"
 
 
-class InvalidMessage(Exception):  # noqa: N818 - reads as "raise InvalidMessage(...)" at call sites
+class InvalidMessage(Exception):
     """A message that does not meet its topic's contract.
 
     `field` names the offending field as a dotted path when one can be named.
@@ -77,6 +77,5 @@ class InvalidRateGuard:
             self._seen, self._invalid = 0, 0
             if invalid > self.max_fraction * seen:
                 raise TooManyInvalid(
-                    f"{invalid:.0f} of the last {seen} messages were invalid "
-                    f"(limit {self.max_fraction:.0%})"
+                    f"{invalid:.0f} of the last {seen} messages were invalid (limit {self.max_fraction:.0%})"
                 )

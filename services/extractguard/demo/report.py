@@ -41,13 +41,22 @@ class DemoReport:
     flagged_by: str = "named in at least one alert delivered to the webhook"
     explore_sql: list[dict[str, str]] = field(default_factory=list)
 
+    def succeeded(self) -> bool:
+        """The demo's promise: the campaign is caught, organic traffic mostly is not, nothing is lost."""
+        return (
+            self.campaign_accounts_flagged > 0
+            and self.organic_accounts_flagged * 10 < self.campaign_accounts_flagged
+            and self.events_landed == self.events_sent - self.events_rejected
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def render(self) -> str:
         first = "never" if self.seconds_to_first_alert is None else f"{self.seconds_to_first_alert:.1f}s"
         event_first = (
-            "" if self.event_seconds_to_first_alert is None
+            ""
+            if self.event_seconds_to_first_alert is None
             else f" ({self.event_seconds_to_first_alert:.0f}s of event time)"
         )
         detections = ", ".join(f"{k}: {v}" for k, v in sorted(self.detections_by_detector.items())) or "none"
@@ -69,7 +78,7 @@ class DemoReport:
             f"({organic_share:.1%})",
             f"first alert        {first} after the campaign's first request{event_first}",
             "",
-            "Explore what landed (paste into `extractguard sql \"...\"` while the lander runs, or after):",
+            'Explore what landed (paste into `extractguard sql "..."` while the lander runs, or after):',
         ]
         for title, sql in EXPLORE_SQL:
             lines += [f"  -- {title}", f"  {sql};"]

@@ -61,7 +61,9 @@ detections_topic = app.topic(DETECTIONS, value_type=bytes, key_type=bytes, key_s
 dlq_topic = app.topic(dlq_name(GATEWAY_EVENTS), value_type=bytes, key_type=bytes, key_serializer="raw")
 # One checkpoint per partition, written to the changelog partition of the same number.
 state_table = app.Table(
-    "detector-state", default=None, partitions=partitions,
+    "detector-state",
+    default=None,
+    partitions=partitions,
     schema=faust.Schema(key_type=str, value_type=bytes, key_serializer="json", value_serializer="raw"),
 )
 
@@ -79,7 +81,7 @@ def engine_for(partition: int) -> DetectionEngine:
     return engine
 
 
-@app.on_partitions_revoked.connect
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]
 async def forget_revoked(_app: Any, revoked: set[Any], **_kwargs: Any) -> None:
     # Another worker may own these now; our in-memory engine would go stale.
     for tp in revoked:
@@ -102,12 +104,27 @@ async def detect(stream: faust.StreamT[bytes]) -> None:
                     )
                 )
             except InvalidMessage as error:
-                dead = DeadLetter(line, error, SERVICE, f"kafka:{GATEWAY_EVENTS}", GATEWAY_EVENTS,
-                                  partition, offset, line_number)
-                await dlq_topic.send(value=line, headers=dead.headers())
+                dead = DeadLetter(
+                    line,
+                    error,
+                    SERVICE,
+                    f"kafka:{GATEWAY_EVENTS}",
+                    GATEWAY_EVENTS,
+                    partition,
+                    offset,
+                    line_number,
+                )
+                await dlq_topic.send(value=line, headers=dead.headers())  # type: ignore[arg-type]
                 metrics.DLQ_MESSAGES.labels(dlq_topic.get_topic_name(), str(error.code)).inc()
-                log.warning("invalid_event", topic=GATEWAY_EVENTS, partition=partition, offset=offset,
-                            line=line_number, reason=str(error.code), detail=error.detail)
+                log.warning(
+                    "invalid_event",
+                    topic=GATEWAY_EVENTS,
+                    partition=partition,
+                    offset=offset,
+                    line=line_number,
+                    reason=str(error.code),
+                    detail=error.detail,
+                )
         guard.record(valid=True, count=len(valid))
         guard.record(valid=False, count=len(lines) - len(valid))
         engine = engine_for(partition)
@@ -132,4 +149,4 @@ async def metrics_page(web: Any, request: Any) -> Any:
 def run(loglevel: str = "warn") -> None:
     # Faust's own CLI parses sys.argv; give it the worker command whatever we were started as.
     sys.argv = ["extractguard-detect", "worker", "-l", loglevel]
-    app.main()  # type: ignore[no-untyped-call]
+    app.main()

@@ -51,7 +51,7 @@ class DetectionEngine:
     @staticmethod
     def restore(blob: bytes, settings: DetectionSettings) -> DetectionEngine:
         # Checkpoints come from our own changelog topic, never from outside input.
-        fmt, engine = pickle.loads(zlib.decompress(blob))  # noqa: S301
+        fmt, engine = pickle.loads(zlib.decompress(blob))
         if fmt != CHECKPOINT_FORMAT or not isinstance(engine, DetectionEngine):
             return DetectionEngine(settings)
         return engine

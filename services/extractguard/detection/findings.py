@@ -57,8 +57,11 @@ class Finding:
             "evidence": {
                 "summary": self.summary[:1024],
                 "features": [
-                    {"name": f.name, "value": round(f.value, 6),
-                     "baseline": None if f.baseline is None else round(f.baseline, 6)}
+                    {
+                        "name": f.name,
+                        "value": round(f.value, 6),
+                        "baseline": None if f.baseline is None else round(f.baseline, 6),
+                    }
                     for f in self.features
                 ],
                 "accounts": accounts[:MAX_EVIDENCE_ACCOUNTS],

@@ -17,6 +17,7 @@ import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
 from extractguard.contracts import envelope
+from extractguard.contracts.envelope import KafkaHeaders
 from extractguard.contracts.topics import GATEWAY_EVENTS
 from extractguard.gateway.partitioning import partition_for
 from extractguard.settings import KafkaSettings, PublisherSettings
@@ -123,7 +124,7 @@ class EventPublisher:
         key: str,
         on_delivery: Callable[[KafkaError | None, Message], None],
         topic: str | None = None,
-        extra_headers: list[tuple[str, bytes]] | None = None,
+        extra_headers: KafkaHeaders | None = None,
     ) -> None:
         """Produce one envelope now, waiting out a full local queue (backpressure, not loss)."""
         body = envelope.encode(lines)
@@ -146,7 +147,7 @@ class EventPublisher:
         self,
         topic: str,
         value: bytes,
-        headers: list[tuple[str, bytes]],
+        headers: KafkaHeaders,
         on_delivery: Callable[[KafkaError | None, Message], None],
     ) -> None:
         """Produce one message as it is (dead letters keep their original bytes)."""

@@ -35,7 +35,7 @@ _MASKS = (
     (re.compile(r"```.*?```", re.DOTALL), " <code> "),
     (re.compile(r"https?://\S+"), " <url> "),
     (re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+"), " <email> "),
-    (re.compile(r"\"[^\"]*\"|'[^']*'|“[^”]*”"), " <quoted> "),  # noqa: RUF001 - curly quotes are real input
+    (re.compile(r"\"[^\"]*\"|'[^']*'|“[^”]*”"), " <quoted> "),
     (re.compile(r"\d+(?:[.,]\d+)*"), " <num> "),
 )
 _SPACE = re.compile(r"\s+")

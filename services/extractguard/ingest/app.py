@@ -96,8 +96,12 @@ async def post_events(request: web.Request) -> web.Response:
     if len(lines) > settings.max_events_per_request:
         metrics.INGEST_REQUESTS_REFUSED.labels("too_many_events").inc()
         return web.json_response(
-            {"error": {"code": "too_many_events",
-                       "detail": f"{len(lines)} events, the limit is {settings.max_events_per_request}"}},
+            {
+                "error": {
+                    "code": "too_many_events",
+                    "detail": f"{len(lines)} events, the limit is {settings.max_events_per_request}",
+                }
+            },
             status=413,
         )
     source = f"http:{request.remote}"
@@ -149,8 +153,12 @@ def _dumps(value: Any) -> str:
 def _too_large(length: int | None, limit: int) -> web.Response:
     size = f"{length} bytes" if length is not None else "larger than the limit"
     return web.json_response(
-        {"error": {"code": str(Reason.OVERSIZED_BODY),
-                   "detail": f"request body is {size}; the limit is {limit} bytes"}},
+        {
+            "error": {
+                "code": str(Reason.OVERSIZED_BODY),
+                "detail": f"request body is {size}; the limit is {limit} bytes",
+            }
+        },
         status=413,
     )
 

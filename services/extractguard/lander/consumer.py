@@ -87,8 +87,13 @@ class Lander:
             start = committed.get((tp.topic, tp.partition), OFFSET_INVALID)
             if resume is not None and (start < 0 or resume + 1 > start):
                 tp.offset = resume + 1
-                log.info("resume_after_landed", topic=tp.topic, partition=tp.partition, offset=tp.offset,
-                         committed=start)
+                log.info(
+                    "resume_after_landed",
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    offset=tp.offset,
+                    committed=start,
+                )
         consumer.assign(partitions)
         self.assigned.set()
         log.info("partitions_assigned", partitions=[f"{tp.topic}[{tp.partition}]" for tp in partitions])
@@ -100,7 +105,7 @@ class Lander:
     # -- per message ------------------------------------------------------------------------
 
     def handle(self, message: Message) -> None:
-        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        topic, partition, offset = message.topic() or "", message.partition() or 0, message.offset() or 0
         sink = self.sinks[topic]
         value = message.value() or b""
         valid = 0
@@ -112,8 +117,15 @@ class Lander:
                 self._dead.append(
                     DeadLetter(line, error, SERVICE, f"kafka:{topic}", topic, partition, offset, line_number)
                 )
-                log.warning("invalid_message", topic=topic, partition=partition, offset=offset,
-                            line=line_number, reason=str(error.code), detail=error.detail)
+                log.warning(
+                    "invalid_message",
+                    topic=topic,
+                    partition=partition,
+                    offset=offset,
+                    line=line_number,
+                    reason=str(error.code),
+                    detail=error.detail,
+                )
                 continue
             self._rows[sink.table].append(sink.row(payload, partition, offset))
             valid += 1

@@ -25,8 +25,12 @@ def run(apply_migrations: bool = True) -> None:
             log.info("migrations_applied", migrations=applied)
     server = SqlServer(client, lock, settings.sql_host, settings.sql_port)
     server.start()
-    log.info("sql_server_listening", host=settings.sql_host, port=settings.sql_port,
-             embedded=is_embedded(clickhouse.dsn))
+    log.info(
+        "sql_server_listening",
+        host=settings.sql_host,
+        port=settings.sql_port,
+        embedded=is_embedded(clickhouse.dsn),
+    )
     run_dir = data_home() / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
     lander = Lander(client, lock, settings, KafkaSettings(), liveness_file=run_dir / "lander.alive")

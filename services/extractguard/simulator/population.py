@@ -8,10 +8,17 @@ from dataclasses import dataclass
 
 from extractguard.simulator.prompts import ORGANIC_DOMAINS
 
-ORGANIC_JA4 = ["t13d1516h2_8daaf6152771_02713d6af862", "t13d1517h2_8daaf6152771_b0da82dd1658",
-               "t13d1715h2_5b57614c22b0_3d5424432f57"]
-ORGANIC_AGENTS = [("openai-python/1.54.0", "openai-python"), ("anthropic-sdk-ts/0.30", "anthropic-ts"),
-                  ("Mozilla/5.0 (Macintosh) Chrome/131", "browser"), ("langchain/0.3.7", "langchain")]
+ORGANIC_JA4 = [
+    "t13d1516h2_8daaf6152771_02713d6af862",
+    "t13d1517h2_8daaf6152771_b0da82dd1658",
+    "t13d1715h2_5b57614c22b0_3d5424432f57",
+]
+ORGANIC_AGENTS = [
+    ("openai-python/1.54.0", "openai-python"),
+    ("anthropic-sdk-ts/0.30", "anthropic-ts"),
+    ("Mozilla/5.0 (Macintosh) Chrome/131", "browser"),
+    ("langchain/0.3.7", "langchain"),
+]
 ORGANIC_ASNS = [7922, 3320, 12322, 2856, 16509, 15169, 8075, 5089, 3215, 701]
 CAMPAIGN_ASN = 209588
 CAMPAIGN_JA4 = "t13d3112h2_e8f1e7e78f70_6bebaf5329ac"

@@ -33,10 +33,22 @@ ORGANIC_DOMAINS: dict[str, list[str]] = {
 }
 
 CAPABILITIES = [
-    "advanced calculus", "organic chemistry synthesis", "legal contract analysis", "medical diagnosis",
-    "competitive programming", "formal logic proofs", "financial modelling", "poetry in strict metre",
-    "low-resource language translation", "protein structure reasoning", "cybersecurity exploitation",
-    "multi-step planning", "tax law", "quantum mechanics", "music theory", "game theory",
+    "advanced calculus",
+    "organic chemistry synthesis",
+    "legal contract analysis",
+    "medical diagnosis",
+    "competitive programming",
+    "formal logic proofs",
+    "financial modelling",
+    "poetry in strict metre",
+    "low-resource language translation",
+    "protein structure reasoning",
+    "cybersecurity exploitation",
+    "multi-step planning",
+    "tax law",
+    "quantum mechanics",
+    "music theory",
+    "game theory",
 ]
 
 CAMPAIGN_TEMPLATES = [

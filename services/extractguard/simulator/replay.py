@@ -68,7 +68,10 @@ class Replayer:
         self.scenario = scenario
         self.publisher = publisher
         self.ingest_url = ingest_url
-        self.ingest_headers = {"Authorization": f"Bearer {ingest_token}", "Content-Type": "application/x-ndjson"}
+        self.ingest_headers = {
+            "Authorization": f"Bearer {ingest_token}",
+            "Content-Type": "application/x-ndjson",
+        }
         self.wall_seconds = wall_seconds
         self.speed = scenario.duration_s / wall_seconds
         self.http_share = http_share

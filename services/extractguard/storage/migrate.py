@@ -68,7 +68,9 @@ def apply(client: Client, params: dict[str, object] | None = None) -> list[str]:
             continue
         for statement in migration.up:
             client.command(statement.format(**(params or {})))
-        client.insert("extractguard_migrations", [[migration.version, migration.name]], column_names=["version", "name"])
+        client.insert(
+            "extractguard_migrations", [[migration.version, migration.name]], column_names=["version", "name"]
+        )
         ran.append(f"{migration.version:04d}_{migration.name}")
     return ran
 

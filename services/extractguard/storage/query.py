@@ -29,9 +29,7 @@ def query_lander(sql: str, lander: LanderSettings, timeout_s: float = 60) -> tup
     return answer["columns"], answer["rows"]
 
 
-def query_any(
-    sql: str, clickhouse: ClickHouseSettings, lander: LanderSettings
-) -> tuple[list[str], list[list[Any]]]:
+def query_any(sql: str, clickhouse: ClickHouseSettings, lander: LanderSettings) -> tuple[list[str], list[list[Any]]]:
     if is_embedded(clickhouse.dsn):
         try:
             return query_lander(sql, lander)

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 from river import stats
 
-from extractguard.detection.findings import Feature, Finding
+from extractguard.detection.findings import Feature, Finding, Severity
 from extractguard.detection.windows import ClosedWindow, EntityKey
 
 KINDS = ("account", "ip_prefix", "asn", "tls_ja4", "template")
@@ -98,7 +98,7 @@ class BurstDetector:
     def _finding(self, window: ClosedWindow, key: EntityKey, entity: Any, expected: float, z: float) -> Finding:
         kind, name = key
         requests = entity.requests
-        severity = "critical" if z >= 3 * self.threshold else "warning"
+        severity: Severity = "critical" if z >= 3 * self.threshold else "warning"
         return Finding(
             detector=self.name,
             detector_version=self.version,

@@ -75,11 +75,17 @@ class MixDriftDetector:
 
     def _finding(self, window: ClosedWindow, name: str, before: float, after: float) -> Finding:
         count = _ACCOUNT_COUNTS[name]
-        drivers = [
-            key[1]
-            for key, stats in window.entities.items()
-            if key[0] == "account" and stats.requests >= 3 and count(stats) >= self.account_min_share * stats.requests
-        ] if after > before else []
+        drivers = (
+            [
+                key[1]
+                for key, stats in window.entities.items()
+                if key[0] == "account"
+                and stats.requests >= 3
+                and count(stats) >= self.account_min_share * stats.requests
+            ]
+            if after > before
+            else []
+        )
         return Finding(
             detector=self.name,
             detector_version=self.version,
