@@ -105,5 +105,8 @@ class AlerterSettings(BaseSettings):
     webhook_format: Literal["generic", "alertmanager"] = "generic"
     min_severity: Literal["info", "warning", "critical"] = "warning"
     renotify_s: int = Field(default=300, ge=0, description="Re-deliver an updated alert at most this often.")
+    rebuild_lookback_s: int = Field(
+        default=3600, ge=0, description="At start, remember alerts delivered within this many seconds."
+    )
     delivery_timeout_s: float = 5.0
     delivery_attempts: int = Field(default=5, ge=1)

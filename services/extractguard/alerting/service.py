@@ -35,8 +35,12 @@ SERVICE = "alerter"
 log = configure(SERVICE)
 
 
-def rebuild_book(book: AlertBook, kafka: KafkaSettings, timeout_s: float = 10.0) -> int:
-    """Read the alerts topic to its end and remember the newest version of every alert."""
+def rebuild_book(book: AlertBook, kafka: KafkaSettings, lookback_s: int, timeout_s: float = 10.0) -> int:
+    """Read the alerts topic to its end and remember the newest version of every alert delivered
+    within the lookback; older ones are history, and a new detection opens them again."""
+    if lookback_s <= 0:
+        return 0
+    since_ms = int(time.time() * 1000) - lookback_s * 1000
     reader = Consumer(
         {
             **kafka.client_config(),
@@ -62,8 +66,10 @@ def rebuild_book(book: AlertBook, kafka: KafkaSettings, timeout_s: float = 10.0)
             if error.code() == KafkaError._PARTITION_EOF:
                 pending.discard(partition)
             continue
-        book.remember(orjson.loads(message.value() or b"{}"))
-        seen += 1
+        alert = orjson.loads(message.value() or b"{}")
+        if alert.get("fired_at_ms", 0) >= since_ms:
+            book.remember(alert)
+            seen += 1
         if (message.offset() or 0) + 1 >= ends[partition]:
             pending.discard(partition)
     reader.close()
@@ -91,7 +97,7 @@ class Alerter:
         self.producer = Producer({**kafka.client_config(), "enable.idempotence": True, "acks": "all"})
         self._stop = threading.Event()
         self.alerts_raised = 0
-        remembered = rebuild_book(self.book, kafka)
+        remembered = rebuild_book(self.book, kafka, settings.rebuild_lookback_s)
         log.info("alert_book_rebuilt", alerts=remembered)
 
     def stop(self) -> None:

@@ -108,7 +108,9 @@ def run_demo(duration_s: float = 120.0, scenario: Scenario | None = None) -> Dem
             "alerter": Service("alerter", {
                 **common, "EXTRACTGUARD_ALERTER_GROUP_ID": groups["alerter"][0],
                 "EXTRACTGUARD_ALERTER_WEBHOOK_URLS": orjson.dumps([webhook.url]).decode(),
-                "EXTRACTGUARD_ALERTER_RENOTIFY_S": "15"}, log_dir),
+                "EXTRACTGUARD_ALERTER_RENOTIFY_S": "15",
+                # A fresh run: alerts of earlier runs on the same topic must not be carried over.
+                "EXTRACTGUARD_ALERTER_REBUILD_LOOKBACK_S": "0"}, log_dir),
             "ingest": Service("ingest", common, log_dir),
         }  # fmt: skip
         try:
