@@ -82,6 +82,15 @@ class DetectionSettings(BaseSettings):
     allowed_lateness_s: int = Field(default=10, ge=0)
     burst_threshold: float = Field(default=8.0, gt=0)
     drift_delta: float = Field(default=0.002, gt=0)
+    session_timeout_s: float = Field(
+        default=15.0, gt=0, description="How long a dead worker holds its partitions before a rebalance."
+    )
+    commit_interval_s: float = Field(default=2.8, gt=0, description="How often Faust commits offsets.")
+    checkpoint_interval_s: float = Field(
+        default=2.0, gt=0, description="Checkpoint a partition's engine at least this often while it receives events."
+    )
+    checkpoint_every_envelopes: int = Field(default=200, ge=1)
+    faust_log_level: Literal["crit", "error", "warn", "info", "debug"] = "warn"
     web_port: int = 6066
     max_invalid_fraction: float = Field(default=0.9, gt=0, le=1)
 

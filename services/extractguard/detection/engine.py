@@ -1,7 +1,9 @@
 """One partition's detection state: its windows and its detectors, checkpointable as bytes.
 
 The Faust agent keeps one engine per assigned partition of `gateway.events`. Because events are
-partitioned by account, every account's windows live in exactly one engine.
+partitioned by account, every account's windows live in exactly one engine. The engine remembers
+the offset of the last envelope it processed, so a restored checkpoint says exactly which part of
+the partition it already holds.
 """
 
 from __future__ import annotations
@@ -28,9 +30,15 @@ class DetectionEngine:
         ]
         self.events_seen = 0
         self.windows_closed = 0
+        self.last_offset = -1
 
-    def process(self, events: Iterable[dict[str, Any]], partition: int) -> list[dict[str, Any]]:
-        """Feed validated events in order; returns the detections of every window they closed."""
+    def process(
+        self, events: Iterable[dict[str, Any]], partition: int, offset: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Feed validated events in order; returns the detections of every window they closed.
+
+        `offset` is the Kafka offset of the envelope the events came in, when there is one.
+        """
         detections: list[dict[str, Any]] = []
         detectors = self.detectors
         add = self.windows.add
@@ -43,6 +51,8 @@ class DetectionEngine:
                 for detector in detectors:
                     for finding in detector.update(window):
                         detections.append(finding.to_detection(partition, self.windows.watermark_ms))
+        if offset is not None:
+            self.last_offset = offset
         return detections
 
     def checkpoint(self) -> bytes:

@@ -26,7 +26,8 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, Produ
 
 from extractguard import metrics
 from extractguard.contracts.dead_letters import DeadLetter
-from extractguard.contracts.rejection import InvalidMessage, InvalidRateGuard
+from extractguard.contracts.intake import receive
+from extractguard.contracts.rejection import InvalidRateGuard
 from extractguard.contracts.topics import dlq_name
 from extractguard.lander.sinks import Sink, sinks
 from extractguard.logs import configure
@@ -107,30 +108,17 @@ class Lander:
     def handle(self, message: Message) -> None:
         topic, partition, offset = message.topic() or "", message.partition() or 0, message.offset() or 0
         sink = self.sinks[topic]
-        value = message.value() or b""
-        valid = 0
-        lines = sink.lines(value)
-        for line_number, line in enumerate(lines):
-            try:
-                payload = sink.validate(line)
-            except InvalidMessage as error:
-                self._dead.append(
-                    DeadLetter(line, error, SERVICE, f"kafka:{topic}", topic, partition, offset, line_number)
-                )
-                log.warning(
-                    "invalid_message",
-                    topic=topic,
-                    partition=partition,
-                    offset=offset,
-                    line=line_number,
-                    reason=str(error.code),
-                    detail=error.detail,
-                )
-                continue
-            self._rows[sink.table].append(sink.row(payload, partition, offset))
-            valid += 1
-        self.guard.record(valid=True, count=valid)
-        self.guard.record(valid=False, count=len(lines) - valid)
+        intake = receive(
+            message.value() or b"", sink.validate, service=SERVICE, topic=topic, partition=partition,
+            offset=offset, guard=self.guard, lines=sink.lines,
+        )  # fmt: skip
+        rows = self._rows[sink.table]
+        for payload in intake.valid:
+            rows.append(sink.row(payload, partition, offset))
+        for dead in intake.dead:
+            log.warning("invalid_message", topic=topic, partition=partition, offset=offset, line=dead.line,
+                        reason=str(dead.error.code), detail=dead.error.detail)  # fmt: skip
+        self._dead += intake.dead
         self._positions[(topic, partition)] = offset + 1
 
     # -- per batch --------------------------------------------------------------------------
