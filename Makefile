@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install kafka-up kafka-down kafka-status topics demo test test-unit test-recovery lint format sql clean
+.PHONY: help install kafka-up kafka-down kafka-status topics demo test test-unit lint format sql clean
 
 help:
 	@echo "make demo         run Kafka, every service and a simulated campaign; print and write a report"
@@ -40,11 +40,8 @@ test: install kafka-up
 	$(BIN)/extractguard topics
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-recovery: install kafka-up
-	$(BIN)/pytest -m faust_recovery $(PYTEST_ARGS)
-
 test-unit: install
-	$(BIN)/pytest -m "not kafka and not clickhouse and not faust_recovery" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not kafka and not clickhouse" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check services tests

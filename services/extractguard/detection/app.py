@@ -8,12 +8,13 @@ Stages for each Kafka message (one batch envelope of events of one partition):
 3. detections go to the `detections` topic keyed by entity;
 4. when a window closed, or `checkpoint_every_envelopes` / `checkpoint_interval_s` have passed,
    the detections and dead letters sent so far are awaited until Kafka has them, the engine is
-   checkpointed into the `detector-state` table (with the offset it covers), and only then are the
-   envelopes it covers acknowledged to Faust, which commits them.
+   checkpointed (with the offset it covers) into this app's compacted checkpoint topic, and only
+   then are the envelopes it covers acknowledged to Faust, which commits them.
 
 So the committed offset never runs ahead of the checkpoint. A restarted worker restores the
-engine from the table's changelog, skips the envelopes its checkpoint already covers, and
-processes the rest: each event counts once, and its scores are those of an uninterrupted worker.
+engine from the checkpoint topic (see `checkpoints` for why not a Faust table), skips the
+envelopes its checkpoint already covers, and processes the rest: each event counts once, and
+its scores are those of an uninterrupted worker.
 
 Faust costs ~200-280 us of CPU per Kafka message whatever it holds; envelopes of hundreds of
 events make that a few microseconds per event.
@@ -37,6 +38,7 @@ from extractguard.contracts.intake import receive
 from extractguard.contracts.rejection import InvalidRateGuard
 from extractguard.contracts.schemas import validate_gateway_event
 from extractguard.contracts.topics import DETECTIONS, GATEWAY_EVENTS, contract, dlq_name
+from extractguard.detection.checkpoints import CheckpointStore
 from extractguard.detection.engine import DetectionEngine
 from extractguard.logs import configure
 from extractguard.paths import data_home
@@ -76,14 +78,8 @@ app = faust.App(
 events_topic = app.topic(GATEWAY_EVENTS, value_type=bytes, key_type=bytes, key_serializer="raw")
 detections_topic = app.topic(DETECTIONS, value_type=bytes, key_type=bytes, key_serializer="raw")
 dlq_topic = app.topic(dlq_name(GATEWAY_EVENTS), value_type=bytes, key_type=bytes, key_serializer="raw")
-# One checkpoint per partition, written to the changelog partition of the same number.
-state_table = app.Table(
-    "detector-state",
-    default=None,
-    partitions=partitions,
-    key_type=str,
-    value_type=bytes,  # Faust derives the changelog codec from the type: bytes -> raw
-)
+# One checkpoint per partition of gateway.events, in a compacted topic of this app's own.
+checkpoints = CheckpointStore(kafka, f"{settings.app_id}-detector-checkpoints", partitions)
 
 engines: dict[int, DetectionEngine] = {}
 # Per partition: sends (detections, dead letters) not yet known to be acknowledged by Kafka, and
@@ -101,10 +97,10 @@ def _validate(line: bytes) -> dict[str, Any]:
     )
 
 
-def engine_for(partition: int) -> DetectionEngine:
+async def engine_for(partition: int) -> DetectionEngine:
     engine = engines.get(partition)
     if engine is None:
-        blob = state_table.get(str(partition))
+        blob = await asyncio.to_thread(checkpoints.load, partition)
         engine = DetectionEngine.restore(blob, settings) if blob else DetectionEngine(settings)
         engines[partition] = engine
         last_checkpoint[partition] = time.monotonic()
@@ -129,12 +125,7 @@ async def checkpoint(partition: int) -> None:
         return
     await asyncio.gather(*unsent[partition])
     unsent[partition].clear()
-    blob = engine.checkpoint()
-    key = str(partition)
-    # The table API picks the changelog partition from the current event, which a timer does not
-    # have; writing store and changelog directly names the partition, and lets us wait for Kafka.
-    state_table.data[key] = blob
-    await state_table.send_changelog(partition, key, blob)
+    await asyncio.to_thread(checkpoints.save, partition, engine.checkpoint())
     last_checkpoint[partition] = time.monotonic()
     for event in uncovered[partition]:
         event.ack()
@@ -143,7 +134,7 @@ async def checkpoint(partition: int) -> None:
 
 async def process_envelope(partition: int, offset: int, value: bytes) -> bool:
     """Stages 1-3 for one envelope; True when a checkpoint is due. Caller holds the lock."""
-    engine = engine_for(partition)
+    engine = await engine_for(partition)
     intake = receive(
         value, _validate, service=SERVICE, topic=GATEWAY_EVENTS, partition=partition, offset=offset, guard=guard
     )
@@ -176,7 +167,7 @@ async def detect(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.noack().events():  # type: ignore[attr-defined]
         partition, offset = event.message.partition, event.message.offset
         async with locks[partition]:
-            if offset <= engine_for(partition).last_offset:
+            if offset <= (await engine_for(partition)).last_offset:
                 event.ack()  # the restored checkpoint already holds it
                 continue
             uncovered[partition].append(event)
@@ -204,4 +195,5 @@ async def metrics_page(web: Any, request: Any) -> Any:
 def run() -> None:
     # Faust's own CLI parses sys.argv; give it the worker command whatever we were started as.
     sys.argv = ["extractguard-detect", "worker", "-l", settings.faust_log_level]
+    checkpoints.ensure_topic()
     app.main()
