@@ -51,14 +51,6 @@ def services(tmp_path: Path) -> Iterator[list[Service]]:
             print(f"--- {service.name} ---\n{service.tail(50)}")
 
 
-def end_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int]:
-    consumer = Consumer({**kafka.client_config(), "group.id": "extractguard-tests-offsets"})
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-    consumer.close()
-    return ends
-
-
 def read_from(kafka: KafkaSettings, topic: str, start: dict[int, int], expect: int, timeout_s: float = 30) -> list:
     """Read at least `expect` messages of `topic` from the given offsets (or what came in time)."""
     import time

@@ -16,14 +16,15 @@ import orjson
 import pytest
 
 from extractguard.contracts.topics import DETECTIONS, GATEWAY_EVENTS
-from extractguard.demo.processes import Service, start_group_at_end, wait_group_stable
+from extractguard.demo.processes import Service, wait_group_stable
 from extractguard.detection.engine import DetectionEngine
 from extractguard.gateway.events import build_event
 from extractguard.gateway.partitioning import partition_for
 from extractguard.gateway.publisher import EventPublisher
+from extractguard.kafka_offsets import end_offsets, start_group_at_end
 from extractguard.settings import DetectionSettings, KafkaSettings, PublisherSettings
 from extractguard.simulator.traffic import Scenario, generate
-from tests.integration.conftest import end_offsets, free_port, read_from
+from tests.integration.conftest import free_port, read_from
 
 pytestmark = pytest.mark.kafka
 

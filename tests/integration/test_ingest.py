@@ -11,8 +11,9 @@ import urllib3
 
 from extractguard.contracts.topics import GATEWAY_EVENTS, dlq_name
 from extractguard.demo.processes import Service, wait_http
+from extractguard.kafka_offsets import end_offsets
 from extractguard.settings import KafkaSettings
-from tests.integration.conftest import end_offsets, free_port, read_from
+from tests.integration.conftest import free_port, read_from
 
 pytestmark = pytest.mark.kafka
 

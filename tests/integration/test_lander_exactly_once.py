@@ -14,10 +14,11 @@ from confluent_kafka import Producer
 
 from extractguard.contracts.envelope import encode
 from extractguard.contracts.topics import ALERTS, DETECTIONS, GATEWAY_EVENTS, dlq_name
-from extractguard.demo.processes import Service, start_group_at_end, wait_group_stable, wait_http
+from extractguard.demo.processes import Service, wait_group_stable, wait_http
+from extractguard.kafka_offsets import end_offsets, start_group_at_end
 from extractguard.settings import KafkaSettings, LanderSettings
 from extractguard.storage.query import query_lander
-from tests.integration.conftest import end_offsets, free_port, read_from
+from tests.integration.conftest import free_port, read_from
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 

@@ -15,7 +15,7 @@ from confluent_kafka import Producer, TopicPartition
 
 from extractguard.contracts.envelope import encode
 from extractguard.contracts.topics import ALERTS, DETECTIONS, GATEWAY_EVENTS
-from extractguard.demo.processes import start_group_at_end
+from extractguard.kafka_offsets import start_group_at_end
 from extractguard.lander.consumer import Lander
 from extractguard.settings import KafkaSettings, LanderSettings
 from extractguard.storage import migrate

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import urllib3
-from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from extractguard.settings import KafkaSettings
@@ -87,16 +86,3 @@ def wait_group_stable(kafka: KafkaSettings, group: str, timeout_s: float, servic
             return
         time.sleep(0.5)
     raise TimeoutError(f"consumer group {group} did not become stable within {timeout_s}s")
-
-
-def start_group_at_end(kafka: KafkaSettings, group: str, topics: list[str]) -> None:
-    """Commit the current end offsets for a new group, so it processes only what comes next."""
-    consumer = Consumer({**kafka.client_config(), "group.id": group, "enable.auto.commit": False})
-    offsets = []
-    for topic in topics:
-        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-        for partition in metadata.partitions:
-            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            offsets.append(TopicPartition(topic, partition, high))
-    consumer.commit(offsets=offsets, asynchronous=False)
-    consumer.close()

@@ -14,15 +14,15 @@ import time
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from extractguard.contracts.provision import provision
 from extractguard.contracts.topics import ALERTS, DETECTIONS, GATEWAY_EVENTS, dlq_name
-from extractguard.demo.processes import Service, start_group_at_end, wait_group_stable, wait_http
+from extractguard.demo.processes import Service, wait_group_stable, wait_http
 from extractguard.demo.report import EXPLORE_SQL, DemoReport
 from extractguard.demo.webhook import WebhookReceiver
 from extractguard.gateway.publisher import EventPublisher
+from extractguard.kafka_offsets import end_offsets, start_group_at_end
 from extractguard.paths import data_home, project_root
 from extractguard.settings import IngestSettings, KafkaSettings, LanderSettings
 from extractguard.simulator.replay import Replayer
@@ -46,22 +46,9 @@ def _kafka_up() -> bool:
     return True
 
 
-def _dlq_count(kafka: KafkaSettings, topic: str, since: dict[int, int]) -> int:
-    consumer = Consumer({**kafka.client_config(), "group.id": "extractguard-demo-dlq-count"})
-    total = 0
-    for partition, start in since.items():
-        _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-        total += high - start
-    consumer.close()
-    return total
-
-
-def _end_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int]:
-    consumer = Consumer({**kafka.client_config(), "group.id": "extractguard-demo-dlq-count"})
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-    consumer.close()
-    return ends
+def _messages_since(kafka: KafkaSettings, topic: str, since: dict[int, int]) -> int:
+    now = end_offsets(kafka, topic)
+    return sum(now[p] - start for p, start in since.items())
 
 
 def _sql(query: str, lander: LanderSettings) -> list[list[Any]]:
@@ -95,7 +82,7 @@ def run_demo(duration_s: float = 120.0, scenario: Scenario | None = None) -> Dem
     }
     for group, topics in groups.values():
         start_group_at_end(kafka, group, topics)
-    dlq_start = _end_offsets(kafka, dlq_name(GATEWAY_EVENTS))
+    dlq_start = end_offsets(kafka, dlq_name(GATEWAY_EVENTS))
 
     with WebhookReceiver() as webhook:
         common = {
@@ -179,7 +166,7 @@ def run_demo(duration_s: float = 120.0, scenario: Scenario | None = None) -> Dem
             events_sent=stats.events_sent,
             events_landed=landed,
             events_rejected=stats.events_rejected,
-            events_dlq=_dlq_count(kafka, dlq_name(GATEWAY_EVENTS), dlq_start),
+            events_dlq=_messages_since(kafka, dlq_name(GATEWAY_EVENTS), dlq_start),
             detections_by_detector=detections,
             alerts_sent=len(webhook.alerts),
             campaign_accounts_total=len(campaign),
