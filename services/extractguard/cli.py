@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 import orjson
@@ -102,6 +103,23 @@ def format_table(columns: list[str], rows: list[list[object]]) -> str:
     lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+@main.command()
+@click.argument("scenario_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--start-ms", type=int, default=None, help="Event time of the first instant (default: now - duration).")
+def simulate(scenario_file: Path, out_dir: Path, start_ms: int | None) -> None:
+    """Write a scenario's gateway events (NDJSON) and ground-truth labels to a folder."""
+    import time
+
+    from extractguard.simulator.stream_file import write_stream
+    from extractguard.simulator.traffic import Scenario
+
+    scenario = Scenario.from_yaml(scenario_file)
+    start = start_ms if start_ms is not None else int((time.time() - scenario.duration_s) * 1000)
+    files = write_stream(scenario, start, out_dir)
+    click.echo(f"{files.events_written:,} events from {files.accounts:,} accounts -> {files.events}, {files.labels}")
 
 
 @main.command()

@@ -31,9 +31,14 @@ class CheckpointStore:
         self.topic = topic
         self.partitions = partitions
         self.replication_factor = replication_factor
-        self._producer = Producer(
-            {**kafka.client_config(), "enable.idempotence": True, "acks": "all", "message.max.bytes": 16 << 20}
-        )
+        self._producer: Producer | None = None  # made on first use: importing the app connects to nothing
+
+    def _producer_for_saves(self) -> Producer:
+        if self._producer is None:
+            self._producer = Producer(
+                {**self.kafka.client_config(), "enable.idempotence": True, "acks": "all", "message.max.bytes": 16 << 20}
+            )
+        return self._producer
 
     def ensure_topic(self) -> None:
         admin = AdminClient(self.kafka.client_config())
@@ -66,9 +71,11 @@ class CheckpointStore:
         def delivered(error: KafkaError | None, _message: Message) -> None:
             outcome.append(error)
 
-        self._producer.produce(self.topic, key=str(partition).encode(), value=blob, partition=partition,
-                               on_delivery=delivered)  # fmt: skip
-        self._producer.flush(timeout_s)
+        producer = self._producer_for_saves()
+        producer.produce(
+            self.topic, key=str(partition).encode(), value=blob, partition=partition, on_delivery=delivered
+        )
+        producer.flush(timeout_s)
         if not outcome or outcome[0] is not None:
             raise CheckpointError(f"checkpoint of partition {partition} not acknowledged: {outcome or 'timeout'}")
 

@@ -18,7 +18,10 @@ from __future__ import annotations
 import heapq
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import yaml
 
 from extractguard.gateway.events import ObservedRequest
 from extractguard.simulator.population import SimAccount, campaign_accounts, organic_accounts
@@ -29,6 +32,9 @@ MODELS = ["guard-large-2", "guard-small-2"]
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
+    """What to simulate; `Scenario.from_yaml` reads one from a file (see `scenarios/`)."""
+
+    name: str = "demo"
     organic_accounts: int = 600
     campaign_accounts: int = 300
     campaign_rate_per_min: float = 4.0
@@ -36,6 +42,20 @@ class Scenario:
     duration_s: float = 1200.0
     campaign_start_s: float = 420.0
     seed: int = 7
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> Scenario:
+        raw = yaml.safe_load(path.read_text()) or {}
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown scenario settings {unknown}; known: {sorted(known)}")
+        return cls(**raw)
+
+
+def _event_id(rng: random.Random) -> str:
+    # From the scenario's generator, not uuid4: the same seed must give the same stream, byte for byte.
+    return f"{rng.getrandbits(128):032x}"
 
 
 def _organic_request(account: SimAccount, ts: int, rng: random.Random, turn: int, conv: str) -> ObservedRequest:
@@ -46,7 +66,7 @@ def _organic_request(account: SimAccount, ts: int, rng: random.Random, turn: int
         input_tokens=rng.randint(40, 900) + 150 * turn, output_tokens=rng.randint(30, 600),
         latency_ms=rng.randint(300, 4000), account_created_ms=account.created_ms,
         user_agent=account.user_agent, tls_ja4=account.ja4, sdk_name=account.sdk,
-        conversation_id=conv, turn_index=turn, max_tokens=rng.choice([None, 512, 1024]),
+        conversation_id=conv, turn_index=turn, max_tokens=rng.choice([None, 512, 1024]), event_id=_event_id(rng),
         temperature=rng.choice([None, 0.7, 1.0]), logprobs=rng.random() < 0.01,
         finish_reason="stop", refusal=rng.random() < 0.01,
     )  # fmt: skip
@@ -62,7 +82,7 @@ def _campaign_request(account: SimAccount, ts: int, rng: random.Random) -> Obser
         output_tokens=output, latency_ms=rng.randint(8000, 30000), account_created_ms=account.created_ms,
         user_agent=account.user_agent, tls_ja4=account.ja4, sdk_name=account.sdk,
         conversation_id=None, turn_index=0, max_tokens=4096, temperature=rng.choice([0.0, 1.0]),
-        logprobs=logprobs, top_logprobs=5 if logprobs else 0,
+        logprobs=logprobs, top_logprobs=5 if logprobs else 0, event_id=_event_id(rng),
         finish_reason="length" if output >= 4000 else "stop",
     )  # fmt: skip
 
