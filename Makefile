@@ -5,10 +5,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install kafka-up kafka-down kafka-status topics demo test test-unit lint format sql clean
+.PHONY: help install kafka-up kafka-down kafka-status topics demo eval test test-unit lint format sql clean
 
 help:
 	@echo "make demo         run Kafka, every service and a simulated campaign; print and write a report"
+	@echo "make eval         labelled scenarios through the pipeline -> reports/eval/scorecard.{json,md} (SCALE=full)"
 	@echo "make test         unit + integration tests (starts the local Kafka broker)"
 	@echo "make lint         ruff and mypy"
 	@echo "make kafka-up     start the local Kafka broker (kafka-down stops it)"
@@ -35,6 +36,9 @@ topics: install
 
 demo: install
 	$(BIN)/extractguard demo --seconds $${DEMO_SECONDS:-120}
+
+eval: install
+	$(BIN)/extractguard eval --scale $${SCALE:-default}
 
 test: install kafka-up
 	$(BIN)/extractguard topics

@@ -26,6 +26,9 @@ def topics() -> None:
         click.echo(f"created  {name}")
     for name in result.existing:
         click.echo(f"exists   {name}")
+    for name, diff in result.updated.items():
+        changes = ", ".join(f"{key}: {was} -> {now}" for key, (was, now) in diff.items())
+        click.echo(f"updated  {name} ({changes})")
 
 
 @main.command()
@@ -108,16 +111,21 @@ def format_table(columns: list[str], rows: list[list[object]]) -> str:
 @main.command()
 @click.argument("scenario_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
-@click.option("--start-ms", type=int, default=None, help="Event time of the first instant (default: now - duration).")
+@click.option(
+    "--start-ms",
+    type=int,
+    default=None,
+    help="Event time of the start (default: the latest one at its hour ending by now).",
+)
 def simulate(scenario_file: Path, out_dir: Path, start_ms: int | None) -> None:
     """Write a scenario's gateway events (NDJSON) and ground-truth labels to a folder."""
     import time
 
     from extractguard.simulator.stream_file import write_stream
-    from extractguard.simulator.traffic import Scenario
+    from extractguard.simulator.traffic import Scenario, scenario_start_ms
 
     scenario = Scenario.from_yaml(scenario_file)
-    start = start_ms if start_ms is not None else int((time.time() - scenario.duration_s) * 1000)
+    start = start_ms if start_ms is not None else scenario_start_ms(scenario, int(time.time() * 1000))
     files = write_stream(scenario, start, out_dir)
     click.echo(f"{files.events_written:,} events from {files.accounts:,} accounts -> {files.events}, {files.labels}")
 
@@ -132,6 +140,30 @@ def demo(seconds: float) -> None:
     if not report.succeeded():
         click.echo("demo: the pipeline did not deliver what it promises (see the report above)", err=True)
         sys.exit(1)
+
+
+@main.command(name="eval")
+@click.option(
+    "--scale",
+    type=click.Choice(["default", "full"]),
+    default="default",
+    show_default=True,
+    help="default: scenarios/eval (minutes on 2 cores); full: scenarios/eval-full (the public case's size).",
+)
+@click.option("--scenario", "names", multiple=True, help="Run only these scenarios (file stems); repeatable.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the scorecard goes (default reports/eval).",
+)
+def evaluate(scale: str, names: tuple[str, ...], out_dir: Path | None) -> None:
+    """Run the labelled scenarios through the real pipeline and write the scorecard."""
+    from extractguard.evaluation.run import run_eval
+
+    card = run_eval(scale, list(names) or None, out_dir)
+    print(card.markdown().split("## Organic traffic")[0])
 
 
 if __name__ == "__main__":

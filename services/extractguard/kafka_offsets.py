@@ -1,9 +1,12 @@
 """Offsets of topics and consumer groups: where a topic ends now, and starting a group there.
 
-Used by the demo and the tests to isolate a run from what earlier runs left on the same topics.
+Used by the demo, the evaluation and the tests to isolate a run from what earlier runs left on the
+same topics, to tell when a consumer group has caught up, and to read back what a run produced.
 """
 
 from __future__ import annotations
+
+import time
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -32,3 +35,44 @@ def start_group_at_end(kafka: KafkaSettings, group: str, topics: list[str]) -> N
         consumer.commit(offsets=offsets, asynchronous=False)
     finally:
         consumer.close()
+
+
+def group_lag(kafka: KafkaSettings, group: str, topic: str) -> int:
+    """Messages of `topic` not yet committed by `group` (a partition never committed counts whole)."""
+    ends = end_offsets(kafka, topic)
+    consumer = Consumer({**kafka.client_config(), "group.id": group, "enable.auto.commit": False})
+    try:
+        committed = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=10)
+    finally:
+        consumer.close()
+    return sum(ends[tp.partition] - max(tp.offset, 0) for tp in committed)
+
+
+def read_since(kafka: KafkaSettings, topic: str, since: dict[int, int], timeout_s: float = 30.0) -> list[bytes]:
+    """Every message value of `topic` from the offsets in `since` up to the current end."""
+    ends = end_offsets(kafka, topic)
+    wanted = {p: (since.get(p, 0), end) for p, end in ends.items() if end > since.get(p, 0)}
+    if not wanted:
+        return []
+    consumer = Consumer({**kafka.client_config(), "group.id": "extractguard-reader", "enable.auto.commit": False})
+    values: list[bytes] = []
+    try:
+        consumer.assign([TopicPartition(topic, p, start) for p, (start, _end) in wanted.items()])
+        remaining = {p: end for p, (_start, end) in wanted.items()}
+        deadline = time.monotonic() + timeout_s
+        while remaining and time.monotonic() < deadline:
+            for message in consumer.consume(500, timeout=1.0):
+                if message.error():
+                    continue
+                partition, offset = message.partition(), message.offset()
+                if partition is None or offset is None:
+                    continue
+                if partition in remaining and offset < remaining[partition]:
+                    values.append(message.value() or b"")
+                    if offset + 1 >= remaining[partition]:
+                        del remaining[partition]
+        if remaining:
+            raise TimeoutError(f"{topic}: could not read up to the end of partitions {sorted(remaining)}")
+    finally:
+        consumer.close()
+    return values

@@ -23,7 +23,8 @@ from extractguard.gateway.partitioning import partition_for
 from extractguard.gateway.publisher import EventPublisher
 from extractguard.kafka_offsets import end_offsets, start_group_at_end
 from extractguard.settings import DetectionSettings, KafkaSettings, PublisherSettings
-from extractguard.simulator.traffic import Scenario, generate
+from extractguard.simulator.scenario import CampaignSpec, OrganicSpec, Scenario
+from extractguard.simulator.traffic import generate
 from tests.integration.conftest import free_port, read_from
 
 pytestmark = pytest.mark.kafka
@@ -53,7 +54,12 @@ def test_killed_worker_resumes_with_the_same_scores(
     kafka: KafkaSettings, services: list[Service], tmp_path: Path, run_id: str
 ) -> None:
     start_ms = (int(time.time() * 1000) // 60_000 - 180) * 60_000  # three hours ago, on a minute
-    scenario = Scenario(organic_accounts=200, campaign_accounts=100, duration_s=1500, campaign_start_s=600, seed=5)
+    scenario = Scenario(
+        organic=OrganicSpec(accounts=200),
+        campaigns=[CampaignSpec(name="c", accounts=100, start_s=600)],
+        duration_s=1500,
+        seed=5,
+    )
     events = [build_event(request, b"k") for _, request in generate(scenario, start_ms)]
     settings = DetectionSettings()
     expected: dict[str, float] = {}
@@ -72,7 +78,7 @@ def test_killed_worker_resumes_with_the_same_scores(
            "EXTRACTGUARD_DETECT_COMMIT_INTERVAL_S": "0.2", "EXTRACTGUARD_DETECT_FAUST_LOG_LEVEL": "info"}  # fmt: skip
     worker = Service("detect", env, tmp_path)
     services.append(worker)
-    campaign_ms = start_ms + int(scenario.campaign_start_s * 1000)
+    campaign_ms = start_ms + int(scenario.campaigns[0].start_s * 1000)
     phases = [
         [e for e in events if e["event_time_ms"] < campaign_ms - 60_000],
         # up to the middle of the campaign's first minute: that window is open when the worker dies

@@ -13,9 +13,10 @@ import urllib3
 from confluent_kafka import Producer
 
 from extractguard.contracts.envelope import encode
-from extractguard.contracts.topics import ALERTS, DETECTIONS, GATEWAY_EVENTS, dlq_name
+from extractguard.contracts.topics import GATEWAY_EVENTS, dlq_name
 from extractguard.demo.processes import Service, wait_group_stable, wait_http
 from extractguard.kafka_offsets import end_offsets, start_group_at_end
+from extractguard.lander.sinks import landed_topics
 from extractguard.settings import KafkaSettings, LanderSettings
 from extractguard.storage.query import query_lander
 from tests.integration.conftest import free_port, read_from
@@ -35,7 +36,7 @@ def test_sigkill_midway_loses_nothing_and_duplicates_nothing(
     services: list[Service], tmp_path: Path, kafka: KafkaSettings, golden: dict[str, list[Path]], run_id: str
 ) -> None:
     group = f"extractguard-lander-test-{run_id}"
-    start_group_at_end(kafka, group, [GATEWAY_EVENTS, DETECTIONS, ALERTS])
+    start_group_at_end(kafka, group, landed_topics())
     lander_settings = LanderSettings(sql_port=free_port())
     ingest_port = free_port()
     env = {

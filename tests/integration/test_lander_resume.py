@@ -14,9 +14,10 @@ from clickhouse_connect.driver.client import Client
 from confluent_kafka import Producer, TopicPartition
 
 from extractguard.contracts.envelope import encode
-from extractguard.contracts.topics import ALERTS, DETECTIONS, GATEWAY_EVENTS
+from extractguard.contracts.topics import GATEWAY_EVENTS
 from extractguard.kafka_offsets import start_group_at_end
 from extractguard.lander.consumer import Lander
+from extractguard.lander.sinks import landed_topics
 from extractguard.settings import KafkaSettings, LanderSettings
 from extractguard.storage import migrate
 from extractguard.storage.client import connect
@@ -52,7 +53,7 @@ def test_crash_between_insert_and_commit_is_not_landed_twice(
     migrate.apply(client, {"events_ttl_days": 30})
     lock = threading.Lock()
     group = f"extractguard-lander-resume-{run_id}"
-    start_group_at_end(kafka, group, [GATEWAY_EVENTS, DETECTIONS, ALERTS])
+    start_group_at_end(kafka, group, landed_topics())
     settings = LanderSettings(group_id=group, batch_max_wait_s=0.5)
 
     base = orjson.loads(golden["gateway_event"][0].read_bytes())

@@ -6,13 +6,18 @@ import pytest
 
 from extractguard.demo.run import run_demo
 from extractguard.settings import KafkaSettings
-from extractguard.simulator.traffic import Scenario
+from extractguard.simulator.scenario import CampaignSpec, OrganicSpec, Scenario
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 
 def test_a_campaign_is_caught_end_to_end_and_nothing_is_lost(kafka: KafkaSettings) -> None:
-    scenario = Scenario(organic_accounts=300, campaign_accounts=120, duration_s=900, campaign_start_s=360, seed=11)
+    scenario = Scenario(
+        organic=OrganicSpec(accounts=300),
+        campaigns=[CampaignSpec(name="c", accounts=120, start_s=360)],
+        duration_s=900,
+        seed=11,
+    )
     report = run_demo(duration_s=40, scenario=scenario)
     assert report.events_landed == report.events_sent - report.events_rejected
     assert report.events_rejected > 0 and report.events_dlq == report.events_rejected

@@ -16,6 +16,7 @@ from extractguard.paths import schemas_dir
 GATEWAY_EVENTS = "gateway.events"
 DETECTIONS = "detections"
 ALERTS = "alerts"
+ACCOUNT_LABELS = "account.labels"
 
 
 @dataclass(frozen=True, slots=True)

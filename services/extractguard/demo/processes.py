@@ -12,13 +12,31 @@ from pathlib import Path
 import urllib3
 from confluent_kafka.admin import AdminClient
 
+from extractguard.paths import project_root
 from extractguard.settings import KafkaSettings
+
+KAFKA_SCRIPT = ("infra", "kafka", "kafka.sh")
+
+
+def ensure_local_kafka() -> bool:
+    """Start the local broker unless KAFKA_BOOTSTRAP_SERVERS points elsewhere; True if we started it."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return False
+    script = project_root().joinpath(*KAFKA_SCRIPT)
+    if subprocess.run([str(script), "status"], capture_output=True, text=True).returncode == 0:
+        return False
+    subprocess.run([str(script), "up"], check=True)
+    return True
+
+
+def stop_local_kafka() -> None:
+    subprocess.run([str(project_root().joinpath(*KAFKA_SCRIPT)), "down"], check=False)
 
 
 class Service:
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path, log_name: str | None = None) -> None:
         self.name = name
-        self.log_path = log_dir / f"{name}.log"
+        self.log_path = log_dir / f"{log_name or name}.log"
         self.env = {**os.environ, **env, "EXTRACTGUARD_LOG_FORMAT": "json"}
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -7,22 +7,20 @@ into this run's figures.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import time
 from typing import Any
 
 import orjson
-from confluent_kafka.admin import AdminClient
 
-from extractguard.contracts.provision import provision
-from extractguard.contracts.topics import ALERTS, DETECTIONS, GATEWAY_EVENTS, dlq_name
-from extractguard.demo.processes import Service, wait_group_stable, wait_http
+from extractguard.contracts.provision import delete_topics_with_prefix, provision
+from extractguard.contracts.topics import DETECTIONS, GATEWAY_EVENTS, dlq_name
+from extractguard.demo.processes import Service, ensure_local_kafka, stop_local_kafka, wait_group_stable, wait_http
 from extractguard.demo.report import EXPLORE_SQL, DemoReport
 from extractguard.demo.webhook import WebhookReceiver
 from extractguard.gateway.publisher import EventPublisher
 from extractguard.kafka_offsets import end_offsets, start_group_at_end
+from extractguard.lander.sinks import landed_topics
 from extractguard.paths import data_home, project_root
 from extractguard.settings import IngestSettings, KafkaSettings, LanderSettings
 from extractguard.simulator.replay import Replayer
@@ -32,18 +30,6 @@ from extractguard.storage.query import query_lander
 
 def say(message: str) -> None:
     print(f"[demo] {message}", flush=True)
-
-
-def _kafka_up() -> bool:
-    """Start the local broker unless KAFKA_BOOTSTRAP_SERVERS points elsewhere; True if we started it."""
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        return False
-    script = project_root() / "infra" / "kafka" / "kafka.sh"
-    status = subprocess.run([str(script), "status"], capture_output=True, text=True)
-    if status.returncode == 0:
-        return False
-    subprocess.run([str(script), "up"], check=True)
-    return True
 
 
 def _messages_since(kafka: KafkaSettings, topic: str, since: dict[int, int]) -> int:
@@ -61,7 +47,7 @@ def _sql_int(query: str, lander: LanderSettings) -> int:
 
 def run_demo(duration_s: float = 120.0, scenario: Scenario | None = None) -> DemoReport:
     scenario = scenario or Scenario()
-    started_kafka = _kafka_up()
+    started_kafka = ensure_local_kafka()
     kafka = KafkaSettings()
     provision(kafka)
     run_id = time.strftime("%Y%m%d%H%M%S")
@@ -76,7 +62,7 @@ def run_demo(duration_s: float = 120.0, scenario: Scenario | None = None) -> Dem
     ingest_settings = IngestSettings(token="demo-token")  # type: ignore[arg-type]
     detect_app_id = f"extractguard-detect-demo-{run_id}"
     groups = {
-        "lander": (f"extractguard-lander-demo-{run_id}", [GATEWAY_EVENTS, DETECTIONS, ALERTS]),
+        "lander": (f"extractguard-lander-demo-{run_id}", landed_topics()),
         "alerter": (f"extractguard-alerter-demo-{run_id}", [DETECTIONS]),
         "detect": (detect_app_id, [GATEWAY_EVENTS]),
     }
@@ -181,19 +167,10 @@ def run_demo(duration_s: float = 120.0, scenario: Scenario | None = None) -> Dem
             speedup=replayer.speed,
             explore_sql=[{"title": t, "sql": s} for t, s in EXPLORE_SQL],
         )
-    _cleanup_demo_topics(kafka, detect_app_id)
+    delete_topics_with_prefix(kafka, detect_app_id)  # this run's Faust changelogs and checkpoints
     (reports_dir / "report.json").write_bytes(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2))
     print(report.render())
     print(f"\n[demo] report written to {reports_dir / 'report.json'}")
     if started_kafka:
-        subprocess.run([str(project_root() / "infra" / "kafka" / "kafka.sh"), "down"], check=False)
+        stop_local_kafka()
     return report
-
-
-def _cleanup_demo_topics(kafka: KafkaSettings, app_id: str) -> None:
-    # Faust's changelog topics of this run's app id are of no use once the run is over.
-    admin = AdminClient(kafka.client_config())
-    names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(app_id)]
-    if names:
-        for future in admin.delete_topics(names).values():
-            future.result()

@@ -68,3 +68,16 @@ def alert_row(a: Payload, partition: int, offset: int) -> list[Any]:
         a["entity_kind"], a["entity"], a["detection_ids"], a["accounts"], a["first_seen_ms"],
         a["last_seen_ms"], a["fired_at_ms"], a.get("labels", {}), partition, offset,
     ]  # fmt: skip
+
+
+LABEL_COLUMNS = [
+    "account_id", "org_id", "label", "class", "campaign", "source", "scenario", "note", "labelled_at",
+    "kafka_partition", "kafka_offset",
+]  # fmt: skip
+
+
+def label_row(v: Payload, partition: int, offset: int) -> list[Any]:
+    return [
+        v["account_id"], v.get("org_id"), v["label"], v.get("class"), v.get("campaign"), v["source"],
+        v.get("scenario"), v.get("note"), v["labelled_at_ms"], partition, offset,
+    ]  # fmt: skip

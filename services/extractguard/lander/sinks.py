@@ -8,14 +8,16 @@ from typing import Any
 
 from extractguard.contracts.envelope import split
 from extractguard.contracts.schemas import Payload, decode_json, validate, validate_gateway_event
-from extractguard.contracts.topics import ALERTS, DETECTIONS, GATEWAY_EVENTS
+from extractguard.contracts.topics import ACCOUNT_LABELS, ALERTS, DETECTIONS, GATEWAY_EVENTS
 from extractguard.lander.rows import (
     ALERT_COLUMNS,
     DETECTION_COLUMNS,
     EVENT_COLUMNS,
+    LABEL_COLUMNS,
     alert_row,
     detection_row,
     event_row,
+    label_row,
 )
 from extractguard.settings import IngestSettings
 
@@ -52,4 +54,13 @@ def sinks(ingest: IngestSettings | None = None) -> dict[str, Sink]:
             ALERTS, "alerts", ALERT_COLUMNS, alert_row, _single,
             lambda raw: validate("alert", decode_json(raw)),
         ),
+        ACCOUNT_LABELS: Sink(
+            ACCOUNT_LABELS, "account_labels", LABEL_COLUMNS, label_row, _single,
+            lambda raw: validate("account_label", decode_json(raw)),
+        ),
     }  # fmt: skip
+
+
+def landed_topics() -> list[str]:
+    """Every topic the lander consumes, for starting its consumer group somewhere on purpose."""
+    return list(sinks())

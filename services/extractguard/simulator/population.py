@@ -1,27 +1,49 @@
-"""Who sends traffic: organic accounts (heavy-tailed rates, varied infrastructure) and a campaign
-(many light accounts behind one proxy pool, one client fingerprint, shared templates)."""
+"""Who sends traffic: accounts with their org, class, infrastructure and client fingerprint.
+
+Organic orgs either call from an app backend (a cloud /24, one SDK) or are people on residential
+networks with browsers and SDKs. Look-alike classes have the infrastructure that makes them look
+suspicious (a reseller's few egress addresses, a batch job's one subnet). Campaign accounts are
+fresh orgs created in signup waves behind a proxy pool, with one or a few client fingerprints,
+or end customers of the reseller when they hide behind it.
+
+Identifiers are opaque and drawn from the scenario's generator, as real ones are: nothing in an id
+tells organic from campaign.
+"""
 
 from __future__ import annotations
 
+import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from extractguard.simulator.prompts import ORGANIC_DOMAINS
+from extractguard.simulator.scenario import CampaignSpec, Scenario
 
 ORGANIC_JA4 = [
     "t13d1516h2_8daaf6152771_02713d6af862",
     "t13d1517h2_8daaf6152771_b0da82dd1658",
     "t13d1715h2_5b57614c22b0_3d5424432f57",
+    "t13d1516h2_8daaf6152771_e5627efa2ab1",
 ]
 ORGANIC_AGENTS = [
     ("openai-python/1.54.0", "openai-python"),
     ("anthropic-sdk-ts/0.30", "anthropic-ts"),
     ("Mozilla/5.0 (Macintosh) Chrome/131", "browser"),
+    ("Mozilla/5.0 (Windows NT 10.0) Firefox/133", "browser"),
     ("langchain/0.3.7", "langchain"),
 ]
-ORGANIC_ASNS = [7922, 3320, 12322, 2856, 16509, 15169, 8075, 5089, 3215, 701]
-CAMPAIGN_ASN = 209588
-CAMPAIGN_JA4 = "t13d3112h2_e8f1e7e78f70_6bebaf5329ac"
+RESIDENTIAL_ASNS = [7922, 3320, 12322, 2856, 5089, 3215, 701, 6830, 4134, 9121]
+CLOUD_ASNS = {16509: "3", 15169: "34", 8075: "20", 14061: "159", 24940: "95"}
+UNIVERSITY_ASNS = [1103, 2200, 786]
+COUNTRIES = ["US", "DE", "FR", "JP", "BR", "IN", "GB", "PL", "NG", "CA"]
+RESELLER_AGENT = ("litellm/1.52.0", "litellm")
+RESELLER_JA4 = "t13d1516h2_8daaf6152771_9a8f2e10c3d7"
+CAMPAIGN_JA4S = [
+    "t13d3112h2_e8f1e7e78f70_6bebaf5329ac",
+    "t13d3112h2_e8f1e7e78f70_1f0a6e4b9c22",
+    "t13d2914h2_a0e9f5d64349_6bebaf5329ac",
+    "t13d3112h2_0f3c9a1e77b2_6bebaf5329ac",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +51,9 @@ class SimAccount:
     account_id: str
     org_id: str
     api_key: str
-    label: str  # "organic" or "campaign"
+    label: str  # "organic" or "campaign": the ground truth
+    klass: str  # organic class (regular, viral_launch, ...) or "campaign"
+    campaign: str | None
     domain: str
     ip: str
     asn: int
@@ -38,52 +62,190 @@ class SimAccount:
     sdk: str
     rate_per_min: float
     created_ms: int
+    country: str
+    active_ms: int = 0  # when it starts sending (a campaign's signup wave); 0 = from the start
 
 
-def organic_accounts(count: int, rng: random.Random, now_ms: int) -> list[SimAccount]:
-    accounts = []
-    orgs = max(count // 12, 1)
-    domains = list(ORGANIC_DOMAINS)
-    for i in range(count):
-        org = rng.randrange(orgs)
-        agent, sdk = rng.choice(ORGANIC_AGENTS)
-        accounts.append(
-            SimAccount(
-                account_id=f"acct-o{i:05d}",
-                org_id=f"org-o{org:04d}",
-                api_key=f"sk-organic-{i}",
-                label="organic",
-                domain=domains[org % len(domains)],
-                ip=f"{rng.randint(11, 180)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
-                asn=rng.choice(ORGANIC_ASNS),
-                ja4=rng.choice(ORGANIC_JA4),
-                user_agent=agent,
-                sdk=sdk,
-                # Heavy-tailed: most accounts are light, a few are busy.
-                rate_per_min=min(rng.lognormvariate(-0.5, 1.0), 12.0),
-                created_ms=now_ms - rng.randint(30, 900) * 86_400_000,
-            )
+class Ids:
+    """Opaque ids from the scenario's generator (same seed, same ids)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def account(self) -> str:
+        return f"acct_{self.rng.getrandbits(64):016x}"
+
+    def org(self) -> str:
+        return f"org_{self.rng.getrandbits(48):012x}"
+
+    def key(self) -> str:
+        return f"sk-{self.rng.getrandbits(96):024x}"
+
+
+def residential_ip(rng: random.Random) -> tuple[str, int]:
+    return f"{rng.randint(24, 180)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}", rng.choice(
+        RESIDENTIAL_ASNS
+    )
+
+
+def cloud_prefix(rng: random.Random) -> tuple[str, int]:
+    asn = rng.choice(list(CLOUD_ASNS))
+    return f"{CLOUD_ASNS[asn]}.{rng.randint(0, 255)}.{rng.randint(0, 255)}", asn
+
+
+@dataclass(frozen=True, slots=True)
+class Org:
+    org_id: str
+    domain: str
+    app: bool
+    prefixes: list[tuple[str, int]]
+    agent: tuple[str, str]
+    ja4: str
+    country: str
+
+
+class World:
+    """Builds every account of a scenario, in a fixed order from one generator."""
+
+    def __init__(self, scenario: Scenario, start_ms: int) -> None:
+        self.scenario = scenario
+        self.start_ms = start_ms
+        self.rng = random.Random(scenario.seed)
+        self.ids = Ids(self.rng)
+        self._reseller: Org | None = None
+        #: Each campaign's proxy pool as (/24 prefix, ASN); empty for residential pools.
+        self.proxy_pools: dict[str, list[tuple[str, int]]] = {}
+
+    def _org(self, domain: str | None = None, app: bool | None = None) -> Org:
+        rng = self.rng
+        is_app = rng.random() < self.scenario.organic.app_org_share if app is None else app
+        return Org(
+            org_id=self.ids.org(),
+            domain=domain or rng.choice(list(ORGANIC_DOMAINS)),
+            app=is_app,
+            prefixes=[cloud_prefix(rng) for _ in range(rng.randint(1, 2))] if is_app else [],
+            agent=rng.choice(ORGANIC_AGENTS[:2] + ORGANIC_AGENTS[4:]) if is_app else rng.choice(ORGANIC_AGENTS),
+            ja4=rng.choice(ORGANIC_JA4),
+            country=rng.choice(COUNTRIES),
         )
-    return accounts
 
+    def _member(self, org: Org, klass: str, rate: float, domain: str | None = None) -> SimAccount:
+        rng = self.rng
+        if org.prefixes:
+            prefix, asn = rng.choice(org.prefixes)
+            ip, agent, ja4 = f"{prefix}.{rng.randint(1, 254)}", org.agent, org.ja4
+        else:
+            ip, asn = residential_ip(rng)
+            agent, ja4 = rng.choice(ORGANIC_AGENTS), rng.choice(ORGANIC_JA4)
+        return SimAccount(
+            account_id=self.ids.account(), org_id=org.org_id, api_key=self.ids.key(), label="organic",
+            klass=klass, campaign=None, domain=domain or org.domain, ip=ip, asn=asn, ja4=ja4,
+            user_agent=agent[0], sdk=agent[1], rate_per_min=rate,
+            created_ms=self.start_ms - rng.randint(30, 900) * 86_400_000, country=org.country,
+        )  # fmt: skip
 
-def campaign_accounts(count: int, rng: random.Random, now_ms: int, rate_per_min: float) -> list[SimAccount]:
-    # One actor: four proxy /24s in one hosting ASN, one client fingerprint, accounts made in a wave.
-    prefixes = [f"185.220.{100 + p}" for p in range(4)]
-    return [
-        SimAccount(
-            account_id=f"acct-c{i:05d}",
-            org_id=f"org-c{i:05d}",  # each account its own fresh org, as signup farms do
-            api_key=f"sk-campaign-{i}",
-            label="campaign",
-            domain="extraction",
-            ip=f"{prefixes[i % len(prefixes)]}.{rng.randint(1, 254)}",
-            asn=CAMPAIGN_ASN,
-            ja4=CAMPAIGN_JA4,
-            user_agent="python-httpx/0.27.0",
-            sdk="httpx",
-            rate_per_min=rate_per_min * rng.uniform(0.8, 1.0),
-            created_ms=now_ms - rng.randint(1, 48) * 3_600_000,
-        )
-        for i in range(count)
-    ]
+    def _members(self, org: Org, klass: str, rate: float, count: int) -> list[SimAccount]:
+        return [self._member(org, klass, rate) for _ in range(count)]
+
+    def organic(self) -> list[SimAccount]:
+        spec = self.scenario.organic
+        rng = self.rng
+        orgs = [self._org() for _ in range(max(round(spec.accounts / spec.accounts_per_org), 1))]
+        accounts = []
+        for _ in range(spec.accounts):
+            # Org sizes are skewed too: a few big customers, many small ones.
+            org = orgs[min(int(rng.paretovariate(1.2)) - 1, len(orgs) - 1)] if rng.random() < 0.5 else rng.choice(orgs)
+            # Heavy-tailed: most accounts are light, a few are busy.
+            rate = min(rng.lognormvariate(math.log(spec.rate_median_per_min), spec.rate_sigma), spec.rate_max_per_min)
+            accounts.append(self._member(org, "regular", rate))
+        return accounts
+
+    def lookalikes(self) -> list[SimAccount]:
+        extra = self.scenario.lookalikes
+        rng = self.rng
+        accounts: list[SimAccount] = []
+        if extra.viral_launch:
+            org = self._org(app=True)
+            accounts += self._members(org, "viral_launch", extra.viral_launch.rate_per_min, extra.viral_launch.accounts)
+        if extra.enterprise_batch:
+            org = self._org(domain="support", app=True)
+            org = Org(org.org_id, org.domain, True, org.prefixes[:1], org.agent, org.ja4, org.country)
+            batch = extra.enterprise_batch
+            accounts += self._members(org, "enterprise_batch", batch.rate_per_min, batch.accounts)
+        if extra.eval_harness:
+            org = self._org(app=True)
+            accounts += self._members(org, "eval_harness", extra.eval_harness.rate_per_min, extra.eval_harness.accounts)
+        if extra.researchers:
+            for _ in range(extra.researchers.accounts):
+                org = self._org(app=False)
+                member = self._member(org, "researcher", extra.researchers.rate_per_min)
+                ip = f"{rng.randint(128, 171)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+                accounts.append(replace(member, ip=ip, asn=rng.choice(UNIVERSITY_ASNS)))
+        if extra.reseller:
+            org = self.reseller_org()
+            spec = extra.reseller
+            for _ in range(spec.accounts):
+                rate = min(rng.lognormvariate(math.log(spec.rate_median_per_min), 1.0), 20.0)
+                accounts.append(self._member(org, "reseller", rate, domain=rng.choice(list(ORGANIC_DOMAINS))))
+        return accounts
+
+    def reseller_org(self) -> Org:
+        """The reseller's org; made once, on first use, so campaigns hiding behind it share it."""
+        if self._reseller is None:
+            spec = self.scenario.lookalikes.reseller
+            count = spec.egress_prefixes if spec else 1
+            asn = 16509
+            rng = self.rng
+            prefixes = [(f"{CLOUD_ASNS[asn]}.{rng.randint(0, 255)}.{rng.randint(0, 255)}", asn) for _ in range(count)]
+            self._reseller = Org(self.ids.org(), "mixed", True, prefixes, RESELLER_AGENT, RESELLER_JA4, "US")
+        return self._reseller
+
+    def everyone(self) -> list[SimAccount]:
+        """Every account of the scenario: organic, look-alikes, then each campaign's."""
+        accounts = self.organic() + self.lookalikes()
+        for campaign in self.scenario.campaigns:
+            accounts += self.campaign(campaign)
+        return accounts
+
+    def campaign(self, spec: CampaignSpec) -> list[SimAccount]:
+        rng = self.rng
+        proxy, fingerprint = spec.proxy, spec.fingerprint
+        prefixes = [
+            (f"{rng.randint(45, 217)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}", proxy.asns[p % len(proxy.asns)])
+            for p in range(proxy.prefixes)
+        ]
+        self.proxy_pools[spec.name] = [] if proxy.residential else prefixes
+        ja4s = ORGANIC_JA4 if fingerprint.mimic_organic else CAMPAIGN_JA4S[: fingerprint.ja4_pool]
+        reseller = self.reseller_org() if spec.evasion.via_reseller else None
+        rate = min(spec.rate_per_min, self.scenario.rate_limit(spec) * 0.9)
+        accounts = []
+        for i in range(spec.accounts):
+            wave = i * spec.signup_waves // spec.accounts
+            activation_s = spec.start_s + wave * spec.wave_interval_s
+            if reseller is not None:
+                prefix, asn = rng.choice(reseller.prefixes)
+                org_id, agent, ja4 = reseller.org_id, reseller.agent, reseller.ja4
+            else:
+                if proxy.residential:
+                    ip, asn = residential_ip(rng)
+                    prefix = ip.rsplit(".", 1)[0]
+                else:
+                    prefix, asn = rng.choice(prefixes)
+                # Each account its own fresh org, as signup farms do.
+                org_id = self.ids.org()
+                agent = (rng.choice(fingerprint.user_agents), fingerprint.sdk)
+                if fingerprint.mimic_organic:
+                    agent = rng.choice(ORGANIC_AGENTS)
+                ja4 = rng.choice(ja4s)
+            accounts.append(
+                SimAccount(
+                    account_id=self.ids.account(), org_id=org_id, api_key=self.ids.key(), label="campaign",
+                    klass="campaign", campaign=spec.name, domain="extraction", ip=f"{prefix}.{rng.randint(1, 254)}",
+                    asn=asn, ja4=ja4, user_agent=agent[0], sdk=agent[1],
+                    rate_per_min=rate * rng.uniform(0.8, 1.0),
+                    # Signed up shortly before its wave goes live.
+                    created_ms=self.start_ms + int(activation_s * 1000) - rng.randint(600, 4 * 3600) * 1000,
+                    country=rng.choice(COUNTRIES), active_ms=self.start_ms + int(activation_s * 1000),
+                )
+            )  # fmt: skip
+        return accounts

@@ -9,6 +9,7 @@ malformed events of every kind are mixed in there to show rejection and the DLQ 
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,7 +109,7 @@ class Replayer:
             if account.label == "campaign" and self.stats.campaign_first_sent_wall is None:
                 self.stats.campaign_first_sent_wall = time.time()
                 self.stats.campaign_first_event_ms = request.event_time_ms
-            if account.label == "organic" and int(account.account_id[-5:]) % self.http_share == 0:
+            if account.label == "organic" and zlib.crc32(account.account_id.encode()) % self.http_share == 0:
                 self._http_batch.append(orjson.dumps(event))
                 self.stats.events_sent_http += 1
                 if time.time() - wall_start > malformed_due:

@@ -1,7 +1,8 @@
 """Write a scenario's stream to files: the gateway events as NDJSON and the ground truth beside it.
 
 `events.ndjson` holds exactly what a gateway would send (sketches, never prompt text);
-`labels.jsonl` says for every account whether it is organic or which campaign it belongs to.
+`labels.jsonl` says for every account whether it is organic (and of which class) or which campaign
+it belongs to.
 The same scenario and start time give byte-identical files.
 """
 
@@ -13,6 +14,8 @@ from pathlib import Path
 import orjson
 
 from extractguard.gateway.events import build_event
+from extractguard.simulator.ground_truth import label_record
+from extractguard.simulator.population import SimAccount
 from extractguard.simulator.traffic import Scenario, generate
 
 #: The gateway's key-hash secret in simulations; fixed so streams are reproducible.
@@ -31,16 +34,14 @@ def write_stream(scenario: Scenario, start_ms: int, out_dir: Path) -> StreamFile
     out_dir.mkdir(parents=True, exist_ok=True)
     events_path = out_dir / "events.ndjson"
     labels_path = out_dir / "labels.jsonl"
-    labels: dict[str, str] = {}
+    labels: dict[str, SimAccount] = {}
     count = 0
     with events_path.open("wb") as events:
         for account, request in generate(scenario, start_ms):
-            labels.setdefault(account.account_id, account.label)
+            labels.setdefault(account.account_id, account)
             events.write(orjson.dumps(build_event(request, SIMULATION_KEY_SECRET)) + b"\n")
             count += 1
     with labels_path.open("wb") as out:
         for account_id in sorted(labels):
-            label = labels[account_id]
-            campaign = f"{scenario.name}-campaign" if label == "campaign" else None
-            out.write(orjson.dumps({"account_id": account_id, "label": label, "campaign": campaign}) + b"\n")
+            out.write(orjson.dumps(label_record(scenario.name, labels[account_id], start_ms)) + b"\n")
     return StreamFiles(events_path, labels_path, count, len(labels))

@@ -30,15 +30,17 @@ def query_lander(sql: str, lander: LanderSettings, timeout_s: float = 60) -> tup
 
 
 def query_any(sql: str, clickhouse: ClickHouseSettings, lander: LanderSettings) -> tuple[list[str], list[list[Any]]]:
-    if is_embedded(clickhouse.dsn):
-        try:
-            return query_lander(sql, lander)
-        except (urllib.error.URLError, ConnectionError):
-            pass  # no lander running: open the database ourselves
+    # Open the database first: asking whichever lander listens on the port could answer from
+    # another database. Only when the embedded database is held do we go through its owner.
     try:
         client = connect(clickhouse.dsn)
     except DatabaseLocked as error:
-        raise QueryError(str(error)) from None
+        if not is_embedded(clickhouse.dsn):
+            raise QueryError(str(error)) from None
+        try:
+            return query_lander(sql, lander)
+        except (urllib.error.URLError, ConnectionError):
+            raise QueryError(f"{error}; and no lander answers on {lander.sql_host}:{lander.sql_port}") from None
     try:
         result = client.query(sql, settings={"readonly": 1})
     except Exception as error:

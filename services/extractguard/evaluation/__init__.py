@@ -1,0 +1,1 @@
+"""The labelled replay benchmark: scenarios through the real pipeline, scored against ground truth."""

@@ -1,0 +1,235 @@
+"""`make eval`: the labelled scenarios through the real pipeline, scored against their ground truth.
+
+One lander (owning a fresh embedded ClickHouse under `.extractguard/eval/`) runs for the whole
+evaluation. Each scenario gets a detection worker and an alerter of its own, with a fresh Faust app
+id and consumer groups that start at the topics' ends, so no scenario sees another's state. The
+stream is produced through the gateway SDK as fast as the pipeline takes it: event time, not the
+wall clock, drives the windows, so hours of traffic replay in seconds. When the workers have caught
+up, every alert delivery and detection of the scenario is read back from Kafka and scored; the
+labels go to `account.labels`, and so into ClickHouse beside the alerts they judge.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from extractguard.contracts.provision import delete_topics_with_prefix, provision
+from extractguard.contracts.topics import ALERTS, DETECTIONS, GATEWAY_EVENTS
+from extractguard.demo.processes import Service, ensure_local_kafka, stop_local_kafka, wait_group_stable, wait_http
+from extractguard.evaluation.scorecard import Scorecard
+from extractguard.evaluation.scoring import ScenarioScore, Truth, points_at, score_scenario
+from extractguard.evaluation.timeline import render_timeline
+from extractguard.gateway.events import build_event
+from extractguard.gateway.publisher import EventPublisher
+from extractguard.kafka_offsets import end_offsets, group_lag, read_since, start_group_at_end
+from extractguard.lander.sinks import landed_topics
+from extractguard.paths import data_home, project_root
+from extractguard.settings import DetectionSettings, KafkaSettings, LanderSettings
+from extractguard.simulator.ground_truth import publish_labels
+from extractguard.simulator.population import SimAccount
+from extractguard.simulator.scenario import Scenario
+from extractguard.simulator.stream_file import SIMULATION_KEY_SECRET
+from extractguard.simulator.traffic import generate, scenario_start_ms
+from extractguard.storage.query import query_lander
+
+MINUTE_MS = 60_000
+SCALES = {"default": "eval", "full": "eval-full"}
+
+
+def say(message: str) -> None:
+    print(f"[eval] {message}", flush=True)
+
+
+def scenario_files(scale: str, names: list[str] | None = None) -> list[Path]:
+    folder = project_root() / "scenarios" / SCALES[scale]
+    files = sorted(folder.glob("*.yaml"))
+    if names:
+        by_stem = {f.stem: f for f in files}
+        unknown = sorted(set(names) - set(by_stem))
+        if unknown:
+            raise ValueError(f"no scenario {unknown} in {folder}; there are {sorted(by_stem)}")
+        files = [by_stem[n] for n in names]
+    return files
+
+
+def _wait_caught_up(kafka: KafkaSettings, group: str, topic: str, timeout_s: float, service: Service) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (lag := group_lag(kafka, group, topic)) > 0:
+        if not service.alive():
+            raise RuntimeError(f"{service.name} died while catching up:\n{service.tail()}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{group} still {lag:,} messages behind on {topic} after {timeout_s:.0f}s")
+        time.sleep(1)
+
+
+class Evaluation:
+    def __init__(
+        self, scale: str, out_dir: Path, progress: Callable[[str], None] = say, home: Path | None = None
+    ) -> None:
+        self.scale = scale
+        self.out_dir = out_dir
+        self.say = progress
+        self.kafka = KafkaSettings()
+        self.run_id = time.strftime("%Y%m%d%H%M%S")
+        self.home = home or data_home() / "eval"
+        self.log_dir = self.home / "logs" / self.run_id
+        self.lander_settings = LanderSettings()
+
+    def _service(self, name: str, env: dict[str, str], scenario: str | None = None) -> Service:
+        dsn = {"EXTRACTGUARD_CLICKHOUSE_DSN": f"chdb://{self.home / 'clickhouse'}"}
+        log_name = f"{name}-{scenario}" if scenario else name
+        return Service(name, {**dsn, **env}, self.log_dir, log_name=log_name)
+
+    def run(self, files: list[Path]) -> Scorecard:
+        started = time.monotonic()
+        scenarios = [Scenario.from_yaml(f) for f in files]
+        started_kafka = ensure_local_kafka()
+        provision(self.kafka)
+        shutil.rmtree(self.home / "clickhouse", ignore_errors=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        lander_group = f"extractguard-lander-eval-{self.run_id}"
+        lander_topics = landed_topics()
+        start_group_at_end(self.kafka, lander_group, lander_topics)
+        lander = self._service("lander", {"EXTRACTGUARD_LANDER_GROUP_ID": lander_group})
+        card = Scorecard(scale=self.scale, generated_at=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+        card.detection_settings = DetectionSettings().model_dump(include={"window_s", "burst_threshold", "drift_delta"})
+        try:
+            lander.start()
+            sql = self.lander_settings
+            wait_http(f"http://{sql.sql_host}:{sql.sql_port}/healthz", 120, lander)
+            wait_group_stable(self.kafka, lander_group, 120, lander)
+            self.say(f"lander up (ClickHouse at {self.home / 'clickhouse'}); logs in {self.log_dir}")
+            for number, scenario in enumerate(scenarios, 1):
+                self.say(f"scenario {number}/{len(scenarios)}: {scenario.name} - {scenario.description}")
+                card.scenarios.append(self._scenario(scenario))
+            self.say("waiting for ClickHouse to land everything")
+            for topic in lander_topics:
+                _wait_caught_up(self.kafka, lander_group, topic, 300, lander)
+            for score in card.scenarios:
+                score.extra["events_landed"] = self._landed(score.name)
+        finally:
+            lander.stop()
+            if started_kafka:
+                stop_local_kafka()
+        card.wall_seconds = time.monotonic() - started
+        self._write(card)
+        return card
+
+    def _landed(self, scenario: str) -> int:
+        _columns, rows = query_lander(
+            "SELECT count() FROM events WHERE account_id IN "
+            f"(SELECT account_id FROM account_labels FINAL WHERE scenario = '{scenario}')",
+            self.lander_settings,
+        )
+        return int(rows[0][0])
+
+    def _scenario(self, scenario: Scenario) -> ScenarioScore:
+        kafka = self.kafka
+        tag = f"{scenario.name}-{self.run_id}"
+        app_id = f"extractguard-detect-eval-{tag}"
+        alerter_group = f"extractguard-alerter-eval-{tag}"
+        start_group_at_end(kafka, app_id, [GATEWAY_EVENTS])
+        start_group_at_end(kafka, alerter_group, [DETECTIONS])
+        since = {topic: end_offsets(kafka, topic) for topic in (DETECTIONS, ALERTS)}
+        detect = self._service("detect", {"EXTRACTGUARD_DETECT_APP_ID": app_id}, scenario.name)
+        alerter = self._service("alerter", {
+            "EXTRACTGUARD_ALERTER_GROUP_ID": alerter_group,
+            # Every change of an alert is a delivery, so the score sees when each account was named.
+            "EXTRACTGUARD_ALERTER_RENOTIFY_S": "0",
+            "EXTRACTGUARD_ALERTER_REBUILD_LOOKBACK_S": "0",
+        }, scenario.name)  # fmt: skip
+        try:
+            detect.start()
+            alerter.start()
+            wait_group_stable(kafka, app_id, 180, detect)
+            wait_group_stable(kafka, alerter_group, 120, alerter)
+            start_ms = scenario_start_ms(scenario, int(time.time() * 1000))
+            truth, traffic, accounts, seconds = self._publish(scenario, start_ms)
+            events = sum(truth.requests_by_class.values())
+            self.say(f"  {events:,} events produced in {seconds:.0f}s; labels of {len(accounts):,} accounts sent")
+            publish_labels(kafka, scenario.name, accounts.values())
+            waited = time.monotonic()
+            _wait_caught_up(kafka, app_id, GATEWAY_EVENTS, 120 + events / 1000, detect)
+            _wait_caught_up(kafka, alerter_group, DETECTIONS, 120, alerter)
+            time.sleep(2)  # the alerter produces after it commits its input: let the last deliveries land
+            self.say(f"  detection caught up {time.monotonic() - waited:.0f}s after the last event")
+            alerts = [orjson.loads(v) for v in read_since(kafka, ALERTS, since[ALERTS])]
+            detections = [orjson.loads(v) for v in read_since(kafka, DETECTIONS, since[DETECTIONS])]
+        finally:
+            detect.stop()
+            alerter.stop()
+        delete_topics_with_prefix(kafka, app_id)  # its Faust changelogs and checkpoints
+        score = score_scenario(scenario.name, scenario.duration_s, truth, alerts)
+        score.extra.update(
+            {
+                "detections": dict(Counter(d["detector"] for d in detections)),
+                "start_ms": start_ms,
+                "seed": scenario.seed,
+            }
+        )
+        firsts: dict[str, dict[str, Any]] = {}
+        for alert in alerts:
+            firsts.setdefault(alert["dedup_key"], alert)
+        marks = [(a["last_seen_ms"], points_at(a["accounts"], truth), a["rule"]) for a in firsts.values()]
+        png = render_timeline(
+            self.out_dir / "timelines" / f"{scenario.name}.png", score, start_ms, traffic, detections, marks
+        )
+        score.extra["timeline"] = str(png.relative_to(self.out_dir))
+        for campaign in score.campaigns:
+            when = "never" if campaign.seconds_to_detect is None else f"after {campaign.seconds_to_detect:.0f}s"
+            self.say(
+                f"  campaign {campaign.name}: detected {when}, member recall {campaign.member_recall:.1%}, "
+                f"cluster precision {campaign.cluster_precision if campaign.cluster_precision is not None else '—'}"
+            )
+        self.say(
+            f"  organic: {score.organic_accounts_flagged}/{score.organic_accounts} accounts flagged, "
+            f"{score.organic_alerts} organic alerts"
+        )
+        return score
+
+    def _publish(
+        self, scenario: Scenario, start_ms: int
+    ) -> tuple[Truth, dict[str, Counter[int]], dict[str, SimAccount], float]:
+        truth = Truth()
+        traffic: dict[str, Counter[int]] = {}
+        accounts: dict[str, SimAccount] = {}
+        began = last = time.monotonic()
+        span_ms = scenario.duration_s * 1000
+        with EventPublisher(self.kafka) as publisher:
+            for account, request in generate(scenario, start_ms):
+                ts = request.event_time_ms
+                if account.account_id not in accounts:
+                    accounts[account.account_id] = account
+                truth.observe(account.account_id, account.label, account.klass, account.campaign, ts)
+                series = account.campaign or "organic"
+                counts = traffic.get(series)
+                if counts is None:
+                    counts = traffic[series] = Counter()
+                counts[(ts - start_ms) // MINUTE_MS] += 1
+                publisher.publish(build_event(request, SIMULATION_KEY_SECRET))
+                now = time.monotonic()
+                if now - last >= 10:
+                    last = now
+                    done = sum(truth.requests_by_class.values())
+                    self.say(f"  {done:,} events sent, {(ts - start_ms) / span_ms:.0%} of the scenario's event time")
+            publisher.flush()
+        return truth, traffic, accounts, time.monotonic() - began
+
+    def _write(self, card: Scorecard) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "scorecard.json").write_bytes(orjson.dumps(card.as_dict(), option=orjson.OPT_INDENT_2))
+        (self.out_dir / "scorecard.md").write_text(card.markdown())
+
+
+def run_eval(scale: str = "default", names: list[str] | None = None, out_dir: Path | None = None) -> Scorecard:
+    out = out_dir or project_root() / "reports" / "eval"
+    card = Evaluation(scale, out).run(scenario_files(scale, names))
+    say(f"scorecard written to {out / 'scorecard.json'} and {out / 'scorecard.md'}")
+    return card

@@ -1,0 +1,136 @@
+"""The scorecard: every scenario's scores, the overall figures, as JSON and as Markdown."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from extractguard.evaluation.scoring import ScenarioScore
+from extractguard.evaluation.scoring import __doc__ as DEFINITIONS
+
+INVESTIGATE_SQL = [
+    ("Flagged accounts by ground-truth class",
+     "SELECT l.scenario, l.class, uniqExact(a.account) AS flagged FROM "
+     "(SELECT arrayJoin(accounts) AS account FROM alerts FINAL) AS a "
+     "INNER JOIN (SELECT * FROM account_labels FINAL) AS l ON l.account_id = a.account "
+     "GROUP BY l.scenario, l.class ORDER BY l.scenario, flagged DESC"),
+    ("Alerts and the classes of the accounts they name",
+     "SELECT al.rule, al.entity_kind, al.entity, countIf(l.label = 'campaign') AS campaign_accounts, "
+     "countIf(l.label = 'organic') AS organic_accounts FROM (SELECT * FROM alerts FINAL) AS al "
+     "ARRAY JOIN al.accounts AS account INNER JOIN (SELECT * FROM account_labels FINAL) AS l "
+     "ON l.account_id = account GROUP BY al.rule, al.entity_kind, al.entity ORDER BY organic_accounts DESC LIMIT 20"),
+    ("Requests per scenario and ground-truth class",
+     "SELECT l.scenario, l.class, count() AS requests FROM events AS e INNER JOIN "
+     "(SELECT * FROM account_labels FINAL) AS l ON l.account_id = e.account_id GROUP BY l.scenario, l.class "
+     "ORDER BY l.scenario, requests DESC"),
+]  # fmt: skip
+
+
+@dataclass(slots=True)
+class Scorecard:
+    scale: str
+    generated_at: str
+    scenarios: list[ScenarioScore] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    detection_settings: dict[str, Any] = field(default_factory=dict)
+
+    def overall(self) -> dict[str, Any]:
+        campaigns = [c for s in self.scenarios for c in s.campaigns]
+        detected = [c for c in campaigns if c.detected]
+        organic = sum(s.organic_accounts for s in self.scenarios)
+        flagged = sum(s.organic_accounts_flagged for s in self.scenarios)
+        days = sum(s.duration_s for s in self.scenarios) / 86_400
+        delays = [c.seconds_to_detect for c in detected if c.seconds_to_detect is not None]
+        return {
+            "campaigns": len(campaigns),
+            "campaigns_detected": len(detected),
+            "median_seconds_to_detect": statistics.median(delays) if delays else None,
+            "mean_member_recall": round(statistics.mean(c.member_recall for c in campaigns), 4) if campaigns else None,
+            "organic_false_positive_rate": round(flagged / organic, 4) if organic else 0.0,
+            "organic_alerts_per_day": round(sum(s.organic_alerts for s in self.scenarios) / days, 2) if days else 0.0,
+            "events": sum(s.events for s in self.scenarios),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "scale": self.scale,
+            "generated_at": self.generated_at,
+            "wall_seconds": round(self.wall_seconds, 1),
+            "overall": self.overall(),
+            "scenarios": [s.as_dict() for s in self.scenarios],
+            "detection_settings": self.detection_settings,
+            "definitions": (DEFINITIONS or "")
+            .split("Definitions (the scorecard repeats them):")[-1]
+            .split(">>>")[0]
+            .strip(),
+        }
+
+    def markdown(self) -> str:
+        o = self.overall()
+        delay = "—" if o["median_seconds_to_detect"] is None else f"{o['median_seconds_to_detect']:.0f} s"
+        lines = [
+            f"# ExtractGuard scorecard ({self.scale} scale)",
+            "",
+            f"Generated {self.generated_at} by `make eval` in {self.wall_seconds:.0f} s of wall time; "
+            f"{o['events']:,} events through Kafka, the Faust detection workers, the alerter and ClickHouse.",
+            "",
+            f"**Campaigns detected: {o['campaigns_detected']} of {o['campaigns']}** · median time to detect {delay} "
+            f"(event time) · organic false-positive rate {o['organic_false_positive_rate']:.2%} · "
+            f"organic alerts per day {o['organic_alerts_per_day']:.1f}",
+            "",
+            "## Campaigns",
+            "",
+            "| scenario | campaign | accounts | requests | detected | seconds to detect | requests before "
+            "detection | member recall | cluster precision | alerts |",
+            "|---|---|---:|---:|---|---:|---:|---:|---:|---:|",
+        ]
+        for s in self.scenarios:
+            for c in s.campaigns:
+                lines.append(
+                    f"| {s.name} | {c.name} | {c.accounts:,} | {c.requests:,} | {'yes' if c.detected else '**no**'} | "
+                    f"{_num(c.seconds_to_detect, '{:.0f}')} | {_num(c.requests_before_detection_fraction, '{:.1%}')} | "
+                    f"{c.member_recall:.1%} | {_num(c.cluster_precision, '{:.1%}')} | {c.alerts} |"
+                )
+        lines += [
+            "",
+            "## Organic traffic",
+            "",
+            "| scenario | organic accounts | flagged | false-positive rate | organic alerts | per day | alerts by rule"
+            " |",
+            "|---|---:|---:|---:|---:|---:|---|",
+        ]
+        for s in self.scenarios:
+            rules = ", ".join(f"{k} {v}" for k, v in sorted(s.alerts_by_rule.items())) or "none"
+            lines.append(
+                f"| {s.name} | {s.organic_accounts:,} | {s.organic_accounts_flagged:,} | "
+                f"{s.organic_false_positive_rate:.2%} | {s.organic_alerts} | {s.organic_alerts_per_day:.1f} | {rules} |"
+            )
+        classes = sorted({k for s in self.scenarios for k in s.organic_classes})
+        lines += [
+            "",
+            "### Flagged fraction per organic class",
+            "",
+            "| scenario | " + " | ".join(classes) + " |",
+            "|---|" + "---:|" * len(classes),
+        ]
+        for s in self.scenarios:
+            cells = []
+            for k in classes:
+                cls = s.organic_classes.get(k)
+                cells.append("—" if cls is None else f"{cls.flagged_fraction:.1%} ({cls.flagged}/{cls.accounts})")
+            lines.append(f"| {s.name} | " + " | ".join(cells) + " |")
+        lines += ["", "## Timelines", ""]
+        for s in self.scenarios:
+            if "timeline" in s.extra:
+                lines.append(f"![{s.name}]({s.extra['timeline']})")
+        lines += ["", "## Definitions", "", self.as_dict()["definitions"], "", "## Investigate in ClickHouse", ""]
+        lines.append("The ground truth is in `account_labels` next to the alerts (`extractguard sql`, or any client):")
+        lines.append("")
+        for title, sql in INVESTIGATE_SQL:
+            lines += [f"-- {title}", "```sql", sql + ";", "```"]
+        return "\n".join(lines) + "\n"
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "—" if value is None else fmt.format(value)

@@ -1,0 +1,181 @@
+"""Score what the pipeline alerted on against the ground truth of a scenario.
+
+Definitions (the scorecard repeats them):
+
+- An alert version (every delivery of an alert, as produced to `alerts`) *points at* campaign C
+  when C's members are more than half of the labelled accounts it names.
+- `detected`: some alert points at C. `seconds_to_detect`: event time from C's first request to
+  the end of the window of the first alert pointing at it (`last_seen_ms`: the earliest event
+  time at which that alert could have been raised).
+- `requests_before_detection_fraction`: C's requests sent before that moment, over all of them.
+- `member_recall`: C's members named by alerts pointing at C, over C's members.
+- `cluster_precision`: of all accounts named by alerts pointing at C, the share that are members.
+- `flagged_fraction` of an organic class: its accounts named by any alert, over its accounts.
+- `organic_false_positive_rate`: organic accounts named by any alert, over organic accounts.
+- `organic_alerts_per_day`: alerts (distinct dedup keys) that point at no campaign, per day of
+  scenario event time.
+
+>>> truth = Truth()
+>>> for i in range(4): truth.observe(f"c{i}", "campaign", "campaign", "hydra", 1_000 + i)
+>>> for i in range(6): truth.observe(f"o{i}", "organic", "regular", None, 500)
+>>> alert = {"dedup_key": "k", "accounts": ["c0", "c1", "c2", "o0"], "last_seen_ms": 61_000}
+>>> score = score_scenario("s", 86_400, truth, [alert])
+>>> c = score.campaigns[0]
+>>> (c.detected, c.seconds_to_detect, c.member_recall, c.cluster_precision)
+(True, 60.0, 0.75, 0.75)
+>>> (score.organic_false_positive_rate, score.organic_alerts_per_day)
+(0.1667, 0.0)
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Truth:
+    """Ground truth gathered while a scenario streams: who is who, and when campaigns sent."""
+
+    label: dict[str, str] = field(default_factory=dict)
+    klass: dict[str, str] = field(default_factory=dict)
+    campaign: dict[str, str] = field(default_factory=dict)
+    campaign_times: dict[str, array[int]] = field(default_factory=dict)
+    requests_by_class: Counter[str] = field(default_factory=Counter)
+
+    def observe(self, account_id: str, label: str, klass: str, campaign: str | None, event_time_ms: int) -> None:
+        if account_id not in self.label:
+            self.label[account_id] = label
+            self.klass[account_id] = klass
+            if campaign is not None:
+                self.campaign[account_id] = campaign
+        self.requests_by_class[klass] += 1
+        if campaign is not None:
+            times = self.campaign_times.get(campaign)
+            if times is None:
+                times = self.campaign_times[campaign] = array("q")
+            times.append(event_time_ms)  # streams are in event-time order, so this stays sorted
+
+    def members(self, campaign: str) -> set[str]:
+        return {a for a, c in self.campaign.items() if c == campaign}
+
+
+@dataclass(slots=True)
+class CampaignScore:
+    name: str
+    accounts: int
+    requests: int
+    detected: bool
+    seconds_to_detect: float | None
+    requests_before_detection_fraction: float | None
+    member_recall: float
+    cluster_precision: float | None
+    alerts: int
+    first_request_ms: int
+    detected_at_ms: int | None
+
+
+@dataclass(slots=True)
+class ClassScore:
+    accounts: int
+    requests: int
+    flagged: int
+    flagged_fraction: float
+
+
+@dataclass(slots=True)
+class ScenarioScore:
+    name: str
+    duration_s: float
+    events: int
+    campaigns: list[CampaignScore]
+    organic_classes: dict[str, ClassScore]
+    organic_accounts: int
+    organic_accounts_flagged: int
+    organic_false_positive_rate: float
+    organic_alerts: int
+    organic_alerts_per_day: float
+    alerts: int
+    alerts_by_rule: dict[str, int]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def points_at(accounts: list[str], truth: Truth) -> str | None:
+    """The campaign whose members are more than half of the labelled accounts named, if any."""
+    labelled = [truth.campaign.get(a) for a in accounts if a in truth.label]
+    if not labelled:
+        return None
+    campaign, count = Counter(labelled).most_common(1)[0]
+    return campaign if campaign is not None and count * 2 > len(labelled) else None
+
+
+def score_scenario(name: str, duration_s: float, truth: Truth, alert_versions: list[dict[str, Any]]) -> ScenarioScore:
+    named_by: dict[str | None, set[str]] = defaultdict(set)
+    first_at: dict[str, int] = {}
+    keys_by_target: dict[str | None, set[str]] = defaultdict(set)
+    flagged: set[str] = set()
+    rules: dict[str, str] = {}
+    for version in alert_versions:
+        accounts = version["accounts"]
+        target = points_at(accounts, truth)
+        keys_by_target[target].add(version["dedup_key"])
+        named_by[target].update(accounts)
+        flagged.update(accounts)
+        rules[version["dedup_key"]] = version.get("rule", "?")
+        if target is not None:
+            first_at[target] = min(first_at.get(target, version["last_seen_ms"]), version["last_seen_ms"])
+
+    campaigns = []
+    for campaign in sorted(truth.campaign_times):
+        members = truth.members(campaign)
+        times = truth.campaign_times[campaign]
+        detected_at = first_at.get(campaign)
+        named = named_by.get(campaign, set())
+        campaigns.append(
+            CampaignScore(
+                name=campaign,
+                accounts=len(members),
+                requests=len(times),
+                detected=detected_at is not None,
+                seconds_to_detect=None if detected_at is None else round((detected_at - times[0]) / 1000, 1),
+                requests_before_detection_fraction=(
+                    None if detected_at is None else round(bisect.bisect_left(times, detected_at) / len(times), 4)
+                ),
+                member_recall=round(len(named & members) / len(members), 4),
+                cluster_precision=round(len(named & members) / len(named), 4) if named else None,
+                alerts=len(keys_by_target.get(campaign, ())),
+                first_request_ms=times[0],
+                detected_at_ms=detected_at,
+            )
+        )
+
+    classes: dict[str, ClassScore] = {}
+    organic = [a for a, label in truth.label.items() if label == "organic"]
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for account in organic:
+        by_class[truth.klass[account]].append(account)
+    for klass, accounts in sorted(by_class.items()):
+        hit = sum(a in flagged for a in accounts)
+        classes[klass] = ClassScore(len(accounts), truth.requests_by_class[klass], hit, round(hit / len(accounts), 4))
+    organic_flagged = sum(a in flagged for a in organic)
+    organic_alerts = len(keys_by_target.get(None, ()))
+    return ScenarioScore(
+        name=name,
+        duration_s=duration_s,
+        events=sum(truth.requests_by_class.values()),
+        campaigns=campaigns,
+        organic_classes=classes,
+        organic_accounts=len(organic),
+        organic_accounts_flagged=organic_flagged,
+        organic_false_positive_rate=round(organic_flagged / len(organic), 4) if organic else 0.0,
+        organic_alerts=organic_alerts,
+        organic_alerts_per_day=round(organic_alerts / (duration_s / 86_400), 2),
+        alerts=len(rules),
+        alerts_by_rule=dict(Counter(rules.values())),
+    )

@@ -1,0 +1,356 @@
+"""How each kind of account behaves: when it sends (a rate profile) and what (a request style).
+
+Organic timing is a non-homogeneous Poisson process, drawn by thinning: candidates come at the
+profile's peak rate and each is kept with probability rate(t) / peak. Campaign timing is a paced
+loop (from metronome to Poisson by `pacing_jitter`) that never exceeds the per-account limit in
+any sliding minute, because staying under it is the point of a hydra campaign.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from dataclasses import dataclass, field
+
+from extractguard.gateway.events import ObservedRequest
+from extractguard.simulator import prompts
+from extractguard.simulator.population import SimAccount, residential_ip
+from extractguard.simulator.scenario import CampaignSpec, Scenario
+
+DAY_MS = 86_400_000
+MINUTE_MS = 60_000
+PEAK_HOUR_UTC = 15
+
+
+def event_id(rng: random.Random) -> str:
+    # From the scenario's generator, not uuid4: the same seed must give the same stream, byte for byte.
+    return f"{rng.getrandbits(128):032x}"
+
+
+# --- when ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Diurnal:
+    """A daily cycle around a mean rate, busiest at 15:00 UTC; optionally a launch ramp."""
+
+    per_min: float
+    amplitude: float
+    ramp_at_ms: int | None = None
+    ramp_ms: int = 1
+    factor: float = 1.0
+
+    def rate(self, ts: int) -> float:
+        hour = (ts % DAY_MS) / 3_600_000
+        rate = self.per_min * (1 + self.amplitude * math.cos(2 * math.pi * (hour - PEAK_HOUR_UTC) / 24))
+        if self.ramp_at_ms is not None and ts > self.ramp_at_ms:
+            rate *= 1 + (self.factor - 1) * min((ts - self.ramp_at_ms) / self.ramp_ms, 1.0)
+        return rate
+
+    def peak(self) -> float:
+        return self.per_min * (1 + self.amplitude) * self.factor
+
+    def active_from(self, ts: int) -> int:
+        return ts
+
+
+@dataclass(frozen=True, slots=True)
+class Runs:
+    """Active only during scheduled runs (a nightly batch, a benchmark), at a steady rate."""
+
+    per_min: float
+    first_ms: int
+    run_ms: int
+    every_ms: int | None = None
+
+    def _run_start(self, ts: int) -> int | None:
+        if ts < self.first_ms:
+            return self.first_ms
+        if self.every_ms is None:
+            return self.first_ms if ts < self.first_ms + self.run_ms else None
+        index = (ts - self.first_ms) // self.every_ms
+        start = self.first_ms + index * self.every_ms
+        return start if ts < start + self.run_ms else start + self.every_ms
+
+    def rate(self, ts: int) -> float:
+        start = self._run_start(ts)
+        return self.per_min if start is not None and start <= ts else 0.0
+
+    def peak(self) -> float:
+        return self.per_min
+
+    def active_from(self, ts: int) -> int | None:
+        start = self._run_start(ts)
+        return None if start is None else max(start, ts)
+
+
+Profile = Diurnal | Runs
+
+
+# --- what ------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Actor:
+    account: SimAccount
+    models: list[str]
+    launch: tuple[str, int, float] | None  # (model, at_ms, organic adoption)
+
+    def model(self, ts: int, rng: random.Random) -> str:
+        if self.launch is not None and ts >= self.launch[1] and rng.random() < self.launch[2]:
+            return self.launch[0]
+        return rng.choice(self.models)
+
+    def address(self, rng: random.Random) -> tuple[str, int]:
+        return self.account.ip, self.account.asn
+
+    def request(self, ts: int, rng: random.Random, prompt: str, **shape: object) -> ObservedRequest:
+        a = self.account
+        ip, asn = self.address(rng)
+        return ObservedRequest(
+            account_id=a.account_id, org_id=a.org_id, api_key=a.api_key, client_ip=ip, client_asn=asn,
+            prompt=prompt, event_time_ms=ts, account_created_ms=a.created_ms, user_agent=a.user_agent,
+            tls_ja4=a.ja4, sdk_name=a.sdk, client_country=a.country, event_id=event_id(rng),
+            **shape,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+
+@dataclass(slots=True)
+class OrganicActor(Actor):
+    """A person or an app: multi-turn chat in its domain, or one of the look-alike styles."""
+
+    profile: Profile = field(default_factory=lambda: Diurnal(1.0, 0.0))
+    style: str = "chat"
+    follow_up: float = 0.6
+    corpus: prompts.Corpus | None = None
+    conversation: tuple[str, int] | None = None
+    sweep: prompts.CapabilitySweep | None = None
+    batch_template: str = ""
+
+    def first(self, start_ms: int, rng: random.Random) -> int | None:
+        return self.next(start_ms, rng)
+
+    def next(self, ts: int, rng: random.Random) -> int | None:
+        peak = self.profile.peak()
+        candidate = ts + max(int(rng.expovariate(peak / MINUTE_MS)), 1)
+        active = self.profile.active_from(candidate)
+        if active is None:
+            return None  # no more runs
+        if active > candidate:
+            candidate = active + int(rng.expovariate(peak / MINUTE_MS))
+        return candidate
+
+    def act(self, ts: int, rng: random.Random) -> ObservedRequest | None:
+        if rng.random() * self.profile.peak() > self.profile.rate(ts):
+            return None  # thinned: the profile is below its peak now
+        match self.style:
+            case "batch":
+                return self._batch(ts, rng)
+            case "harness":
+                return self._harness(ts, rng)
+            case "researcher":
+                return self._researcher(ts, rng)
+            case _:
+                return self._chat(ts, rng)
+
+    def _chat(self, ts: int, rng: random.Random) -> ObservedRequest:
+        conv, turn = self.conversation or ("", -1)
+        if turn >= 0 and rng.random() < self.follow_up:
+            turn += 1
+            prompt = prompts.follow_up_prompt(rng)
+        else:
+            conv, turn = f"conv_{rng.getrandbits(48):012x}", 0
+            prompt = self.corpus.draw(rng) if self.corpus else prompts.organic_prompt(self.account.domain, rng)
+        self.conversation = (conv, turn)
+        output = rng.randint(30, 700)
+        return self.request(
+            ts, rng, prompt, request_model=self.model(ts, rng), input_tokens=rng.randint(40, 900) + 150 * turn,
+            output_tokens=output, latency_ms=rng.randint(300, 4000), conversation_id=conv, turn_index=turn,
+            max_tokens=rng.choice([None, 512, 1024, 2048]), temperature=rng.choice([None, 0.2, 0.7, 1.0]),
+            logprobs=rng.random() < 0.01, finish_reason="stop", refusal=rng.random() < 0.005,
+        )  # fmt: skip
+
+    def _batch(self, ts: int, rng: random.Random) -> ObservedRequest:
+        return self.request(
+            ts, rng, prompts.batch_prompt(self.batch_template, rng), request_model=self.models[-1],
+            input_tokens=rng.randint(180, 420), output_tokens=rng.randint(3, 40), latency_ms=rng.randint(200, 900),
+            max_tokens=64, temperature=0.0, finish_reason="stop",
+        )  # fmt: skip
+
+    def _harness(self, ts: int, rng: random.Random) -> ObservedRequest:
+        sweep = self.sweep or prompts.CapabilitySweep(items_per_leaf=40)
+        self.sweep = sweep
+        _area, leaf = sweep.next_leaf()
+        benchmark = prompts.BENCHMARKS[sweep.position // 400 % len(prompts.BENCHMARKS)]
+        return self.request(
+            ts, rng, prompts.harness_prompt(benchmark, sweep.position, leaf), request_model=self.models[0],
+            input_tokens=rng.randint(150, 900), output_tokens=1, latency_ms=rng.randint(200, 1500), max_tokens=1,
+            temperature=0.0, logprobs=True, top_logprobs=5, finish_reason="length",
+        )  # fmt: skip
+
+    def _researcher(self, ts: int, rng: random.Random) -> ObservedRequest:
+        conv, turn = self.conversation or ("", -1)
+        if turn >= 0 and rng.random() < 0.4:
+            turn += 1
+        else:
+            conv, turn = f"conv_{rng.getrandbits(48):012x}", 0
+        self.conversation = (conv, turn)
+        refused = rng.random() < 0.45
+        output = rng.randint(20, 80) if refused else rng.randint(200, 900)
+        return self.request(
+            ts, rng, prompts.refusal_probe_prompt(rng), request_model=self.model(ts, rng),
+            input_tokens=rng.randint(40, 300) + 200 * turn, output_tokens=output, latency_ms=rng.randint(400, 5000),
+            conversation_id=conv, turn_index=turn, temperature=rng.choice([None, 1.0]), finish_reason="stop",
+            refusal=refused,
+        )  # fmt: skip
+
+
+@dataclass(slots=True)
+class CampaignActor(Actor):
+    """One account of an extraction campaign: paced under its limit, single-turn, output-heavy."""
+
+    spec: CampaignSpec | None = None
+    sweep: prompts.CapabilitySweep | None = None  # shared by the whole campaign
+    start_ms: int = 0
+    end_ms: int = 0
+    pivot_ms: int = 0
+    limit: int = 10
+    corpus: prompts.Corpus | None = None
+    recent: deque[int] = field(default_factory=deque)
+    pool: list[tuple[str, int]] = field(default_factory=list)  # the proxy pool ([] = residential)
+    current: tuple[str, int] | None = None
+
+    def address(self, rng: random.Random) -> tuple[str, int]:
+        """The account's exit address, moved to another one of the pool at the rotation rate."""
+        if self.current is None:
+            self.current = (self.account.ip, self.account.asn)
+        rotate = self.campaign.proxy.rotate_probability
+        if rotate and not self.campaign.evasion.via_reseller and rng.random() < rotate:
+            if self.pool:
+                prefix, asn = rng.choice(self.pool)
+                self.current = (f"{prefix}.{rng.randint(1, 254)}", asn)
+            else:
+                self.current = residential_ip(rng)
+        return self.current
+
+    @property
+    def campaign(self) -> CampaignSpec:
+        assert self.spec is not None
+        return self.spec
+
+    def first(self, _start_ms: int, rng: random.Random) -> int | None:
+        return self.start_ms + int(rng.uniform(0, MINUTE_MS / self.account.rate_per_min))
+
+    def next(self, ts: int, rng: random.Random) -> int | None:
+        base = MINUTE_MS / self.account.rate_per_min
+        jitter = self.campaign.evasion.pacing_jitter
+        candidate = ts + max(int(base * ((1 - jitter) * rng.uniform(0.95, 1.05) + jitter * rng.expovariate(1.0))), 1)
+        # Never more than `limit` requests in any 60 s: wait for the oldest of them to age out.
+        if len(self.recent) >= self.limit:
+            candidate = max(candidate, self.recent[0] + MINUTE_MS)
+        return candidate if candidate < self.end_ms else None
+
+    def act(self, ts: int, rng: random.Random) -> ObservedRequest | None:
+        self.recent.append(ts)
+        if len(self.recent) > self.limit:
+            self.recent.popleft()
+        spec = self.campaign
+        shape = spec.strategies
+        if rng.random() < spec.evasion.camouflage:
+            prompt = prompts.organic_prompt(rng.choice(list(prompts.ORGANIC_DOMAINS)), rng)
+        elif self.corpus is not None:
+            prompt = self.corpus.draw(rng)
+        else:
+            prompt = self._strategy_prompt(rng)
+        if rng.random() < shape.cot:
+            prompt = prompts.with_cot(prompt, rng)
+        if rng.random() < spec.evasion.paraphrase_rate:
+            prompt = prompts.paraphrase(prompt, rng)
+        model = self.models[0]
+        if spec.pivot is not None and ts >= self.pivot_ms and rng.random() < spec.pivot.share:
+            model = spec.pivot.model
+        longest = rng.random() < shape.max_output
+        output = rng.randint(2500, 4096) if longest else rng.randint(300, 1500)
+        logprobs = rng.random() < shape.logprobs
+        return self.request(
+            ts, rng, prompt, request_model=model, input_tokens=rng.randint(60, 220), output_tokens=output,
+            latency_ms=rng.randint(6000, 30000), conversation_id=None, turn_index=0,
+            max_tokens=4096 if longest else rng.choice([1024, 2048]), temperature=rng.choice([0.0, 0.7, 1.0]),
+            logprobs=logprobs, top_logprobs=rng.choice([5, 20]) if logprobs else 0,
+            logit_bias=rng.random() < shape.logit_bias, finish_reason="length" if output >= 4096 else "stop",
+        )  # fmt: skip
+
+    def _strategy_prompt(self, rng: random.Random) -> str:
+        s = self.campaign.strategies
+        assert self.sweep is not None
+        _area, leaf = self.sweep.next_leaf()
+        pick = rng.uniform(0, s.self_instruct + s.templated + s.paraphrase + s.refusal_probe)
+        if pick < s.self_instruct:
+            return prompts.self_instruct_prompt(leaf, rng)
+        pick -= s.self_instruct
+        if pick < s.templated:
+            return prompts.templated_prompt(leaf, rng)
+        pick -= s.templated
+        if pick < s.paraphrase:
+            return prompts.paraphrase_family_prompt(leaf, rng)
+        return prompts.refusal_probe_prompt(rng)
+
+
+def cast(
+    scenario: Scenario,
+    accounts: list[SimAccount],
+    start_ms: int,
+    proxy_pools: dict[str, list[tuple[str, int]]] | None = None,
+) -> list[OrganicActor | CampaignActor]:
+    """An actor for every account, configured from the scenario."""
+
+    def at(seconds: float) -> int:
+        return start_ms + int(seconds * 1000)
+
+    launch = (
+        (scenario.launch.model, at(scenario.launch.at_s), scenario.launch.organic_adoption) if scenario.launch else None
+    )
+    models = list(scenario.models)
+    organic_corpus = prompts.Corpus(scenario.organic.corpus) if scenario.organic.corpus else None
+    extra = scenario.lookalikes
+    campaigns = {c.name: c for c in scenario.campaigns}
+    sweeps = {name: prompts.CapabilitySweep() for name in campaigns}
+    corpora = {c.name: prompts.Corpus(c.corpus) for c in scenario.campaigns if c.corpus}
+    amplitude = scenario.organic.diurnal_amplitude
+    batch_templates = 0
+    actors: list[OrganicActor | CampaignActor] = []
+    for account in accounts:
+        if account.klass == "campaign":
+            spec = campaigns[str(account.campaign)]
+            actors.append(
+                CampaignActor(
+                    account, models, launch, spec=spec, sweep=sweeps[spec.name], start_ms=account.active_ms,
+                    end_ms=at(spec.end_s if spec.end_s is not None else scenario.duration_s),
+                    pivot_ms=at(spec.pivot.at_s) if spec.pivot else 0,
+                    limit=math.floor(scenario.rate_limit(spec)), corpus=corpora.get(spec.name),
+                    pool=(proxy_pools or {}).get(spec.name, []),
+                )
+            )  # fmt: skip
+            continue
+        actor = OrganicActor(
+            account, models, launch, profile=Diurnal(account.rate_per_min, amplitude),
+            follow_up=scenario.organic.follow_up_probability, corpus=organic_corpus,
+        )  # fmt: skip
+        if account.klass == "viral_launch" and extra.viral_launch:
+            v = extra.viral_launch
+            actor.profile = Diurnal(account.rate_per_min, amplitude, at(v.at_s), max(int(v.ramp_s * 1000), 1), v.factor)
+        elif account.klass == "enterprise_batch" and extra.enterprise_batch:
+            b = extra.enterprise_batch
+            actor.profile = Runs(b.rate_per_min, at(b.first_run_s), int(b.run_s * 1000), int(b.every_s * 1000))
+            actor.style = "batch"
+            actor.batch_template = prompts.BATCH_TEMPLATES[batch_templates % len(prompts.BATCH_TEMPLATES)]
+            batch_templates += 1
+        elif account.klass == "eval_harness" and extra.eval_harness:
+            h = extra.eval_harness
+            actor.profile = Runs(h.rate_per_min, at(h.at_s), int(h.run_s * 1000))
+            actor.style = "harness"
+        elif account.klass == "researcher":
+            actor.style = "researcher"
+        actors.append(actor)
+    return actors
