@@ -82,6 +82,9 @@ class DetectionSettings(BaseSettings):
     allowed_lateness_s: int = Field(default=10, ge=0)
     burst_threshold: float = Field(default=8.0, gt=0)
     drift_delta: float = Field(default=0.002, gt=0)
+    behaviour_half_life_s: float = Field(
+        default=3600.0, gt=0, description="Horizon of the per-account behaviour tallies (exponential half-life)."
+    )
     session_timeout_s: float = Field(
         default=15.0, gt=0, description="How long a dead worker holds its partitions before a rebalance."
     )

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from extractguard.detection.detectors import BurstDetector, Detector, MixDriftDetector
+from extractguard.detection.detectors import BurstDetector, Detector, ExtractionDetector, MixDriftDetector
 from extractguard.detection.engine import DetectionEngine
 from extractguard.detection.windows import EntityWindows
 from extractguard.settings import DetectionSettings
@@ -19,11 +19,22 @@ START_MS = 1_795_000_000_000
 
 
 def synthetic_event(rng: random.Random, ts: int, account: str, prefix: str, logprobs: bool = False) -> dict[str, Any]:
+    """An ordinary chat request: follow-up turns, modest answers, an account a year old."""
     return {
         "event_time_ms": ts, "account_id": account, "client_ip_prefix": prefix, "client_asn": 64500,
         "tls_ja4": None, "input_tokens": rng.randint(10, 500), "output_tokens": rng.randint(10, 500),
-        "request_logprobs": logprobs,
+        "request_logprobs": logprobs, "turn_index": rng.choice([0, 0, 1, 2, 3]),
+        "account_created_ms": START_MS - 365 * 86_400_000,
         "prompt_sketch": {"template_hash": f"{rng.randrange(40):016x}", "cot_elicitation": False},
+    }  # fmt: skip
+
+
+def harvesting_event(rng: random.Random, ts: int, account: str, prefix: str) -> dict[str, Any]:
+    """A harvesting request: single turn, long answer, logprobs, step-by-step, a day-old account."""
+    return {
+        **synthetic_event(rng, ts, account, prefix, logprobs=True), "turn_index": 0,
+        "output_tokens": rng.randint(2000, 4000), "account_created_ms": START_MS - 86_400_000,
+        "prompt_sketch": {"template_hash": f"{rng.getrandbits(64):016x}", "cot_elicitation": True},
     }  # fmt: skip
 
 
@@ -55,10 +66,10 @@ def with_campaign(base: Iterator[dict[str, Any]], rng: random.Random, from_minut
         if event["event_time_ms"] >= start and rng.random() < 0.6:
             for _ in range(1):
                 account = f"c{rng.randrange(100)}"
-                yield synthetic_event(rng, event["event_time_ms"], account, "185.220.101.0/24", logprobs=True)
+                yield harvesting_event(rng, event["event_time_ms"], account, "185.220.101.0/24")
 
 
-DETECTORS: list[Callable[[], Detector]] = [BurstDetector, MixDriftDetector]
+DETECTORS: list[Callable[[], Detector]] = [BurstDetector, MixDriftDetector, ExtractionDetector]
 
 
 def run(detector: Detector, events: Iterator[dict[str, Any]]) -> list[list[Any]]:
@@ -122,9 +133,52 @@ def test_drift_fires_when_the_logprobs_share_jumps() -> None:
     per_window = run(MixDriftDetector(), with_campaign(organic_stream(rng, 14), rng, from_minute=8))
     fired = [i for i, w in enumerate(per_window) if w]
     assert fired and 8 <= fired[0] <= 9
-    finding = per_window[fired[0]][0]
-    assert finding.entity == "logprobs_share"
+    finding = next(f for f in per_window[fired[0]] if f.entity == "logprobs_share")
     assert any(f.baseline is not None and f.value > f.baseline for f in finding.features)
+
+
+def test_extraction_names_the_harvesting_accounts_within_four_windows_and_only_them() -> None:
+    rng = random.Random(6)
+    per_window = run(ExtractionDetector(), with_campaign(organic_stream(rng, 20), rng, from_minute=8))
+    flagged = {f.entity for w in per_window for f in w}
+    assert not any(w for w in per_window[:8])
+    assert len({f.entity for w in per_window[8:12] for f in w}) >= 40  # within 4 windows of the start
+    assert len(flagged) >= 90 and all(a.startswith("c") for a in flagged)  # of the 100, and no one else
+    finding = next(f for w in per_window for f in w)
+    tells = {f.name: f for f in finding.features}
+    assert tells["output_heavy"].value > tells["output_heavy"].baseline  # type: ignore[operator]
+    assert finding.score >= finding.threshold
+    assert finding.expected_false_alarms_per_day == 0.0  # the benign reference never reached the threshold
+
+
+def test_volume_alone_does_not_page_a_burst_of_ordinary_accounts() -> None:
+    from extractguard.detection.behaviour import AccountBehaviour
+
+    def surge(harvest: bool) -> list[Any]:
+        rng = random.Random(7)
+        behaviour = AccountBehaviour()
+        burst = BurstDetector(behaviour=behaviour)
+        make = harvesting_event if harvest else synthetic_event
+        events = organic_stream(rng, 14)
+        start = START_MS + 8 * WINDOW_MS
+
+        def mixed() -> Iterator[dict[str, Any]]:
+            for event in events:
+                yield event
+                if event["event_time_ms"] >= start and rng.random() < 0.6:
+                    yield make(rng, event["event_time_ms"], f"c{rng.randrange(100)}", "185.220.101.0/24")
+
+        windows = EntityWindows(WINDOW_MS, 5_000)
+        found = []
+        for event in mixed():
+            behaviour.learn_event(event)
+            for window in windows.add(event):
+                found += [f for f in burst.update(window) if f.entity == "185.220.101.0/24"]
+        return found
+
+    ordinary, harvesting = surge(harvest=False), surge(harvest=True)
+    assert ordinary and {f.severity for f in ordinary} == {"info"}  # seen and recorded, not paged
+    assert harvesting and "info" not in {f.severity for f in harvesting[1:]}
 
 
 def test_engine_checkpoint_restores_the_same_future_detections() -> None:

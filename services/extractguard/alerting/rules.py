@@ -37,7 +37,7 @@ DEFAULT_RULES: tuple[AlertRule, ...] = (
         "shared_infrastructure_burst",
         "Many accounts behind one piece of infrastructure suddenly busy",
         frozenset({"burst"}),
-        frozenset({"ip_prefix", "asn", "tls_ja4"}),
+        frozenset({"ip_prefix", "asn", "tls_ja4", "sdk"}),
     ),
     AlertRule(
         "template_burst",
@@ -47,9 +47,21 @@ DEFAULT_RULES: tuple[AlertRule, ...] = (
     ),
     AlertRule(
         "account_burst",
-        "An account far above its normal volume",
+        "An account (or its org or API key) far above its normal volume",
         frozenset({"burst"}),
-        frozenset({"account"}),
+        frozenset({"account", "org", "api_key"}),
+    ),
+    AlertRule(
+        "model_burst",
+        "A model suddenly in heavy extraction-shaped use",
+        frozenset({"burst"}),
+        frozenset({"model"}),
     ),
     AlertRule("traffic_mix_drift", "Extraction-shaped share of traffic shifted", frozenset({"mix_drift"})),
+    AlertRule(
+        "extraction_behaviour",
+        "An account uses the model the way harvesting does",
+        frozenset({"extraction"}),
+        frozenset({"account"}),
+    ),
 )

@@ -13,20 +13,24 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
-from extractguard.detection.detectors import BurstDetector, Detector, MixDriftDetector
+from extractguard.detection.behaviour import AccountBehaviour
+from extractguard.detection.detectors import BurstDetector, Detector, ExtractionDetector, MixDriftDetector
 from extractguard.detection.windows import EntityWindows
 from extractguard.settings import DetectionSettings
 
 # Bumped when the pickled layout changes; an old checkpoint is then discarded, not misread.
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 
 
 class DetectionEngine:
     def __init__(self, settings: DetectionSettings) -> None:
         self.windows = EntityWindows(settings.window_s * 1000, settings.allowed_lateness_s * 1000)
+        # One view of each account's behaviour, shared by the detectors that judge by it.
+        self.behaviour = AccountBehaviour(half_life_s=settings.behaviour_half_life_s)
         self.detectors: list[Detector] = [
-            BurstDetector(threshold=settings.burst_threshold),
-            MixDriftDetector(delta=settings.drift_delta),
+            BurstDetector(threshold=settings.burst_threshold, behaviour=self.behaviour),
+            MixDriftDetector(delta=settings.drift_delta, behaviour=self.behaviour),
+            ExtractionDetector(self.behaviour),
         ]
         self.events_seen = 0
         self.windows_closed = 0
@@ -42,8 +46,10 @@ class DetectionEngine:
         detections: list[dict[str, Any]] = []
         detectors = self.detectors
         add = self.windows.add
+        learn = self.behaviour.learn_event
         for event in events:
             self.events_seen += 1
+            learn(event)
             for detector in detectors:
                 detector.learn_event(event)
             for window in add(event):
@@ -53,6 +59,7 @@ class DetectionEngine:
                         detections.append(finding.to_detection(partition, self.windows.watermark_ms))
         if offset is not None:
             self.last_offset = offset
+        self.behaviour.forget_idle()
         return detections
 
     def checkpoint(self) -> bytes:

@@ -33,6 +33,8 @@ class Finding:
     summary: str
     features: list[Feature] = field(default_factory=list)
     accounts: list[str] = field(default_factory=list)
+    #: Measured on benign traffic at this threshold; None when the detector has not seen enough yet.
+    expected_false_alarms_per_day: float | None = None
 
     def detection_id(self, partition: int) -> str:
         # Deterministic: the same input replayed yields the same id, so downstream dedup works.
@@ -66,5 +68,6 @@ class Finding:
                 ],
                 "accounts": accounts[:MAX_EVIDENCE_ACCOUNTS],
                 "accounts_total": len(accounts),
+                "expected_false_alarms_per_day": self.expected_false_alarms_per_day,
             },
         }

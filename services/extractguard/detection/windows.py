@@ -1,9 +1,10 @@
 """Tumbling event-time windows of per-entity activity, closed by a watermark.
 
-Each event counts towards several entities at once (its account, IP prefix, ASN, TLS fingerprint,
-prompt template), so one pass over an envelope updates every entity's window. The watermark is
-the highest event time seen minus the allowed lateness; a window closes when the watermark passes
-its end, and events older than the oldest open window are counted as late, not silently merged.
+Each event counts towards several entities at once (its account, org, API key, IP prefix, ASN, TLS
+fingerprint, SDK, model and prompt template), so one pass over an envelope updates every entity's
+window. The watermark is the highest event time seen minus the allowed lateness; a window closes
+when the watermark passes its end, and events older than the oldest open window are counted as
+late, not silently merged.
 
 >>> w = EntityWindows(window_ms=60_000, lateness_ms=0)
 >>> base = {"account_id": "a1", "client_ip_prefix": "1.2.3.0/24", "client_asn": 64500,
@@ -27,10 +28,16 @@ EntityKey = tuple[str, str]
 #: Which event field gives which entity. Accounts are listed first: every entity tracks its accounts.
 ENTITY_FIELDS: tuple[tuple[str, str], ...] = (
     ("account", "account_id"),
+    ("org", "org_id"),
+    ("api_key", "api_key_hash"),
     ("ip_prefix", "client_ip_prefix"),
     ("asn", "client_asn"),
     ("tls_ja4", "tls_ja4"),
+    ("sdk", "sdk_name"),
+    ("model", "request_model"),
 )
+#: Every entity kind a window tracks: the event fields above, and the prompt template.
+ENTITY_KINDS: tuple[str, ...] = (*(kind for kind, _ in ENTITY_FIELDS), "template")
 
 
 @dataclass(slots=True)
@@ -66,6 +73,7 @@ class EntityWindows:
         self.max_event_ms = 0
         self.late_events = 0
         self.closed_until_ms = 0
+        self.earliest_open_ms: float = float("inf")  # start of the oldest open window
 
     @property
     def watermark_ms(self) -> int:
@@ -81,6 +89,8 @@ class EntityWindows:
         window = self.open.get(start)
         if window is None:
             window = self.open[start] = _OpenWindow(start)
+            if start < self.earliest_open_ms:
+                self.earliest_open_ms = start
         window.requests += 1
         account = event["account_id"]
         sketch = event["prompt_sketch"]
@@ -108,12 +118,15 @@ class EntityWindows:
 
     def _close_due(self) -> list[ClosedWindow]:
         watermark = self.watermark_ms
+        if self.earliest_open_ms + self.window_ms > watermark:
+            return []  # the common case, checked per event: nothing is due yet
         due = sorted(s for s in self.open if s + self.window_ms <= watermark)
         closed = []
         for start in due:
             window = self.open.pop(start)
             closed.append(ClosedWindow(start, start + self.window_ms, window.entities, window.requests))
             self.closed_until_ms = start + self.window_ms
+        self.earliest_open_ms = min(self.open, default=float("inf"))
         return closed
 
     def add_many(self, events: Iterable[dict[str, Any]]) -> list[ClosedWindow]:

@@ -82,15 +82,16 @@ class Scorecard:
             "## Campaigns",
             "",
             "| scenario | campaign | accounts | requests | detected | seconds to detect | requests before "
-            "detection | member recall | cluster precision | alerts |",
-            "|---|---|---:|---:|---|---:|---:|---:|---:|---:|",
+            "detection | member recall | cluster precision | alerts by rule (first) |",
+            "|---|---|---:|---:|---|---:|---:|---:|---:|---|",
         ]
         for s in self.scenarios:
             for c in s.campaigns:
                 lines.append(
                     f"| {s.name} | {c.name} | {c.accounts:,} | {c.requests:,} | {'yes' if c.detected else '**no**'} | "
                     f"{_num(c.seconds_to_detect, '{:.0f}')} | {_num(c.requests_before_detection_fraction, '{:.1%}')} | "
-                    f"{c.member_recall:.1%} | {_num(c.cluster_precision, '{:.1%}')} | {c.alerts} |"
+                    f"{c.member_recall:.1%} | {_num(c.cluster_precision, '{:.1%}')} | {_rules(c.alerts_by_rule)}"
+                    f"{f' ({c.first_rule})' if c.first_rule else ''} |"
                 )
         lines += [
             "",
@@ -101,7 +102,7 @@ class Scorecard:
             "|---|---:|---:|---:|---:|---:|---|",
         ]
         for s in self.scenarios:
-            rules = ", ".join(f"{k} {v}" for k, v in sorted(s.alerts_by_rule.items())) or "none"
+            rules = _rules(s.alerts_by_rule)
             lines.append(
                 f"| {s.name} | {s.organic_accounts:,} | {s.organic_accounts_flagged:,} | "
                 f"{s.organic_false_positive_rate:.2%} | {s.organic_alerts} | {s.organic_alerts_per_day:.1f} | {rules} |"
@@ -120,6 +121,17 @@ class Scorecard:
                 cls = s.organic_classes.get(k)
                 cells.append("—" if cls is None else f"{cls.flagged_fraction:.1%} ({cls.flagged}/{cls.accounts})")
             lines.append(f"| {s.name} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            "## Detections by detector and severity",
+            "",
+            "Only `warning` and `critical` detections reach the alert rules; `info` ones are kept in ClickHouse.",
+            "",
+            "| scenario | detections |",
+            "|---|---|",
+        ]
+        for s in self.scenarios:
+            lines.append(f"| {s.name} | {_rules(s.extra.get('detections', {}))} |")
         lines += ["", "## Timelines", ""]
         for s in self.scenarios:
             if "timeline" in s.extra:
@@ -130,6 +142,10 @@ class Scorecard:
         for title, sql in INVESTIGATE_SQL:
             lines += [f"-- {title}", "```sql", sql + ";", "```"]
         return "\n".join(lines) + "\n"
+
+
+def _rules(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
 
 
 def _num(value: float | None, fmt: str) -> str:

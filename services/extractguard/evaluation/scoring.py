@@ -76,6 +76,9 @@ class CampaignScore:
     alerts: int
     first_request_ms: int
     detected_at_ms: int | None
+    #: Each rule's share of the detection: alerts pointing at the campaign, by rule, and which came first.
+    alerts_by_rule: dict[str, int] = field(default_factory=dict)
+    first_rule: str | None = None
 
 
 @dataclass(slots=True)
@@ -118,6 +121,8 @@ def points_at(accounts: list[str], truth: Truth) -> str | None:
 def score_scenario(name: str, duration_s: float, truth: Truth, alert_versions: list[dict[str, Any]]) -> ScenarioScore:
     named_by: dict[str | None, set[str]] = defaultdict(set)
     first_at: dict[str, int] = {}
+    first_rule: dict[str, str] = {}
+    rules_by_target: dict[str | None, dict[str, str]] = defaultdict(dict)  # target -> dedup key -> rule
     keys_by_target: dict[str | None, set[str]] = defaultdict(set)
     flagged: set[str] = set()
     rules: dict[str, str] = {}
@@ -127,9 +132,12 @@ def score_scenario(name: str, duration_s: float, truth: Truth, alert_versions: l
         keys_by_target[target].add(version["dedup_key"])
         named_by[target].update(accounts)
         flagged.update(accounts)
-        rules[version["dedup_key"]] = version.get("rule", "?")
-        if target is not None:
-            first_at[target] = min(first_at.get(target, version["last_seen_ms"]), version["last_seen_ms"])
+        rule = version.get("rule", "?")
+        rules[version["dedup_key"]] = rule
+        rules_by_target[target][version["dedup_key"]] = rule
+        if target is not None and version["last_seen_ms"] < first_at.get(target, version["last_seen_ms"] + 1):
+            first_at[target] = version["last_seen_ms"]
+            first_rule[target] = rule
 
     campaigns = []
     for campaign in sorted(truth.campaign_times):
@@ -152,6 +160,8 @@ def score_scenario(name: str, duration_s: float, truth: Truth, alert_versions: l
                 alerts=len(keys_by_target.get(campaign, ())),
                 first_request_ms=times[0],
                 detected_at_ms=detected_at,
+                alerts_by_rule=dict(Counter(rules_by_target.get(campaign, {}).values())),
+                first_rule=first_rule.get(campaign),
             )
         )
 

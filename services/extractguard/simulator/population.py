@@ -237,14 +237,17 @@ class World:
                 if fingerprint.mimic_organic:
                     agent = rng.choice(ORGANIC_AGENTS)
                 ja4 = rng.choice(ja4s)
+            if rng.random() < spec.evasion.aged_accounts:
+                created = self.start_ms - rng.randint(60, 900) * 86_400_000  # bought, or taken over
+            else:  # signed up shortly before its wave goes live
+                created = self.start_ms + int(activation_s * 1000) - rng.randint(600, 4 * 3600) * 1000
             accounts.append(
                 SimAccount(
                     account_id=self.ids.account(), org_id=org_id, api_key=self.ids.key(), label="campaign",
                     klass="campaign", campaign=spec.name, domain="extraction", ip=f"{prefix}.{rng.randint(1, 254)}",
                     asn=asn, ja4=ja4, user_agent=agent[0], sdk=agent[1],
                     rate_per_min=rate * rng.uniform(0.8, 1.0),
-                    # Signed up shortly before its wave goes live.
-                    created_ms=self.start_ms + int(activation_s * 1000) - rng.randint(600, 4 * 3600) * 1000,
+                    created_ms=created,
                     country=rng.choice(COUNTRIES), active_ms=self.start_ms + int(activation_s * 1000),
                 )
             )  # fmt: skip

@@ -137,6 +137,7 @@ class Evasion(_Spec):
     camouflage: Share = Field(default=0.0, description="Share of organic-looking prompts mixed in.")
     pacing_jitter: Share = Field(default=0.1, description="0 = metronome, 1 = Poisson like a person.")
     via_reseller: bool = Field(default=False, description="Accounts are end customers of the reseller org.")
+    aged_accounts: Share = Field(default=0.0, description="Share of bought or taken-over accounts months old.")
 
 
 class Pivot(_Spec):

@@ -3,5 +3,6 @@
 from extractguard.detection.detectors.base import Detector
 from extractguard.detection.detectors.burst import BurstDetector
 from extractguard.detection.detectors.drift import MixDriftDetector
+from extractguard.detection.detectors.extraction import ExtractionDetector
 
-__all__ = ["BurstDetector", "Detector", "MixDriftDetector"]
+__all__ = ["BurstDetector", "Detector", "ExtractionDetector", "MixDriftDetector"]

@@ -10,6 +10,12 @@ count is both far above the expectation in Poisson terms (z >= threshold) and se
 A campaign of many light accounts behind one proxy pool keeps every account under its rate limit,
 but its prefixes, ASN and client fingerprint burst: those findings name the accounts behind them.
 
+Volume alone does not page: a viral launch or a nightly batch job bursts too. A burst is a
+`warning` (or `critical`) only when at least `shaped_share` of the accounts behind it behave in an
+extraction-shaped way (see `AccountBehaviour`); otherwise it is recorded as `info`, visible in
+ClickHouse but below the alert rules. The rate of such benign bursts per day of event time is
+the false-alarm figure every burst finding states.
+
 >>> from extractguard.detection.windows import ClosedWindow, EntityStats
 >>> burst = BurstDetector(threshold=8, warmup_windows=2)
 >>> def window(i, n):
@@ -29,17 +35,23 @@ from typing import Any, ClassVar
 
 from river import stats
 
+from extractguard.detection.behaviour import DAY_MS, AccountBehaviour
 from extractguard.detection.findings import Feature, Finding, Severity
-from extractguard.detection.windows import ClosedWindow, EntityKey
+from extractguard.detection.windows import ENTITY_KINDS, ClosedWindow, EntityKey
 
-KINDS = ("account", "ip_prefix", "asn", "tls_ja4", "template")
+KINDS = ENTITY_KINDS
 
 
 class _Baseline:
+    """An entity's exponentially weighted mean per-window count, as River's `EWMean` computes it
+    (the first value starts it; then mean += fading_factor * (x - mean)), kept as a bare float
+    because there is one per entity and millions of entities: an object per entity would cost
+    ten times the memory and the time."""
+
     __slots__ = ("last_window", "mean")
 
-    def __init__(self, fading_factor: float) -> None:
-        self.mean = stats.EWMean(fading_factor=fading_factor)
+    def __init__(self) -> None:
+        self.mean = 0.0
         self.last_window = -1
 
 
@@ -56,7 +68,14 @@ class BurstDetector:
         fading_factor: float = 0.2,
         kind_quantile: float = 0.99,
         idle_windows_forgotten: int = 120,
+        behaviour: AccountBehaviour | None = None,
+        shaped_share: float = 0.5,
     ) -> None:
+        self.behaviour = behaviour
+        self.shaped_share = shaped_share
+        self.benign_bursts = 0
+        self.first_window_ms: int | None = None
+        self.last_window_ms = 0
         self.threshold = threshold
         self.min_ratio = min_ratio
         self.min_requests = min_requests
@@ -79,9 +98,17 @@ class BurstDetector:
     def _decayed(self, baseline: _Baseline) -> float:
         # Windows where the entity was absent count as zero requests.
         idle = self.windows_seen - baseline.last_window - 1
-        return float(baseline.mean.get()) * (1 - self.fading_factor) ** max(idle, 0)
+        return baseline.mean * (1 - self.fading_factor) ** max(idle, 0)
+
+    def benign_bursts_per_day(self) -> float | None:
+        if self.first_window_ms is None or self.last_window_ms - self.first_window_ms < 3_600_000:
+            return None
+        return round(self.benign_bursts * DAY_MS / (self.last_window_ms - self.first_window_ms), 3)
 
     def update(self, window: ClosedWindow) -> list[Finding]:
+        if self.first_window_ms is None:
+            self.first_window_ms = window.start_ms
+        self.last_window_ms = window.end_ms
         findings: list[Finding] = []
         if self.windows_seen >= self.warmup_windows:
             for key, entity in window.entities.items():
@@ -99,6 +126,10 @@ class BurstDetector:
         kind, name = key
         requests = entity.requests
         severity: Severity = "critical" if z >= 3 * self.threshold else "warning"
+        shaped = self.behaviour.shaped_share(entity.accounts) if self.behaviour is not None else 1.0
+        if shaped < self.shaped_share:
+            severity = "info"
+            self.benign_bursts += 1
         return Finding(
             detector=self.name,
             detector_version=self.version,
@@ -111,7 +142,8 @@ class BurstDetector:
             severity=severity,
             summary=(
                 f"{kind} {name}: {requests} requests in {(window.end_ms - window.start_ms) // 1000}s "
-                f"from {len(entity.accounts)} accounts, {requests / expected:.1f}x the expected {expected:.1f}"
+                f"from {len(entity.accounts)} accounts, {requests / expected:.1f}x the expected {expected:.1f}; "
+                f"{shaped:.0%} of the accounts extraction-shaped"
             ),
             features=[
                 Feature("requests", requests, expected),
@@ -119,22 +151,30 @@ class BurstDetector:
                 Feature("output_tokens_per_request", entity.output_tokens / requests),
                 Feature("logprobs_share", entity.logprobs / requests),
                 Feature("cot_elicitation_share", entity.cot / requests),
+                Feature("extraction_shaped_share", shaped, self.shaped_share),
             ],
             accounts=list(entity.accounts),
+            expected_false_alarms_per_day=self.benign_bursts_per_day(),
         )
 
     def _learn(self, window: ClosedWindow) -> None:
+        alpha = self.fading_factor
+        keep = 1 - alpha
+        baselines = self.baselines
+        levels = self.kind_levels
+        seen = self.windows_seen
         for key, entity in window.entities.items():
-            baseline = self.baselines.get(key)
+            count = entity.requests
+            baseline = baselines.get(key)
             if baseline is None:
-                baseline = self.baselines[key] = _Baseline(self.fading_factor)
+                baseline = baselines[key] = _Baseline()
+                baseline.mean = float(count)
             else:
-                idle = self.windows_seen - baseline.last_window - 1
-                for _ in range(min(idle, 16)):
-                    baseline.mean.update(0)
-            baseline.mean.update(entity.requests)
-            baseline.last_window = self.windows_seen
-            self.kind_levels[key[0]].update(entity.requests)
+                idle = seen - baseline.last_window - 1
+                mean = baseline.mean * keep ** min(idle, 16) if idle > 0 else baseline.mean  # absent = zeros
+                baseline.mean = mean + alpha * (count - mean)
+            baseline.last_window = seen
+            levels[key[0]].update(count)
         self.windows_seen += 1
         if self.windows_seen % 32 == 0:
             horizon = self.windows_seen - self.idle_windows_forgotten

@@ -1,0 +1,293 @@
+"""How each account uses the model, and how extraction-shaped that is.
+
+Per account, every event updates exponentially decayed tallies (half-life `half_life_s` of event
+time): a sliding horizon that costs O(1) per event and per account, where hopping windows would
+keep one bucket per hop. From the tallies come the *tells* of harvesting, each a share in [0, 1]:
+
+- `single_turn`     requests with no earlier turn in context
+- `output_heavy`    answers of 1,000 tokens or more
+- `logprobs`        requests asking for logprobs, top_logprobs or a logit_bias
+- `cot`             prompts eliciting step-by-step reasoning (from the sketch)
+- `young_account`   requests from an account less than a week old
+- `machine_pacing`  1 - coefficient of variation of the gaps between requests (a metronome is 1,
+                    a person or a Poisson process about 0)
+
+The extraction score is their weighted mean, each share shrunk towards a prior by `prior_weight`
+pseudo-requests so that an account with three requests cannot look extreme. Scores are compared
+to a threshold calibrated on a benign reference population: established accounts (older than
+`reference_age_days`), whose score distribution is kept as a decayed histogram. The threshold is
+the reference's `1 - reference_tail` quantile, held between `min_threshold` and `max_threshold`
+(the reference can hold bought aged accounts, which must not raise the bar above themselves), and
+every score comes with the false alarms per day expected at that threshold, measured on the
+reference.
+
+>>> b = AccountBehaviour()
+>>> day = 86_400_000
+>>> base = {"account_id": "a", "account_created_ms": -60 * day, "turn_index": 0, "output_tokens": 3000,
+...         "input_tokens": 100, "request_logprobs": True, "request_top_logprobs": 5, "request_logit_bias": False,
+...         "prompt_sketch": {"cot_elicitation": True}}
+>>> for i in range(20): b.learn_event({**base, "event_time_ms": 2 * day + i * 60_000})
+>>> round(b.score("a"), 2)  # everything but its age gives it away
+0.74
+>>> b.tells("a")["young_account"] < 0.2 and b.tells("a")["machine_pacing"] > 0.8
+True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+TELLS: tuple[str, ...] = ("single_turn", "output_heavy", "logprobs", "cot", "young_account", "machine_pacing")
+WEIGHTS: dict[str, float] = {
+    "single_turn": 1.0,
+    "output_heavy": 1.5,
+    "logprobs": 1.0,
+    "cot": 1.0,
+    "young_account": 1.0,
+    "machine_pacing": 1.0,
+}
+#: What an unknown account is assumed to look like before its own requests say otherwise.
+PRIORS: dict[str, float] = {
+    "single_turn": 0.4,
+    "output_heavy": 0.05,
+    "logprobs": 0.02,
+    "cot": 0.02,
+    "young_account": 0.05,
+    "machine_pacing": 0.0,
+}
+OUTPUT_HEAVY_TOKENS = 1000
+YOUNG_MS = 7 * 86_400_000
+DAY_MS = 86_400_000
+_SHARES = TELLS[:5]
+_BINS = 100
+_WEIGHT_LIST = [WEIGHTS[name] for name in _SHARES]
+_PRIOR_LIST = [PRIORS[name] for name in _SHARES]
+_WEIGHT_SUM = sum(WEIGHTS.values())
+_PRIOR_SCORE = sum(WEIGHTS[name] * PRIORS[name] for name in TELLS) / _WEIGHT_SUM
+
+
+class AccountState:
+    """Decayed tallies of one account; `__slots__` because there are millions of them."""
+
+    __slots__ = ("count", "gap_count", "gap_mean", "gap_var", "last_ms", "shares", "tokens_in", "tokens_out")
+
+    def __init__(self, ts: int) -> None:
+        self.last_ms = ts
+        self.count = 0.0
+        self.shares = [0.0] * len(_SHARES)
+        self.tokens_in = 0.0
+        self.tokens_out = 0.0
+        self.gap_count = 0.0
+        self.gap_mean = 0.0
+        self.gap_var = 0.0
+
+
+@dataclass(slots=True)
+class ScoreReference:
+    """A decayed histogram of the scores of benign reference accounts, and how often they are scored."""
+
+    half_life_ms: int
+    bins: list[float] = field(default_factory=lambda: [0.0] * _BINS)
+    last_ms: int = 0
+    first_ms: int | None = None
+    evaluations: int = 0  # every scoring of any account, reference or not
+
+    def add(self, score: float, ts: int) -> None:
+        if self.first_ms is None:
+            self.first_ms = ts
+        if ts > self.last_ms:
+            if self.last_ms:
+                factor = 0.5 ** ((ts - self.last_ms) / self.half_life_ms)
+                self.bins = [b * factor for b in self.bins]
+            self.last_ms = ts
+        self.bins[min(int(score * _BINS), _BINS - 1)] += 1.0
+
+    @property
+    def weight(self) -> float:
+        return sum(self.bins)
+
+    def quantile(self, q: float) -> float:
+        total = self.weight
+        if total <= 0:
+            return 0.0
+        running = 0.0
+        for i, b in enumerate(self.bins):
+            running += b
+            if running >= q * total:
+                return (i + 1) / _BINS
+        return 1.0
+
+    def exceedance(self, threshold: float) -> float:
+        total = self.weight
+        if total <= 0:
+            return 0.0
+        return sum(self.bins[min(int(threshold * _BINS), _BINS) :]) / total
+
+    def evaluations_per_day(self) -> float:
+        if self.first_ms is None:
+            return 0.0
+        elapsed = max(self.last_ms - self.first_ms, 3_600_000)
+        return self.evaluations * DAY_MS / elapsed
+
+
+class AccountBehaviour:
+    def __init__(
+        self,
+        half_life_s: float = 3600.0,
+        prior_weight: float = 3.0,
+        min_requests: float = 5.0,
+        min_threshold: float = 0.45,
+        max_threshold: float = 0.6,
+        reference_tail: float = 0.001,
+        reference_age_days: float = 30.0,
+        forget_after_half_lives: float = 8.0,
+    ) -> None:
+        self.half_life_ms = int(half_life_s * 1000)
+        self.prior_weight = prior_weight
+        self.min_requests = min_requests
+        self.min_threshold = min_threshold
+        self.max_threshold = max_threshold
+        self.reference_tail = reference_tail
+        self.reference_age_ms = int(reference_age_days * DAY_MS)
+        self.forget_ms = int(forget_after_half_lives * self.half_life_ms)
+        self.accounts: dict[str, AccountState] = {}
+        self.created: dict[str, int] = {}
+        self.reference = ScoreReference(half_life_ms=24 * 3_600_000)
+        self.watermark_ms = 0
+        self._swept_ms = 0
+
+    # --- learning, once per event (the hot path) ---
+
+    def learn_event(self, event: dict[str, Any]) -> None:
+        ts: int = event["event_time_ms"]
+        account: str = event["account_id"]
+        state = self.accounts.get(account)
+        if state is None:
+            state = self.accounts[account] = AccountState(ts)
+            created = event.get("account_created_ms")
+            if created is not None:
+                self.created[account] = created
+        elif ts > state.last_ms:
+            gap = ts - state.last_ms
+            factor = 0.5 ** (gap / self.half_life_ms)
+            state.count *= factor
+            shares = state.shares
+            for i in range(len(shares)):
+                shares[i] *= factor
+            state.tokens_in *= factor
+            state.tokens_out *= factor
+            # Decayed Welford over the gaps between requests.
+            state.gap_count = state.gap_count * factor + 1.0
+            delta = gap - state.gap_mean
+            state.gap_mean += delta / state.gap_count
+            state.gap_var = state.gap_var * factor + delta * (gap - state.gap_mean)
+            state.last_ms = ts
+        created = self.created.get(account)
+        state.count += 1.0
+        shares = state.shares
+        if event.get("turn_index", 0) == 0:
+            shares[0] += 1.0
+        if event["output_tokens"] >= OUTPUT_HEAVY_TOKENS:
+            shares[1] += 1.0
+        if event["request_logprobs"] or event.get("request_top_logprobs") or event.get("request_logit_bias"):
+            shares[2] += 1.0
+        if event["prompt_sketch"].get("cot_elicitation"):
+            shares[3] += 1.0
+        if created is not None and ts - created < YOUNG_MS:
+            shares[4] += 1.0
+        state.tokens_in += event["input_tokens"]
+        state.tokens_out += event["output_tokens"]
+        if ts > self.watermark_ms:
+            self.watermark_ms = ts
+
+    # --- reading ---
+
+    def requests(self, account: str) -> float:
+        state = self.accounts.get(account)
+        return 0.0 if state is None else state.count
+
+    def tells(self, account: str) -> dict[str, float]:
+        state = self.accounts.get(account)
+        if state is None:
+            return dict(PRIORS)
+        k = self.prior_weight
+        n = state.count
+        values = {name: (state.shares[i] + PRIORS[name] * k) / (n + k) for i, name in enumerate(_SHARES)}
+        if state.gap_count >= 3 and state.gap_mean > 0:
+            cv = math.sqrt(max(state.gap_var, 0.0) / state.gap_count) / state.gap_mean
+            # Shrunk like the shares: a few regular gaps are weak evidence.
+            values["machine_pacing"] = max(0.0, 1.0 - cv) * state.gap_count / (state.gap_count + k)
+        else:
+            values["machine_pacing"] = PRIORS["machine_pacing"]
+        return values
+
+    def score(self, account: str) -> float:
+        # The same as the weighted mean of `tells`, without building the dict: this runs for every
+        # active account in every window.
+        state = self.accounts.get(account)
+        if state is None:
+            return _PRIOR_SCORE
+        k = self.prior_weight
+        n = state.count + k
+        total = 0.0
+        for i in range(len(_SHARES)):
+            total += _WEIGHT_LIST[i] * (state.shares[i] + _PRIOR_LIST[i] * k) / n
+        if state.gap_count >= 3 and state.gap_mean > 0:
+            cv = math.sqrt(max(state.gap_var, 0.0) / state.gap_count) / state.gap_mean
+            total += WEIGHTS["machine_pacing"] * max(0.0, 1.0 - cv) * state.gap_count / (state.gap_count + k)
+        return total / _WEIGHT_SUM
+
+    def output_ratio(self, account: str) -> float:
+        state = self.accounts.get(account)
+        return 0.0 if state is None or state.tokens_in <= 0 else state.tokens_out / state.tokens_in
+
+    def scoreable(self, account: str) -> bool:
+        return self.requests(account) >= self.min_requests
+
+    def is_reference(self, account: str, ts: int) -> bool:
+        created = self.created.get(account)
+        return created is not None and ts - created >= self.reference_age_ms
+
+    # --- calibration ---
+
+    def threshold(self) -> float:
+        calibrated = self.reference.quantile(1.0 - self.reference_tail) if self.reference.weight >= 200 else 0.0
+        # Bounded: aged accounts bought by a campaign sit in the reference too, and must not be
+        # able to drag the threshold above their own scores.
+        return min(max(self.min_threshold, calibrated), self.max_threshold)
+
+    def expected_false_alarms_per_day(self, threshold: float) -> float:
+        return round(self.reference.exceedance(threshold) * self.reference.evaluations_per_day(), 3)
+
+    def evaluate(self, account: str, ts: int) -> float | None:
+        """Score an account for a closed window (None when it has too few requests yet) and add
+        the score to the benign reference when the account is an established one."""
+        if not self.scoreable(account):
+            return None
+        score = self.score(account)
+        self.reference.evaluations += 1
+        if self.is_reference(account, ts):
+            self.reference.add(score, ts)
+        return score
+
+    def shaped_share(self, accounts: set[str]) -> float:
+        """The share of `accounts` whose behaviour is extraction-shaped now."""
+        scored = [a for a in accounts if self.scoreable(a)]
+        if not scored:
+            return 0.0
+        threshold = self.threshold()
+        return sum(self.score(a) >= threshold for a in scored) / len(accounts)
+
+    def forget_idle(self) -> int:
+        """Drop accounts idle for `forget_after_half_lives` half-lives; returns how many."""
+        if self.watermark_ms - self._swept_ms < self.half_life_ms:
+            return 0
+        self._swept_ms = self.watermark_ms
+        horizon = self.watermark_ms - self.forget_ms
+        idle = [a for a, s in self.accounts.items() if s.last_ms < horizon]
+        for account in idle:
+            del self.accounts[account]
+            self.created.pop(account, None)
+        return len(idle)

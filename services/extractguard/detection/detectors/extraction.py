@@ -1,0 +1,99 @@
+"""Extraction behaviour: accounts whose way of using the model is harvesting-shaped.
+
+Every closed window, each account active in it is scored by `AccountBehaviour` (the tells of
+extraction over a decayed horizon). An account at or above the calibrated threshold is a finding;
+while it stays there it is reported again at most every `repeat_windows` windows, so an hour of
+harvesting is a handful of findings, not sixty. The evidence lists every tell with its value and
+the benign baseline (the prior an unknown account is assumed to have), the score against the
+threshold, and the false alarms per day expected at that threshold on the benign reference.
+
+>>> from extractguard.detection.windows import ClosedWindow, EntityStats
+>>> detector = ExtractionDetector()
+>>> harvest = {"account_id": "x1", "account_created_ms": 0, "turn_index": 0, "output_tokens": 4000,
+...            "input_tokens": 120, "request_logprobs": True, "prompt_sketch": {"cot_elicitation": True}}
+>>> for i in range(12): detector.learn_event({**harvest, "event_time_ms": 3_600_000 + i * 5_000})
+>>> window = ClosedWindow(3_600_000, 3_660_000, {("account", "x1"): EntityStats(requests=12)}, 12)
+>>> [(f.entity, f.severity) for f in detector.update(window)]
+[('x1', 'critical')]
+>>> detector.update(ClosedWindow(3_660_000, 3_720_000, {("account", "x1"): EntityStats(requests=1)}, 1))
+[]
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from extractguard.detection.behaviour import PRIORS, TELLS, WEIGHTS, AccountBehaviour
+from extractguard.detection.findings import Feature, Finding, Severity
+from extractguard.detection.windows import ClosedWindow
+
+
+class ExtractionDetector:
+    name: ClassVar[str] = "extraction"
+    version: ClassVar[str] = "1"
+
+    def __init__(
+        self, behaviour: AccountBehaviour | None = None, repeat_windows: int = 30, critical_score: float = 0.75
+    ) -> None:
+        # Given a behaviour, the engine that shares it feeds it; without one, this detector owns
+        # and feeds its own, so it can also run alone.
+        self.owns_behaviour = behaviour is None
+        self.behaviour = behaviour if behaviour is not None else AccountBehaviour()
+        self.repeat_windows = repeat_windows
+        self.critical_score = critical_score
+        self.reported: dict[str, int] = {}  # account -> window index of its last finding
+        self.windows_seen = 0
+
+    def learn_event(self, event: dict[str, Any]) -> None:
+        if self.owns_behaviour:
+            self.behaviour.learn_event(event)
+
+    def update(self, window: ClosedWindow) -> list[Finding]:
+        behaviour = self.behaviour
+        threshold = behaviour.threshold()
+        findings = []
+        for (kind, account), stats in window.entities.items():
+            if kind != "account":
+                continue
+            score = behaviour.evaluate(account, window.end_ms)
+            if score is None or score < threshold:
+                continue
+            last = self.reported.get(account)
+            if last is not None and self.windows_seen - last < self.repeat_windows:
+                continue
+            self.reported[account] = self.windows_seen
+            findings.append(self._finding(window, account, score, threshold, stats.requests))
+        self.windows_seen += 1
+        if self.windows_seen % 64 == 0:
+            self.reported = {a: w for a, w in self.reported.items() if self.windows_seen - w < self.repeat_windows}
+        return findings
+
+    def _finding(self, window: ClosedWindow, account: str, score: float, threshold: float, in_window: int) -> Finding:
+        behaviour = self.behaviour
+        tells = behaviour.tells(account)
+        top = sorted(TELLS, key=lambda t: WEIGHTS[t] * tells[t], reverse=True)
+        severity: Severity = "critical" if score >= self.critical_score else "warning"
+        described = ", ".join(f"{t.replace('_', ' ')} {tells[t]:.0%}" for t in top[:4])
+        return Finding(
+            detector=self.name,
+            detector_version=self.version,
+            entity_kind="account",
+            entity=account,
+            score=score,
+            threshold=threshold,
+            window_start_ms=window.start_ms,
+            window_end_ms=window.end_ms,
+            severity=severity,
+            summary=(
+                f"account {account}: extraction-shaped use (score {score:.2f} >= {threshold:.2f}): {described}; "
+                f"{behaviour.requests(account):.0f} recent requests, output/input {behaviour.output_ratio(account):.1f}"
+            ),
+            features=[
+                *(Feature(t, tells[t], PRIORS[t]) for t in top),
+                Feature("recent_requests", behaviour.requests(account)),
+                Feature("requests_in_window", in_window),
+                Feature("output_input_ratio", behaviour.output_ratio(account)),
+            ],
+            accounts=[account],
+            expected_false_alarms_per_day=behaviour.expected_false_alarms_per_day(threshold),
+        )
