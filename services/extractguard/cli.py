@@ -158,11 +158,17 @@ def demo(seconds: float) -> None:
     default=None,
     help="Where the scorecard goes (default reports/eval).",
 )
-def evaluate(scale: str, names: tuple[str, ...], out_dir: Path | None) -> None:
+@click.option(
+    "--learn-from-labels",
+    is_flag=True,
+    help="Let the detectors learn from the simulation labels already on account.labels (a second-run experiment).",
+)
+def evaluate(scale: str, names: tuple[str, ...], out_dir: Path | None, learn_from_labels: bool) -> None:
     """Run the labelled scenarios through the real pipeline and write the scorecard."""
     from extractguard.evaluation.run import run_eval
 
-    card = run_eval(scale, list(names) or None, out_dir)
+    learn_from = ["analyst", "simulation"] if learn_from_labels else None
+    card = run_eval(scale, list(names) or None, out_dir, learn_from)
     print(card.markdown().split("## Organic traffic")[0])
 
 

@@ -74,6 +74,9 @@ class PublisherSettings(BaseSettings):
     linger_ms: int = Field(default=200, ge=0)
 
 
+VerdictSourceName = Literal["analyst", "simulation"]
+
+
 class DetectionSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_DETECT_")
 
@@ -82,6 +85,10 @@ class DetectionSettings(BaseSettings):
     allowed_lateness_s: int = Field(default=10, ge=0)
     burst_threshold: float = Field(default=8.0, gt=0)
     drift_delta: float = Field(default=0.002, gt=0)
+    learn_from_sources: list[VerdictSourceName] = Field(
+        default_factory=lambda: list[VerdictSourceName](["analyst"]),
+        description="Which verdicts on account.labels the extraction detector learns from.",
+    )
     behaviour_half_life_s: float = Field(
         default=3600.0, gt=0, description="Horizon of the per-account behaviour tallies (exponential half-life)."
     )

@@ -193,3 +193,34 @@ def test_engine_checkpoint_restores_the_same_future_detections() -> None:
     part2 = resumed.process(events[cut:], partition=0)
     assert whole, "the campaign must be detected for this test to mean anything"
     assert part1 + part2 == whole
+
+
+def test_verdicts_teach_the_extraction_score_what_the_tells_alone_miss() -> None:
+    def stream() -> Iterator[dict[str, Any]]:
+        # Aged accounts, no step-by-step, Poisson pacing: alone, their score stays under the bar.
+        rng = random.Random(8)
+        start = START_MS + 5 * WINDOW_MS
+        for event in organic_stream(rng, 40):
+            yield event
+            if event["event_time_ms"] >= start and rng.random() < 0.5:
+                harvest = harvesting_event(rng, event["event_time_ms"], f"c{rng.randrange(60)}", "185.220.101.0/24")
+                harvest["account_created_ms"] = START_MS - 400 * 86_400_000
+                harvest["prompt_sketch"] = {**harvest["prompt_sketch"], "cot_elicitation": False}
+                harvest["request_logprobs"] = rng.random() < 0.3
+                harvest["output_tokens"] = rng.choice([rng.randint(1200, 3000), rng.randint(100, 600)])
+                yield harvest
+
+    def flagged(verdicts: dict[str, bool] | None) -> set[str]:
+        detector = ExtractionDetector()
+        detector.verdicts = verdicts
+        return {f.entity for w in run(detector, stream()) for f in w}
+
+    unsupervised = flagged(None)
+    campaign = {f"c{i}" for i in range(60)}
+    # Verdicts on a third of the campaign's accounts and on some organic ones.
+    verdicts = {f"c{i}": True for i in range(20)} | {f"o{i}": False for i in range(0, 300, 3)}
+    taught = flagged(verdicts)
+    assert len(unsupervised & campaign) < 10
+    assert len(taught & campaign) >= 50  # including the accounts nobody gave a verdict on
+    assert len(taught & (campaign - set(verdicts))) >= 30
+    assert not {a for a in taught if a.startswith("o")}

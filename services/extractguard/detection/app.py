@@ -40,6 +40,7 @@ from extractguard.contracts.schemas import validate_gateway_event
 from extractguard.contracts.topics import DETECTIONS, GATEWAY_EVENTS, contract, dlq_name
 from extractguard.detection.checkpoints import CheckpointStore
 from extractguard.detection.engine import DetectionEngine
+from extractguard.detection.verdicts import Verdicts
 from extractguard.logs import configure
 from extractguard.paths import data_home
 from extractguard.settings import DetectionSettings, IngestSettings, KafkaSettings
@@ -81,6 +82,9 @@ dlq_topic = app.topic(dlq_name(GATEWAY_EVENTS), value_type=bytes, key_type=bytes
 # One checkpoint per partition of gateway.events, in a compacted topic of this app's own.
 checkpoints = CheckpointStore(kafka, f"{settings.app_id}-detector-checkpoints", partitions)
 
+# Verdicts on accounts, tailed from account.labels by every worker (see `verdicts`).
+verdicts = Verdicts(kafka, settings.learn_from_sources, group_id=f"{settings.app_id}-verdicts")
+
 engines: dict[int, DetectionEngine] = {}
 # Per partition: sends (detections, dead letters) not yet known to be acknowledged by Kafka, and
 # envelopes processed since the last checkpoint, not yet acknowledged to Faust.
@@ -102,6 +106,7 @@ async def engine_for(partition: int) -> DetectionEngine:
     if engine is None:
         blob = await asyncio.to_thread(checkpoints.load, partition)
         engine = DetectionEngine.restore(blob, settings) if blob else DetectionEngine(settings)
+        engine.attach_verdicts(verdicts)
         engines[partition] = engine
         last_checkpoint[partition] = time.monotonic()
         log.info("engine_ready", partition=partition, restored=bool(blob), last_offset=engine.last_offset)
@@ -196,4 +201,8 @@ def run() -> None:
     # Faust's own CLI parses sys.argv; give it the worker command whatever we were started as.
     sys.argv = ["extractguard-detect", "worker", "-l", settings.faust_log_level]
     checkpoints.ensure_topic()
-    app.main()
+    verdicts.start()
+    try:
+        app.main()
+    finally:
+        verdicts.stop()

@@ -15,6 +15,7 @@ from typing import Any
 
 from extractguard.detection.behaviour import AccountBehaviour
 from extractguard.detection.detectors import BurstDetector, Detector, ExtractionDetector, MixDriftDetector
+from extractguard.detection.detectors.extraction import VerdictSource
 from extractguard.detection.windows import EntityWindows
 from extractguard.settings import DetectionSettings
 
@@ -61,6 +62,12 @@ class DetectionEngine:
             self.last_offset = offset
         self.behaviour.forget_idle()
         return detections
+
+    def attach_verdicts(self, verdicts: VerdictSource) -> None:
+        """Let the detectors that learn from verdicts read them (they are not part of the checkpoint)."""
+        for detector in self.detectors:
+            if isinstance(detector, ExtractionDetector):
+                detector.verdicts = verdicts
 
     def checkpoint(self) -> bytes:
         return zlib.compress(pickle.dumps((CHECKPOINT_FORMAT, self), protocol=pickle.HIGHEST_PROTOCOL), 1)

@@ -71,9 +71,17 @@ def _wait_caught_up(kafka: KafkaSettings, group: str, topic: str, timeout_s: flo
 
 class Evaluation:
     def __init__(
-        self, scale: str, out_dir: Path, progress: Callable[[str], None] = say, home: Path | None = None
+        self,
+        scale: str,
+        out_dir: Path,
+        progress: Callable[[str], None] = say,
+        home: Path | None = None,
+        learn_from: list[str] | None = None,
     ) -> None:
         self.scale = scale
+        # Which verdicts on account.labels the detection workers learn from. Simulation labels
+        # only when the experiment asks: a second run would otherwise learn from the first's truth.
+        self.learn_from = learn_from or ["analyst"]
         self.out_dir = out_dir
         self.say = progress
         self.kafka = KafkaSettings()
@@ -99,7 +107,10 @@ class Evaluation:
         start_group_at_end(self.kafka, lander_group, lander_topics)
         lander = self._service("lander", {"EXTRACTGUARD_LANDER_GROUP_ID": lander_group})
         card = Scorecard(scale=self.scale, generated_at=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
-        card.detection_settings = DetectionSettings().model_dump(include={"window_s", "burst_threshold", "drift_delta"})
+        card.detection_settings = {
+            **DetectionSettings().model_dump(include={"window_s", "burst_threshold", "drift_delta"}),
+            "learn_from_sources": self.learn_from,
+        }
         try:
             lander.start()
             sql = self.lander_settings
@@ -138,7 +149,10 @@ class Evaluation:
         start_group_at_end(kafka, app_id, [GATEWAY_EVENTS])
         start_group_at_end(kafka, alerter_group, [DETECTIONS])
         since = {topic: end_offsets(kafka, topic) for topic in (DETECTIONS, ALERTS)}
-        detect = self._service("detect", {"EXTRACTGUARD_DETECT_APP_ID": app_id}, scenario.name)
+        detect = self._service("detect", {
+            "EXTRACTGUARD_DETECT_APP_ID": app_id,
+            "EXTRACTGUARD_DETECT_LEARN_FROM_SOURCES": orjson.dumps(self.learn_from).decode(),
+        }, scenario.name)  # fmt: skip
         alerter = self._service("alerter", {
             "EXTRACTGUARD_ALERTER_GROUP_ID": alerter_group,
             # Every change of an alert is a delivery, so the score sees when each account was named.
@@ -228,8 +242,13 @@ class Evaluation:
         (self.out_dir / "scorecard.md").write_text(card.markdown())
 
 
-def run_eval(scale: str = "default", names: list[str] | None = None, out_dir: Path | None = None) -> Scorecard:
+def run_eval(
+    scale: str = "default",
+    names: list[str] | None = None,
+    out_dir: Path | None = None,
+    learn_from: list[str] | None = None,
+) -> Scorecard:
     out = out_dir or project_root() / "reports" / "eval"
-    card = Evaluation(scale, out).run(scenario_files(scale, names))
+    card = Evaluation(scale, out, learn_from=learn_from).run(scenario_files(scale, names))
     say(f"scorecard written to {out / 'scorecard.json'} and {out / 'scorecard.md'}")
     return card

@@ -3,7 +3,9 @@
 Every closed window, each account active in it is scored by `AccountBehaviour` (the tells of
 extraction over a decayed horizon). An account at or above the calibrated threshold is a finding;
 while it stays there it is reported again at most every `repeat_windows` windows, so an hour of
-harvesting is a handful of findings, not sixty. The evidence lists every tell with its value and
+harvesting is a handful of findings, not sixty. Verdicts on accounts (the `account.labels` topic, see
+`verdicts`) teach a River model how the tells weigh; once it has learnt from both kinds, its
+probability is blended into the score. The evidence lists every tell with its value and
 the benign baseline (the prior an unknown account is assumed to have), the score against the
 threshold, and the false alarms per day expected at that threshold on the benign reference.
 
@@ -21,11 +23,16 @@ threshold, and the false alarms per day expected at that threshold on the benign
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from extractguard.detection.behaviour import PRIORS, TELLS, WEIGHTS, AccountBehaviour
 from extractguard.detection.findings import Feature, Finding, Severity
+from extractguard.detection.verdicts import VerdictModel
 from extractguard.detection.windows import ClosedWindow
+
+
+class VerdictSource(Protocol):
+    def get(self, account: str) -> bool | None: ...
 
 
 class ExtractionDetector:
@@ -43,6 +50,22 @@ class ExtractionDetector:
         self.critical_score = critical_score
         self.reported: dict[str, int] = {}  # account -> window index of its last finding
         self.windows_seen = 0
+        self.model = VerdictModel()
+        self.verdicts: VerdictSource | None = None  # attached by the worker; not part of the state
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["verdicts"] = None  # rebuilt from the labels topic, never checkpointed
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def score(self, account: str, base: float) -> float:
+        """The unsupervised score, blended half and half with what verdicts taught, once they taught enough."""
+        if not self.model.ready():
+            return base
+        return 0.5 * base + 0.5 * self.model.proba(self.behaviour.tells(account))
 
     def learn_event(self, event: dict[str, Any]) -> None:
         if self.owns_behaviour:
@@ -55,8 +78,14 @@ class ExtractionDetector:
         for (kind, account), stats in window.entities.items():
             if kind != "account":
                 continue
-            score = behaviour.evaluate(account, window.end_ms)
-            if score is None or score < threshold:
+            base = behaviour.evaluate(account, window.end_ms)
+            if base is None:
+                continue
+            verdict = self.verdicts.get(account) if self.verdicts is not None else None
+            if verdict is not None:
+                self.model.learn(behaviour.tells(account), verdict)
+            score = self.score(account, base)
+            if score < threshold:
                 continue
             last = self.reported.get(account)
             if last is not None and self.windows_seen - last < self.repeat_windows:
