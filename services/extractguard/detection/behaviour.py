@@ -272,13 +272,14 @@ class AccountBehaviour:
             self.reference.add(score, ts)
         return score
 
+    def shaped(self, accounts: set[str]) -> list[str]:
+        """Those of `accounts` whose behaviour is extraction-shaped now."""
+        threshold = self.threshold()
+        return [a for a in accounts if self.scoreable(a) and self.score(a) >= threshold]
+
     def shaped_share(self, accounts: set[str]) -> float:
         """The share of `accounts` whose behaviour is extraction-shaped now."""
-        scored = [a for a in accounts if self.scoreable(a)]
-        if not scored:
-            return 0.0
-        threshold = self.threshold()
-        return sum(self.score(a) >= threshold for a in scored) / len(accounts)
+        return len(self.shaped(accounts)) / len(accounts) if accounts else 0.0
 
     def forget_idle(self) -> int:
         """Drop accounts idle for `forget_after_half_lives` half-lives; returns how many."""

@@ -12,9 +12,9 @@ but its prefixes, ASN and client fingerprint burst: those findings name the acco
 
 Volume alone does not page: a viral launch or a nightly batch job bursts too. A burst is a
 `warning` (or `critical`) only when at least `shaped_share` of the accounts behind it behave in an
-extraction-shaped way (see `AccountBehaviour`); otherwise it is recorded as `info`, visible in
-ClickHouse but below the alert rules. The rate of such benign bursts per day of event time is
-the false-alarm figure every burst finding states.
+extraction-shaped way (see `AccountBehaviour`), and then it names those accounts; otherwise it is
+recorded as `info`, visible in ClickHouse but below the alert rules. The rate of such benign
+bursts per day of event time is the false-alarm figure every burst finding states.
 
 >>> from extractguard.detection.windows import ClosedWindow, EntityStats
 >>> burst = BurstDetector(threshold=8, warmup_windows=2)
@@ -126,10 +126,14 @@ class BurstDetector:
         kind, name = key
         requests = entity.requests
         severity: Severity = "critical" if z >= 3 * self.threshold else "warning"
-        shaped = self.behaviour.shaped_share(entity.accounts) if self.behaviour is not None else 1.0
+        # Name the accounts that make the burst suspicious: an on-call engineer acts on them, and the
+        # ordinary accounts behind a busy model or ASN are not suspects.
+        named = self.behaviour.shaped(entity.accounts) if self.behaviour is not None else list(entity.accounts)
+        shaped = len(named) / len(entity.accounts) if entity.accounts else 0.0
         if shaped < self.shaped_share:
             severity = "info"
             self.benign_bursts += 1
+            named = list(entity.accounts)
         return Finding(
             detector=self.name,
             detector_version=self.version,
@@ -153,7 +157,7 @@ class BurstDetector:
                 Feature("cot_elicitation_share", entity.cot / requests),
                 Feature("extraction_shaped_share", shaped, self.shaped_share),
             ],
-            accounts=list(entity.accounts),
+            accounts=named,
             expected_false_alarms_per_day=self.benign_bursts_per_day(),
         )
 
