@@ -183,7 +183,7 @@ class Evaluation:
         score = score_scenario(scenario.name, scenario.duration_s, truth, alerts)
         score.extra.update(
             {
-                "detections": dict(Counter(d["detector"] for d in detections)),
+                "detections": dict(Counter(f"{d['detector']}/{d['severity']}" for d in detections)),
                 "start_ms": start_ms,
                 "seed": scenario.seed,
             }
