@@ -9,6 +9,8 @@ keep one bucket per hop. From the tallies come the *tells* of harvesting, each a
 - `logprobs`        requests asking for logprobs, top_logprobs or a logit_bias
 - `cot`             prompts eliciting step-by-step reasoning (from the sketch)
 - `young_account`   requests from an account less than a week old
+- `refusals`, `temperature_zero`, `multi_choice` (n > 1): evidence, and features the verdict
+                    model learns from, but no weight on their own
 - `machine_pacing`  1 - coefficient of variation of the gaps between requests (a metronome is 1,
                     a person or a Poisson process about 0)
 
@@ -39,13 +41,23 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-TELLS: tuple[str, ...] = ("single_turn", "output_heavy", "logprobs", "cot", "young_account", "machine_pacing")
+#: Shares tallied per account (the order of `AccountState.shares`), then machine pacing.
+TELLS: tuple[str, ...] = (
+    "single_turn", "output_heavy", "logprobs", "cot", "young_account", "refusals", "temperature_zero",
+    "multi_choice", "machine_pacing",
+)  # fmt: skip
+#: Weights of the unsupervised score. Refusals, temperature 0 and n > 1 are shown as evidence and
+#: learnt from verdicts, but weigh nothing on their own: red-teamers, benchmarks and batch jobs
+#: have them too.
 WEIGHTS: dict[str, float] = {
     "single_turn": 1.0,
     "output_heavy": 1.5,
     "logprobs": 1.0,
     "cot": 1.0,
     "young_account": 1.0,
+    "refusals": 0.0,
+    "temperature_zero": 0.0,
+    "multi_choice": 0.0,
     "machine_pacing": 1.0,
 }
 #: What an unknown account is assumed to look like before its own requests say otherwise.
@@ -55,12 +67,15 @@ PRIORS: dict[str, float] = {
     "logprobs": 0.02,
     "cot": 0.02,
     "young_account": 0.05,
+    "refusals": 0.01,
+    "temperature_zero": 0.1,
+    "multi_choice": 0.01,
     "machine_pacing": 0.0,
 }
 OUTPUT_HEAVY_TOKENS = 1000
 YOUNG_MS = 7 * 86_400_000
 DAY_MS = 86_400_000
-_SHARES = TELLS[:5]
+_SHARES = TELLS[:-1]
 _BINS = 100
 _WEIGHT_LIST = [WEIGHTS[name] for name in _SHARES]
 _PRIOR_LIST = [PRIORS[name] for name in _SHARES]
@@ -197,6 +212,12 @@ class AccountBehaviour:
             shares[3] += 1.0
         if created is not None and ts - created < YOUNG_MS:
             shares[4] += 1.0
+        if event.get("refusal"):
+            shares[5] += 1.0
+        if event.get("request_temperature") == 0:
+            shares[6] += 1.0
+        if event.get("request_choice_count", 1) > 1:
+            shares[7] += 1.0
         state.tokens_in += event["input_tokens"]
         state.tokens_out += event["output_tokens"]
         if ts > self.watermark_ms:
