@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from extractguard.paths import data_home
@@ -77,6 +77,13 @@ class PublisherSettings(BaseSettings):
 VerdictSourceName = Literal["analyst", "simulation"]
 
 
+class ModelLaunch(BaseModel):
+    """A model launch announced to the detection engine."""
+
+    model: str = Field(min_length=1)
+    at_ms: int = Field(ge=0, description="Event time of the launch (ms since the epoch).")
+
+
 class DetectionSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_DETECT_")
 
@@ -89,6 +96,10 @@ class DetectionSettings(BaseSettings):
         default_factory=lambda: list[VerdictSourceName](["analyst"]),
         description="Which verdicts on account.labels the extraction detector learns from.",
     )
+    launches: list[ModelLaunch] = Field(
+        default_factory=list, description='Announced launches, e.g. [{"model": "m-3", "at_ms": 1795000000000}].'
+    )
+    launch_grace_s: float = Field(default=6 * 3600, gt=0, description="How long a launch's surge is expected.")
     behaviour_half_life_s: float = Field(
         default=3600.0, gt=0, description="Horizon of the per-account behaviour tallies (exponential half-life)."
     )

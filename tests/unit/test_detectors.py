@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from extractguard.detection.detectors import BurstDetector, Detector, ExtractionDetector, MixDriftDetector
+from extractguard.detection.detectors import (
+    BurstDetector,
+    Detector,
+    ExtractionDetector,
+    LaunchDetector,
+    MixDriftDetector,
+)
 from extractguard.detection.engine import DetectionEngine
 from extractguard.detection.windows import EntityWindows
 from extractguard.settings import DetectionSettings
@@ -23,7 +29,7 @@ def synthetic_event(rng: random.Random, ts: int, account: str, prefix: str, logp
     return {
         "event_time_ms": ts, "account_id": account, "client_ip_prefix": prefix, "client_asn": 64500,
         "tls_ja4": None, "input_tokens": rng.randint(10, 500), "output_tokens": rng.randint(10, 500),
-        "request_logprobs": logprobs, "turn_index": rng.choice([0, 0, 1, 2, 3]),
+        "request_logprobs": logprobs, "turn_index": rng.choice([0, 0, 1, 2, 3]), "request_model": "m-old",
         "account_created_ms": START_MS - 365 * 86_400_000,
         "prompt_sketch": {"template_hash": f"{rng.randrange(40):016x}", "cot_elicitation": False},
     }  # fmt: skip
@@ -69,7 +75,11 @@ def with_campaign(base: Iterator[dict[str, Any]], rng: random.Random, from_minut
                 yield harvesting_event(rng, event["event_time_ms"], account, "185.220.101.0/24")
 
 
-DETECTORS: list[Callable[[], Detector]] = [BurstDetector, MixDriftDetector, ExtractionDetector]
+def _launch_at_minute_8() -> LaunchDetector:
+    return LaunchDetector([("m-new", START_MS + 8 * WINDOW_MS)])
+
+
+DETECTORS: list[Callable[[], Detector]] = [BurstDetector, MixDriftDetector, ExtractionDetector, _launch_at_minute_8]
 
 
 def run(detector: Detector, events: Iterator[dict[str, Any]]) -> list[list[Any]]:
@@ -224,3 +234,39 @@ def test_verdicts_teach_the_extraction_score_what_the_tells_alone_miss() -> None
     assert len(taught & campaign) >= 50  # including the accounts nobody gave a verdict on
     assert len(taught & (campaign - set(verdicts))) >= 30
     assert not {a for a in taught if a.startswith("o")}
+
+
+def test_a_launch_surge_is_expected_and_a_lockstep_cohort_still_stands_out() -> None:
+    from extractguard.detection.behaviour import AccountBehaviour
+
+    launch_ms, pivot_ms = START_MS + 10 * WINDOW_MS, START_MS + 15 * WINDOW_MS
+
+    def stream() -> Iterator[dict[str, Any]]:
+        rng = random.Random(9)
+        for event in organic_stream(rng, 40):
+            if event["event_time_ms"] >= launch_ms and rng.random() < 0.05:
+                event["request_model"] = "m-new"  # organic users try it, a little
+            yield event
+            if event["event_time_ms"] >= START_MS + 5 * WINDOW_MS and rng.random() < 0.3:
+                pivoted = event["event_time_ms"] >= pivot_ms and rng.random() < 0.5
+                yield {**synthetic_event(rng, event["event_time_ms"], f"c{rng.randrange(40)}", "185.220.101.0/24"),
+                       "request_model": "m-new" if pivoted else "m-old",
+                       "account_created_ms": START_MS - 86_400_000}  # fmt: skip
+
+    behaviour = AccountBehaviour()
+    launches = LaunchDetector([("m-new", launch_ms)], behaviour=behaviour)
+    burst = BurstDetector(behaviour=behaviour, launches=launches)
+    windows = EntityWindows(WINDOW_MS, 5_000)
+    cohorts, surges = [], []
+    for event in stream():
+        behaviour.learn_event(event)
+        launches.learn_event(event)
+        for window in windows.add(event):
+            cohorts += [(window.start_ms, f) for f in launches.update(window)]
+            surges += [f for f in burst.update(window) if f.entity == "m-new"]
+    assert cohorts, "the lockstep cohort must be found"
+    first_ms, first = cohorts[0]
+    assert first_ms - pivot_ms <= 10 * WINDOW_MS
+    assert len(first.accounts) >= 10 and all(a.startswith("c") for a in first.accounts)
+    assert not {a for _, f in cohorts for a in f.accounts if a.startswith("o")}
+    assert all(f.severity == "info" for f in surges)  # the surge on the new model pages no one

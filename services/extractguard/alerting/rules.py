@@ -57,6 +57,12 @@ DEFAULT_RULES: tuple[AlertRule, ...] = (
         frozenset({"burst"}),
         frozenset({"model"}),
     ),
+    AlertRule(
+        "lockstep_model_pivot",
+        "A cohort of accounts moved to a newly launched model in lockstep",
+        frozenset({"launch"}),
+        frozenset({"model"}),
+    ),
     AlertRule("traffic_mix_drift", "Extraction-shaped share of traffic shifted", frozenset({"mix_drift"})),
     AlertRule(
         "extraction_behaviour",

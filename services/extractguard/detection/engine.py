@@ -14,7 +14,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from extractguard.detection.behaviour import AccountBehaviour
-from extractguard.detection.detectors import BurstDetector, Detector, ExtractionDetector, MixDriftDetector
+from extractguard.detection.detectors import (
+    BurstDetector,
+    Detector,
+    ExtractionDetector,
+    LaunchDetector,
+    MixDriftDetector,
+)
 from extractguard.detection.detectors.extraction import VerdictSource
 from extractguard.detection.windows import EntityWindows
 from extractguard.settings import DetectionSettings
@@ -28,8 +34,14 @@ class DetectionEngine:
         self.windows = EntityWindows(settings.window_s * 1000, settings.allowed_lateness_s * 1000)
         # One view of each account's behaviour, shared by the detectors that judge by it.
         self.behaviour = AccountBehaviour(half_life_s=settings.behaviour_half_life_s)
+        launches = LaunchDetector(
+            [(launch.model, launch.at_ms) for launch in settings.launches],
+            grace_s=settings.launch_grace_s,
+            behaviour=self.behaviour,
+        )
         self.detectors: list[Detector] = [
-            BurstDetector(threshold=settings.burst_threshold, behaviour=self.behaviour),
+            BurstDetector(threshold=settings.burst_threshold, behaviour=self.behaviour, launches=launches),
+            launches,
             MixDriftDetector(delta=settings.drift_delta, behaviour=self.behaviour),
             ExtractionDetector(self.behaviour),
         ]

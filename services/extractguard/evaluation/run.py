@@ -149,9 +149,17 @@ class Evaluation:
         start_group_at_end(kafka, app_id, [GATEWAY_EVENTS])
         start_group_at_end(kafka, alerter_group, [DETECTIONS])
         since = {topic: end_offsets(kafka, topic) for topic in (DETECTIONS, ALERTS)}
+        start_ms = scenario_start_ms(scenario, int(time.time() * 1000))
+        # A launch in the scenario is announced to the engine, as an operator would.
+        launches = (
+            [{"model": scenario.launch.model, "at_ms": start_ms + int(scenario.launch.at_s * 1000)}]
+            if scenario.launch
+            else []
+        )
         detect = self._service("detect", {
             "EXTRACTGUARD_DETECT_APP_ID": app_id,
             "EXTRACTGUARD_DETECT_LEARN_FROM_SOURCES": orjson.dumps(self.learn_from).decode(),
+            "EXTRACTGUARD_DETECT_LAUNCHES": orjson.dumps(launches).decode(),
         }, scenario.name)  # fmt: skip
         alerter = self._service("alerter", {
             "EXTRACTGUARD_ALERTER_GROUP_ID": alerter_group,
@@ -164,7 +172,6 @@ class Evaluation:
             alerter.start()
             wait_group_stable(kafka, app_id, 180, detect)
             wait_group_stable(kafka, alerter_group, 120, alerter)
-            start_ms = scenario_start_ms(scenario, int(time.time() * 1000))
             truth, traffic, accounts, seconds = self._publish(scenario, start_ms)
             events = sum(truth.requests_by_class.values())
             self.say(f"  {events:,} events produced in {seconds:.0f}s; labels of {len(accounts):,} accounts sent")

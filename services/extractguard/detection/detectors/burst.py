@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 from river import stats
 
 from extractguard.detection.behaviour import DAY_MS, AccountBehaviour
+from extractguard.detection.detectors.launch import LaunchDetector
 from extractguard.detection.findings import Feature, Finding, Severity
 from extractguard.detection.windows import ENTITY_KINDS, ClosedWindow, EntityKey
 
@@ -70,8 +71,10 @@ class BurstDetector:
         idle_windows_forgotten: int = 120,
         behaviour: AccountBehaviour | None = None,
         shaped_share: float = 0.5,
+        launches: LaunchDetector | None = None,
     ) -> None:
         self.behaviour = behaviour
+        self.launches = launches
         self.shaped_share = shaped_share
         self.benign_bursts = 0
         self.first_window_ms: int | None = None
@@ -130,7 +133,9 @@ class BurstDetector:
         # ordinary accounts behind a busy model or ASN are not suspects.
         named = self.behaviour.shaped(entity.accounts) if self.behaviour is not None else list(entity.accounts)
         shaped = len(named) / len(entity.accounts) if entity.accounts else 0.0
-        if shaped < self.shaped_share:
+        surge = kind == "model" and self.launches is not None and self.launches.expected_surge(name, window.start_ms)
+        if shaped < self.shaped_share or surge:
+            # A surge on a freshly launched model is expected; who moves to it is the launch detector's question.
             severity = "info"
             self.benign_bursts += 1
             named = list(entity.accounts)
@@ -147,7 +152,7 @@ class BurstDetector:
             summary=(
                 f"{kind} {name}: {requests} requests in {(window.end_ms - window.start_ms) // 1000}s "
                 f"from {len(entity.accounts)} accounts, {requests / expected:.1f}x the expected {expected:.1f}; "
-                f"{shaped:.0%} of the accounts extraction-shaped"
+                f"{shaped:.0%} of the accounts extraction-shaped{'; expected after its launch' if surge else ''}"
             ),
             features=[
                 Feature("requests", requests, expected),
