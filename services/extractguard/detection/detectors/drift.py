@@ -1,30 +1,38 @@
-"""Mix drift: the share of extraction-shaped requests in the whole traffic moves.
+"""Mix drift: the extraction-shaped share of the traffic moves, overall or on one model.
 
-One River ADWIN per statistic (share of requests asking for logprobs, share eliciting step-by-step
-reasoning) sees every event as 0 or 1. ADWIN flags a change in the mean when two sub-windows
-differ beyond its confidence bound. The size of the change is measured as the share in the window
-where ADWIN noticed it against ADWIN's estimate just before, and reported only when it is also
-large in absolute terms (`min_effect`): on a busy stream ADWIN can prove changes too small to matter.
-The finding names the accounts that drove the shift in the window where it was seen: those that
-used the statistic in at least half their requests and whose behaviour is extraction-shaped. A
-shift with fewer than `min_drivers` such accounts is recorded as `info` (a benchmark run or a
-launch moves the mix too); the rate of those per day is the false-alarm figure it states.
+Per scope — all traffic, and each model on its own — River detectors watch every event:
+ADWIN for the shares (requests asking for logprobs, prompts eliciting step-by-step reasoning),
+Page-Hinkley for the output/input token ratio (log-scaled), which rises when answers are
+harvested. A detector flags a change when its test says so; the size of the change is then
+measured as the value in the window where it was noticed against the estimate just before, and
+reported only when it is also large in absolute terms (`min_effect`, in the statistic's own
+units): on a busy stream the tests can prove changes too small to matter.
+
+The finding names the accounts that drove the shift in the window where it was seen: those whose
+behaviour is extraction-shaped (and, for the global shares, that used the statistic in at least
+half their requests). A shift with fewer than `min_drivers` such accounts is recorded as `info` (a
+benchmark run or a launch moves the mix too); the rate of those per day is the false-alarm figure
+it states.
 
 >>> from extractguard.detection.windows import ClosedWindow, EntityStats
 >>> drift = MixDriftDetector(min_effect=0.1, min_drivers=1)
->>> quiet = {"event_time_ms": 1_000, "request_logprobs": False, "prompt_sketch": {}}
+>>> quiet = {"event_time_ms": 1_000, "request_logprobs": False, "prompt_sketch": {}, "request_model": "m",
+...          "input_tokens": 100, "output_tokens": 100}
 >>> for _ in range(3000): drift.learn_event(quiet)
 >>> drift.update(ClosedWindow(0, 60_000, {("account", "a1"): EntityStats(requests=3000)}, 3000))
 []
->>> harvest = {"event_time_ms": 61_000, "request_logprobs": True, "prompt_sketch": {}}
+>>> harvest = {**quiet, "event_time_ms": 61_000, "request_logprobs": True}
 >>> for _ in range(1000): drift.learn_event(harvest)
->>> window = ClosedWindow(60_000, 120_000, {("account", "x1"): EntityStats(requests=1000, logprobs=1000)}, 1000)
->>> [(f.entity, f.accounts) for f in drift.update(window)]
-[('logprobs_share', ['x1'])]
+>>> window = ClosedWindow(60_000, 120_000, {("account", "x1"): EntityStats(requests=1000, logprobs=1000),
+...                                         ("model", "m"): EntityStats(requests=1000, logprobs=1000,
+...                                                                     accounts={"x1"})}, 1000)
+>>> sorted((f.entity_kind, f.entity, f.accounts) for f in drift.update(window))
+[('global', 'logprobs_share', ['x1']), ('model', 'm/logprobs_share', ['x1'])]
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -34,19 +42,23 @@ from extractguard.detection.behaviour import DAY_MS, AccountBehaviour
 from extractguard.detection.findings import Feature, Finding, Severity
 from extractguard.detection.windows import ClosedWindow, EntityStats
 
-STATISTICS: dict[str, Callable[[dict[str, Any]], bool]] = {
-    "logprobs_share": lambda e: bool(e["request_logprobs"]),
-    "cot_elicitation_share": lambda e: bool(e["prompt_sketch"].get("cot_elicitation", False)),
+GLOBAL = ""
+#: Share statistics: per event 0 or 1, per window stats a count.
+SHARES: dict[str, tuple[Callable[[dict[str, Any]], bool], Callable[[EntityStats], int]]] = {
+    "logprobs_share": (lambda e: bool(e["request_logprobs"]), lambda s: s.logprobs),
+    "cot_elicitation_share": (lambda e: bool(e["prompt_sketch"].get("cot_elicitation", False)), lambda s: s.cot),
 }
-_ACCOUNT_COUNTS: dict[str, Callable[[EntityStats], int]] = {
-    "logprobs_share": lambda s: s.logprobs,
-    "cot_elicitation_share": lambda s: s.cot,
-}
+OUTPUT_RATIO = "output_ratio"
+MAX_MODELS = 64  # scopes beyond this many models are not tracked (model names come from clients)
+
+
+def _log_ratio(output_tokens: float, input_tokens: float) -> float:
+    return math.log1p(output_tokens / max(input_tokens, 1.0))
 
 
 class MixDriftDetector:
     name: ClassVar[str] = "mix_drift"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
 
     def __init__(
         self,
@@ -55,6 +67,8 @@ class MixDriftDetector:
         account_min_share: float = 0.5,
         behaviour: AccountBehaviour | None = None,
         min_drivers: int = 3,
+        ratio_min_effect: float = 0.5,
+        ratio_threshold: float = 50.0,
     ) -> None:
         self.behaviour = behaviour
         self.min_drivers = min_drivers
@@ -63,72 +77,130 @@ class MixDriftDetector:
         self.last_window_ms = 0
         self.delta = delta
         self.min_effect = min_effect
+        self.ratio_min_effect = ratio_min_effect
+        self.ratio_threshold = ratio_threshold
         self.account_min_share = account_min_share
-        self.detectors = {name: drift.ADWIN(delta=delta) for name in STATISTICS}
-        # statistic -> (mean before the drift, event time at which ADWIN flagged it)
-        self.pending: dict[str, tuple[float, int]] = {}
+        # (statistic, scope) -> River detector; scope "" is all traffic, else a model's name.
+        self.shares: dict[tuple[str, str], drift.ADWIN] = {}
+        self.ratios: dict[str, drift.PageHinkley] = {}
+        self.ratio_means: dict[str, float] = {}
+        # (statistic, scope) -> (estimate before the change, event time at which it was flagged)
+        self.pending: dict[tuple[str, str], tuple[float, int]] = {}
+        self._scope(GLOBAL)
+
+    def _scope(self, scope: str) -> bool:
+        if scope in self.ratios:
+            return True
+        if len(self.ratios) > MAX_MODELS:
+            return False
+        for name in SHARES:
+            self.shares[(name, scope)] = drift.ADWIN(delta=self.delta)
+        self.ratios[scope] = drift.PageHinkley(min_instances=200, delta=0.05, threshold=self.ratio_threshold, mode="up")
+        self.ratio_means[scope] = 0.0
+        return True
 
     def learn_event(self, event: dict[str, Any]) -> None:
-        for name, statistic in STATISTICS.items():
-            detector = self.detectors[name]
-            before = detector.estimation
-            detector.update(statistic(event))
-            if detector.drift_detected and name not in self.pending:
-                self.pending[name] = (before, event["event_time_ms"])
+        ts = event["event_time_ms"]
+        ratio = _log_ratio(event["output_tokens"], event["input_tokens"])
+        model = event.get("request_model")
+        for scope in (GLOBAL, model) if model else (GLOBAL,):
+            if not self._scope(scope):
+                continue
+            for name, (statistic, _count) in SHARES.items():
+                detector = self.shares[(name, scope)]
+                before = detector.estimation
+                detector.update(statistic(event))
+                if detector.drift_detected and (name, scope) not in self.pending:
+                    self.pending[(name, scope)] = (before, ts)
+            page_hinkley = self.ratios[scope]
+            before = self.ratio_means[scope]
+            page_hinkley.update(ratio)
+            # A slow mean of the log ratio: the level before a change, for the size of the change.
+            self.ratio_means[scope] = before + 0.001 * (ratio - before) if before else ratio
+            if page_hinkley.drift_detected and (OUTPUT_RATIO, scope) not in self.pending:
+                self.pending[(OUTPUT_RATIO, scope)] = (math.expm1(before), ts)
 
     def benign_shifts_per_day(self) -> float | None:
         if self.first_window_ms is None or self.last_window_ms - self.first_window_ms < 3_600_000:
             return None
         return round(self.benign_shifts * DAY_MS / (self.last_window_ms - self.first_window_ms), 3)
 
+    def _value(self, window: ClosedWindow, name: str, scope: str) -> float | None:
+        if scope == GLOBAL:
+            accounts = [s for key, s in window.entities.items() if key[0] == "account"]
+            requests = window.requests
+        else:
+            stats = window.entities.get(("model", scope))
+            accounts = [stats] if stats is not None else []
+            requests = stats.requests if stats is not None else 0
+        if not requests:
+            return None
+        if name == OUTPUT_RATIO:
+            out, inp = sum(s.output_tokens for s in accounts), sum(s.input_tokens for s in accounts)
+            return out / max(inp, 1)
+        count = SHARES[name][1]
+        return sum(count(s) for s in accounts) / requests
+
     def update(self, window: ClosedWindow) -> list[Finding]:
         if self.first_window_ms is None:
             self.first_window_ms = window.start_ms
         self.last_window_ms = window.end_ms
         findings = []
-        for name, (before, flagged_ms) in sorted(self.pending.items()):
+        for (name, scope), (before, flagged_ms) in sorted(self.pending.items()):
             if flagged_ms >= window.end_ms:
                 continue  # flagged in a window that is still open
-            del self.pending[name]
-            count = _ACCOUNT_COUNTS[name]
-            hits = sum(count(stats) for key, stats in window.entities.items() if key[0] == "account")
-            share = hits / window.requests if window.requests else 0.0
-            if abs(share - before) >= self.min_effect:
-                findings.append(self._finding(window, name, before, share))
+            del self.pending[(name, scope)]
+            after = self._value(window, name, scope)
+            effect = self.ratio_min_effect if name == OUTPUT_RATIO else self.min_effect
+            if after is not None and abs(after - before) >= effect:
+                findings.append(self._finding(window, name, scope, before, after))
         return findings
 
-    def _finding(self, window: ClosedWindow, name: str, before: float, after: float) -> Finding:
-        count = _ACCOUNT_COUNTS[name]
+    def _drivers(self, window: ClosedWindow, name: str, scope: str) -> list[str]:
         behaviour = self.behaviour
         threshold = behaviour.threshold() if behaviour is not None else 0.0
-        drivers = (
-            [
-                key[1]
-                for key, stats in window.entities.items()
-                if key[0] == "account"
-                and count(stats) >= self.account_min_share * stats.requests
-                and count(stats) > 0
-                and (behaviour is None or (behaviour.scoreable(key[1]) and behaviour.score(key[1]) >= threshold))
-            ]
-            if after > before
-            else []
-        )
+
+        def shaped(account: str) -> bool:
+            return behaviour is None or (behaviour.scoreable(account) and behaviour.score(account) >= threshold)
+
+        if scope != GLOBAL:
+            stats = window.entities.get(("model", scope))
+            return sorted(a for a in (stats.accounts if stats else ()) if shaped(a))
+        if name == OUTPUT_RATIO:
+            return [k[1] for k, s in window.entities.items() if k[0] == "account" and shaped(k[1])]
+        count = SHARES[name][1]
+        return [
+            key[1]
+            for key, stats in window.entities.items()
+            if key[0] == "account"
+            and count(stats) > 0
+            and count(stats) >= self.account_min_share * stats.requests
+            and shaped(key[1])
+        ]
+
+    def _finding(self, window: ClosedWindow, name: str, scope: str, before: float, after: float) -> Finding:
+        drivers = self._drivers(window, name, scope) if after > before else []
         severity: Severity = "warning"
         if len(drivers) < self.min_drivers:
             severity = "info"
             self.benign_shifts += 1
+        where = "all requests" if scope == GLOBAL else f"requests to {scope}"
+
+        def shown(value: float) -> str:
+            return f"{value:.2f}" if name == OUTPUT_RATIO else f"{value:.1%}"
+
         return Finding(
             detector=self.name,
             detector_version=self.version,
-            entity_kind="global",
-            entity=name,
+            entity_kind="global" if scope == GLOBAL else "model",
+            entity=name if scope == GLOBAL else f"{scope}/{name}",
             score=abs(after - before),
-            threshold=self.min_effect,
+            threshold=self.ratio_min_effect if name == OUTPUT_RATIO else self.min_effect,
             window_start_ms=window.start_ms,
             window_end_ms=window.end_ms,
             severity=severity,
             summary=(
-                f"{name.replace('_', ' ')} moved from {before:.1%} to {after:.1%} of all requests; "
+                f"{name.replace('_', ' ')} of {where} moved from {shown(before)} to {shown(after)}; "
                 f"{len(drivers)} extraction-shaped accounts drove it in this window"
             ),
             features=[Feature(name, after, before), Feature("window_requests", window.requests)],
