@@ -9,8 +9,10 @@ keep one bucket per hop. From the tallies come the *tells* of harvesting, each a
 - `logprobs`        requests asking for logprobs, top_logprobs or a logit_bias
 - `cot`             prompts eliciting step-by-step reasoning (from the sketch)
 - `young_account`   requests from an account less than a week old
-- `refusals`, `temperature_zero`, `multi_choice` (n > 1): evidence, and features the verdict
-                    model learns from, but no weight on their own
+- `refusals`, `temperature_zero`, `multi_choice` (n > 1), `around_the_clock` (how evenly its
+  requests spread over the hours of the day, over a 12 h half-life) and `young_at_heavy_use`
+  (it became a heavy user in its first week): evidence, and features the verdict model learns
+  from, but no weight on their own
 - `machine_pacing`  1 - coefficient of variation of the gaps between requests (a metronome is 1,
                     a person or a Poisson process about 0)
 
@@ -44,7 +46,7 @@ from typing import Any
 #: Shares tallied per account (the order of `AccountState.shares`), then machine pacing.
 TELLS: tuple[str, ...] = (
     "single_turn", "output_heavy", "logprobs", "cot", "young_account", "refusals", "temperature_zero",
-    "multi_choice", "machine_pacing",
+    "multi_choice", "machine_pacing", "around_the_clock", "young_at_heavy_use",
 )  # fmt: skip
 #: Weights of the unsupervised score. Refusals, temperature 0 and n > 1 are shown as evidence and
 #: learnt from verdicts, but weigh nothing on their own: red-teamers, benchmarks and batch jobs
@@ -59,6 +61,8 @@ WEIGHTS: dict[str, float] = {
     "temperature_zero": 0.0,
     "multi_choice": 0.0,
     "machine_pacing": 1.0,
+    "around_the_clock": 0.0,
+    "young_at_heavy_use": 0.0,
 }
 #: What an unknown account is assumed to look like before its own requests say otherwise.
 PRIORS: dict[str, float] = {
@@ -71,12 +75,17 @@ PRIORS: dict[str, float] = {
     "temperature_zero": 0.1,
     "multi_choice": 0.01,
     "machine_pacing": 0.0,
+    "around_the_clock": 0.0,
+    "young_at_heavy_use": 0.0,
 }
 OUTPUT_HEAVY_TOKENS = 1000
 YOUNG_MS = 7 * 86_400_000
 DAY_MS = 86_400_000
-_SHARES = TELLS[:-1]
+_SHARES = TELLS[:-3]
+CLOCK_HALF_LIFE_MS = 12 * 3_600_000  # activity around the clock needs a horizon of many hours
+HEAVY_USE_REQUESTS = 20.0
 _BINS = 100
+_RADIANS_PER_MS = 2 * math.pi / 86_400_000
 _WEIGHT_LIST = [WEIGHTS[name] for name in _SHARES]
 _PRIOR_LIST = [PRIORS[name] for name in _SHARES]
 _WEIGHT_SUM = sum(WEIGHTS.values())
@@ -86,7 +95,10 @@ _PRIOR_SCORE = sum(WEIGHTS[name] * PRIORS[name] for name in TELLS) / _WEIGHT_SUM
 class AccountState:
     """Decayed tallies of one account; `__slots__` because there are millions of them."""
 
-    __slots__ = ("count", "gap_count", "gap_mean", "gap_var", "last_ms", "shares", "tokens_in", "tokens_out")
+    __slots__ = (
+        "clock_cos", "clock_n", "clock_sin", "count", "gap_count", "gap_mean", "gap_var", "heavy_age_ms", "last_ms",
+        "shares", "tokens_in", "tokens_out",
+    )  # fmt: skip
 
     def __init__(self, ts: int) -> None:
         self.last_ms = ts
@@ -97,6 +109,10 @@ class AccountState:
         self.gap_count = 0.0
         self.gap_mean = 0.0
         self.gap_var = 0.0
+        self.clock_n = 0.0  # decayed (12 h) count and sums of the hour-of-day angle's cos and sin
+        self.clock_cos = 0.0
+        self.clock_sin = 0.0
+        self.heavy_age_ms: float | None = None  # account age when it first became a heavy user
 
 
 @dataclass(slots=True)
@@ -198,6 +214,10 @@ class AccountBehaviour:
             delta = gap - state.gap_mean
             state.gap_mean += delta / state.gap_count
             state.gap_var = state.gap_var * factor + delta * (gap - state.gap_mean)
+            slow = 0.5 ** (gap / CLOCK_HALF_LIFE_MS)
+            state.clock_n *= slow
+            state.clock_cos *= slow
+            state.clock_sin *= slow
             state.last_ms = ts
         created = self.created.get(account)
         state.count += 1.0
@@ -220,6 +240,12 @@ class AccountBehaviour:
             shares[7] += 1.0
         state.tokens_in += event["input_tokens"]
         state.tokens_out += event["output_tokens"]
+        angle = (ts % DAY_MS) * _RADIANS_PER_MS
+        state.clock_n += 1.0
+        state.clock_cos += math.cos(angle)
+        state.clock_sin += math.sin(angle)
+        if state.heavy_age_ms is None and state.count >= HEAVY_USE_REQUESTS and created is not None:
+            state.heavy_age_ms = ts - created
         if ts > self.watermark_ms:
             self.watermark_ms = ts
 
@@ -242,6 +268,15 @@ class AccountBehaviour:
             values["machine_pacing"] = max(0.0, 1.0 - cv) * state.gap_count / (state.gap_count + k)
         else:
             values["machine_pacing"] = PRIORS["machine_pacing"]
+        # 1 - the mean resultant length of the hours it is active at: 0 = always the same hour,
+        # near 1 = spread around the clock. Shrunk: a few requests say nothing about a day.
+        if state.clock_n > 0:
+            resultant = math.hypot(state.clock_cos, state.clock_sin) / state.clock_n
+            values["around_the_clock"] = (1.0 - resultant) * state.clock_n / (state.clock_n + 4 * k)
+        else:
+            values["around_the_clock"] = 0.0
+        age = state.heavy_age_ms
+        values["young_at_heavy_use"] = 1.0 if age is not None and age < YOUNG_MS else 0.0
         return values
 
     def score(self, account: str) -> float:

@@ -36,6 +36,7 @@ ENTITY_FIELDS: tuple[tuple[str, str], ...] = (
     ("sdk", "sdk_name"),
     ("model", "request_model"),
 )
+YOUNG_ACCOUNT_MS = 7 * 86_400_000
 #: Every entity kind a window tracks: the event fields above, and the prompt template.
 ENTITY_KINDS: tuple[str, ...] = (*(kind for kind, _ in ENTITY_FIELDS), "template")
 
@@ -47,6 +48,7 @@ class EntityStats:
     output_tokens: int = 0
     logprobs: int = 0
     cot: int = 0
+    young: int = 0  # requests from accounts less than a week old
     accounts: set[str] = field(default_factory=set)
 
 
@@ -96,6 +98,8 @@ class EntityWindows:
         sketch = event["prompt_sketch"]
         logprobs = event["request_logprobs"]
         cot = sketch.get("cot_elicitation", False)
+        created = event.get("account_created_ms")
+        young = created is not None and ts - created < YOUNG_ACCOUNT_MS
         keys: list[EntityKey] = [
             (kind, str(value)) for kind, name in ENTITY_FIELDS if (value := event.get(name)) is not None
         ]
@@ -110,6 +114,7 @@ class EntityWindows:
             stats.output_tokens += event["output_tokens"]
             stats.logprobs += logprobs
             stats.cot += cot
+            stats.young += young
             stats.accounts.add(account)
         if ts > self.max_event_ms:
             self.max_event_ms = ts

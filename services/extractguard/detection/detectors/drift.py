@@ -1,7 +1,8 @@
 """Mix drift: the extraction-shaped share of the traffic moves, overall or on one model.
 
 Per scope — all traffic, and each model on its own — River detectors watch every event:
-ADWIN for the shares (requests asking for logprobs, prompts eliciting step-by-step reasoning),
+ADWIN for the shares (requests asking for logprobs, prompts eliciting step-by-step reasoning,
+requests from accounts less than a week old),
 Page-Hinkley for the output/input token ratio (log-scaled), which rises when answers are
 harvested. A detector flags a change when its test says so; the size of the change is then
 measured as the value in the window where it was noticed against the estimate just before, and
@@ -14,7 +15,7 @@ half their requests). A shift with fewer than `min_drivers` such accounts is rec
 benchmark run or a launch moves the mix too); the rate of those per day is the false-alarm figure
 it states.
 
->>> from extractguard.detection.windows import ClosedWindow, EntityStats
+>>> from extractguard.detection.windows import YOUNG_ACCOUNT_MS, ClosedWindow, EntityStats
 >>> drift = MixDriftDetector(min_effect=0.1, min_drivers=1)
 >>> quiet = {"event_time_ms": 1_000, "request_logprobs": False, "prompt_sketch": {}, "request_model": "m",
 ...          "input_tokens": 100, "output_tokens": 100}
@@ -40,13 +41,19 @@ from river import drift
 
 from extractguard.detection.behaviour import DAY_MS, AccountBehaviour
 from extractguard.detection.findings import Feature, Finding, Severity
-from extractguard.detection.windows import ClosedWindow, EntityStats
+from extractguard.detection.windows import YOUNG_ACCOUNT_MS, ClosedWindow, EntityStats
 
 GLOBAL = ""
 #: Share statistics: per event 0 or 1, per window stats a count.
 SHARES: dict[str, tuple[Callable[[dict[str, Any]], bool], Callable[[EntityStats], int]]] = {
     "logprobs_share": (lambda e: bool(e["request_logprobs"]), lambda s: s.logprobs),
     "cot_elicitation_share": (lambda e: bool(e["prompt_sketch"].get("cot_elicitation", False)), lambda s: s.cot),
+    "new_account_share": (
+        lambda e: (
+            e.get("account_created_ms") is not None and e["event_time_ms"] - e["account_created_ms"] < YOUNG_ACCOUNT_MS
+        ),
+        lambda s: s.young,
+    ),
 }
 OUTPUT_RATIO = "output_ratio"
 MAX_MODELS = 64  # scopes beyond this many models are not tracked (model names come from clients)
