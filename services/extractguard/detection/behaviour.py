@@ -11,8 +11,9 @@ keep one bucket per hop. From the tallies come the *tells* of harvesting, each a
 - `young_account`   requests from an account less than a week old
 - `refusals`, `temperature_zero`, `multi_choice` (n > 1), `around_the_clock` (how evenly its
   requests spread over the hours of the day, over a 12 h half-life) and `young_at_heavy_use`
-  (it became a heavy user in its first week): evidence, and features the verdict model learns
-  from, but no weight on their own
+  (it became a heavy user in its first week), `template_diversity` and `topic_coverage`
+  (HyperLogLog distinct templates and MinHash first bands per request since first seen):
+  evidence, and features the verdict model learns from, but no weight on their own
 - `machine_pacing`  1 - coefficient of variation of the gaps between requests (a metronome is 1,
                     a person or a Poisson process about 0)
 
@@ -43,10 +44,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from extractguard.detection.sketches import Distinct
+
 #: Shares tallied per account (the order of `AccountState.shares`), then machine pacing.
 TELLS: tuple[str, ...] = (
     "single_turn", "output_heavy", "logprobs", "cot", "young_account", "refusals", "temperature_zero",
-    "multi_choice", "machine_pacing", "around_the_clock", "young_at_heavy_use",
+    "multi_choice", "machine_pacing", "around_the_clock", "young_at_heavy_use", "template_diversity",
+    "topic_coverage",
 )  # fmt: skip
 #: Weights of the unsupervised score. Refusals, temperature 0 and n > 1 are shown as evidence and
 #: learnt from verdicts, but weigh nothing on their own: red-teamers, benchmarks and batch jobs
@@ -63,6 +67,8 @@ WEIGHTS: dict[str, float] = {
     "machine_pacing": 1.0,
     "around_the_clock": 0.0,
     "young_at_heavy_use": 0.0,
+    "template_diversity": 0.0,
+    "topic_coverage": 0.0,
 }
 #: What an unknown account is assumed to look like before its own requests say otherwise.
 PRIORS: dict[str, float] = {
@@ -77,11 +83,13 @@ PRIORS: dict[str, float] = {
     "machine_pacing": 0.0,
     "around_the_clock": 0.0,
     "young_at_heavy_use": 0.0,
+    "template_diversity": 0.0,
+    "topic_coverage": 0.0,
 }
 OUTPUT_HEAVY_TOKENS = 1000
 YOUNG_MS = 7 * 86_400_000
 DAY_MS = 86_400_000
-_SHARES = TELLS[:-3]
+_SHARES = TELLS[:-5]
 CLOCK_HALF_LIFE_MS = 12 * 3_600_000  # activity around the clock needs a horizon of many hours
 HEAVY_USE_REQUESTS = 20.0
 _BINS = 100
@@ -97,7 +105,7 @@ class AccountState:
 
     __slots__ = (
         "clock_cos", "clock_n", "clock_sin", "count", "gap_count", "gap_mean", "gap_var", "heavy_age_ms", "last_ms",
-        "shares", "tokens_in", "tokens_out",
+        "seen", "shares", "templates", "tokens_in", "tokens_out", "topics",
     )  # fmt: skip
 
     def __init__(self, ts: int) -> None:
@@ -113,6 +121,9 @@ class AccountState:
         self.clock_cos = 0.0
         self.clock_sin = 0.0
         self.heavy_age_ms: float | None = None  # account age when it first became a heavy user
+        self.seen = 0  # requests since first seen (not decayed), against the distinct counts below
+        self.templates = Distinct()  # prompt templates it used
+        self.topics = Distinct()  # MinHash first bands: near-duplicate prompts share one, topics spread
 
 
 @dataclass(slots=True)
@@ -244,6 +255,14 @@ class AccountBehaviour:
         state.clock_n += 1.0
         state.clock_cos += math.cos(angle)
         state.clock_sin += math.sin(angle)
+        sketch = event["prompt_sketch"]
+        state.seen += 1
+        template = sketch.get("template_hash")
+        if template:
+            state.templates.add(int(template[:16], 16))
+        minhash = sketch.get("minhash")
+        if minhash:
+            state.topics.add(hash((minhash[0], minhash[1], minhash[2], minhash[3])) & 0xFFFFFFFFFFFFFFFF)
         if state.heavy_age_ms is None and state.count >= HEAVY_USE_REQUESTS and created is not None:
             state.heavy_age_ms = ts - created
         if ts > self.watermark_ms:
@@ -277,6 +296,11 @@ class AccountBehaviour:
             values["around_the_clock"] = 0.0
         age = state.heavy_age_ms
         values["young_at_heavy_use"] = 1.0 if age is not None and age < YOUNG_MS else 0.0
+        # Distinct templates and prompt topics per request (capped at 1): a batch job repeats one
+        # template, a narrow app a few topics; a self-instruct sweep is new almost every time.
+        seen = state.seen + k
+        values["template_diversity"] = min(state.templates.estimate() / seen, 1.0)
+        values["topic_coverage"] = min(state.topics.estimate() / seen, 1.0)
         return values
 
     def score(self, account: str) -> float:
