@@ -1,17 +1,12 @@
-"""Tiny per-account sketches: distinct counts (HyperLogLog) and the dominant item (Misra-Gries).
+"""Tiny per-account distinct counts (HyperLogLog).
 
-There can be one per tracked account, so they are deliberately small: 16 one-byte HyperLogLog
-registers (about 26% standard error, plenty to tell 3 templates from 300; ~75 bytes an account)
-and a 4-counter heavy-hitter summary for where one is affordable.
+There is one per tracked account and feature, so it is deliberately small: 16 one-byte
+registers (about 26% standard error, plenty to tell 3 templates from 300; ~75 bytes an account).
 
 >>> hll = Distinct()
 >>> for i in range(1000): hll.add(hash64(f"template-{i}"))
 >>> 600 < hll.estimate() < 1600
 True
->>> top = Dominant()
->>> for item in ["a"] * 8 + ["b", "c"]: top.add(item)
->>> top.share()
-0.8
 """
 
 from __future__ import annotations
@@ -50,30 +45,3 @@ class Distinct:
         if raw <= 2.5 * _REGISTERS and empty:
             return _REGISTERS * math.log(_REGISTERS / empty)  # small-range correction
         return raw
-
-
-class Dominant:
-    """Misra-Gries summary with 4 counters: the most frequent item's share of all items seen."""
-
-    __slots__ = ("counts", "total")
-
-    def __init__(self) -> None:
-        self.counts: dict[str, float] = {}
-        self.total = 0.0
-
-    def add(self, item: str) -> None:
-        self.total += 1.0
-        counts = self.counts
-        if item in counts:
-            counts[item] += 1.0
-        elif len(counts) < 4:
-            counts[item] = 1.0
-        else:
-            for key in list(counts):
-                counts[key] -= 1.0
-                if counts[key] <= 0:
-                    del counts[key]
-
-    def share(self) -> float:
-        """A lower bound of the most frequent item's share (Misra-Gries undercounts, never over)."""
-        return max(self.counts.values(), default=0.0) / self.total if self.total else 0.0
