@@ -71,3 +71,32 @@ class Finding:
                 "expected_false_alarms_per_day": self.expected_false_alarms_per_day,
             },
         }
+
+
+@dataclass(slots=True)
+class BenignRate:
+    """How often a detector fires on traffic that is not extraction-shaped, per day of event time:
+    the false alarms to expect at its threshold. None until an hour of event time has been seen.
+
+    >>> rate = BenignRate()
+    >>> rate.observe(0, 60_000); rate.observe(7_140_000, 7_200_000); rate.count()
+    >>> rate.per_day()
+    12.0
+    """
+
+    events: int = 0
+    first_ms: int | None = None
+    last_ms: int = 0
+
+    def observe(self, window_start_ms: int, window_end_ms: int) -> None:
+        if self.first_ms is None:
+            self.first_ms = window_start_ms
+        self.last_ms = window_end_ms
+
+    def count(self) -> None:
+        self.events += 1
+
+    def per_day(self) -> float | None:
+        if self.first_ms is None or self.last_ms - self.first_ms < 3_600_000:
+            return None
+        return round(self.events * 86_400_000 / (self.last_ms - self.first_ms), 3)

@@ -35,9 +35,9 @@ from typing import Any, ClassVar
 
 from river import stats
 
-from extractguard.detection.behaviour import DAY_MS, AccountBehaviour
+from extractguard.detection.behaviour import AccountBehaviour
 from extractguard.detection.detectors.launch import LaunchDetector
-from extractguard.detection.findings import Feature, Finding, Severity
+from extractguard.detection.findings import BenignRate, Feature, Finding, Severity
 from extractguard.detection.windows import ENTITY_KINDS, ClosedWindow, EntityKey
 
 KINDS = ENTITY_KINDS
@@ -76,9 +76,7 @@ class BurstDetector:
         self.behaviour = behaviour
         self.launches = launches
         self.shaped_share = shaped_share
-        self.benign_bursts = 0
-        self.first_window_ms: int | None = None
-        self.last_window_ms = 0
+        self.benign = BenignRate()  # findings on non-extraction-shaped traffic: the false-alarm rate
         self.threshold = threshold
         self.min_ratio = min_ratio
         self.min_requests = min_requests
@@ -103,15 +101,8 @@ class BurstDetector:
         idle = self.windows_seen - baseline.last_window - 1
         return baseline.mean * (1 - self.fading_factor) ** max(idle, 0)
 
-    def benign_bursts_per_day(self) -> float | None:
-        if self.first_window_ms is None or self.last_window_ms - self.first_window_ms < 3_600_000:
-            return None
-        return round(self.benign_bursts * DAY_MS / (self.last_window_ms - self.first_window_ms), 3)
-
     def update(self, window: ClosedWindow) -> list[Finding]:
-        if self.first_window_ms is None:
-            self.first_window_ms = window.start_ms
-        self.last_window_ms = window.end_ms
+        self.benign.observe(window.start_ms, window.end_ms)
         findings: list[Finding] = []
         if self.windows_seen >= self.warmup_windows:
             for key, entity in window.entities.items():
@@ -137,7 +128,7 @@ class BurstDetector:
         if shaped < self.shaped_share or surge:
             # A surge on a freshly launched model is expected; who moves to it is the launch detector's question.
             severity = "info"
-            self.benign_bursts += 1
+            self.benign.count()
             named = list(entity.accounts)
         return Finding(
             detector=self.name,
@@ -163,7 +154,7 @@ class BurstDetector:
                 Feature("extraction_shaped_share", shaped, self.shaped_share),
             ],
             accounts=named,
-            expected_false_alarms_per_day=self.benign_bursts_per_day(),
+            expected_false_alarms_per_day=self.benign.per_day(),
         )
 
     def _learn(self, window: ClosedWindow) -> None:

@@ -39,8 +39,8 @@ from typing import Any, ClassVar
 
 from river import drift
 
-from extractguard.detection.behaviour import DAY_MS, AccountBehaviour
-from extractguard.detection.findings import Feature, Finding, Severity
+from extractguard.detection.behaviour import AccountBehaviour
+from extractguard.detection.findings import BenignRate, Feature, Finding, Severity
 from extractguard.detection.windows import YOUNG_ACCOUNT_MS, ClosedWindow, EntityStats
 
 GLOBAL = ""
@@ -79,9 +79,7 @@ class MixDriftDetector:
     ) -> None:
         self.behaviour = behaviour
         self.min_drivers = min_drivers
-        self.benign_shifts = 0
-        self.first_window_ms: int | None = None
-        self.last_window_ms = 0
+        self.benign = BenignRate()  # findings on non-extraction-shaped traffic: the false-alarm rate
         self.delta = delta
         self.min_effect = min_effect
         self.ratio_min_effect = ratio_min_effect
@@ -127,11 +125,6 @@ class MixDriftDetector:
             if page_hinkley.drift_detected and (OUTPUT_RATIO, scope) not in self.pending:
                 self.pending[(OUTPUT_RATIO, scope)] = (math.expm1(before), ts)
 
-    def benign_shifts_per_day(self) -> float | None:
-        if self.first_window_ms is None or self.last_window_ms - self.first_window_ms < 3_600_000:
-            return None
-        return round(self.benign_shifts * DAY_MS / (self.last_window_ms - self.first_window_ms), 3)
-
     def _value(self, window: ClosedWindow, name: str, scope: str) -> float | None:
         if scope == GLOBAL:
             accounts = [s for key, s in window.entities.items() if key[0] == "account"]
@@ -149,9 +142,7 @@ class MixDriftDetector:
         return sum(count(s) for s in accounts) / requests
 
     def update(self, window: ClosedWindow) -> list[Finding]:
-        if self.first_window_ms is None:
-            self.first_window_ms = window.start_ms
-        self.last_window_ms = window.end_ms
+        self.benign.observe(window.start_ms, window.end_ms)
         findings = []
         for (name, scope), (before, flagged_ms) in sorted(self.pending.items()):
             if flagged_ms >= window.end_ms:
@@ -190,7 +181,7 @@ class MixDriftDetector:
         severity: Severity = "warning"
         if len(drivers) < self.min_drivers:
             severity = "info"
-            self.benign_shifts += 1
+            self.benign.count()
         where = "all requests" if scope == GLOBAL else f"requests to {scope}"
 
         def shown(value: float) -> str:
@@ -212,5 +203,5 @@ class MixDriftDetector:
             ),
             features=[Feature(name, after, before), Feature("window_requests", window.requests)],
             accounts=drivers,
-            expected_false_alarms_per_day=self.benign_shifts_per_day(),
+            expected_false_alarms_per_day=self.benign.per_day(),
         )
