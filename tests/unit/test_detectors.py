@@ -270,3 +270,30 @@ def test_a_launch_surge_is_expected_and_a_lockstep_cohort_still_stands_out() -> 
     assert len(first.accounts) >= 10 and all(a.startswith("c") for a in first.accounts)
     assert not {a for _, f in cohorts for a in f.accounts if a.startswith("o")}
     assert all(f.severity == "info" for f in surges)  # the surge on the new model pages no one
+
+
+def test_a_nightly_job_bursts_the_first_night_only_and_a_new_jump_still_fires() -> None:
+    rng = random.Random(10)
+    day0 = START_MS - START_MS % 86_400_000
+
+    def stream() -> Iterator[dict[str, Any]]:
+        for minute in range(3 * 1440):
+            ts = day0 + minute * WINDOW_MS
+            hour = minute % 1440 // 60
+            events = [synthetic_event(rng, ts + rng.randrange(WINDOW_MS), f"o{i}", f"10.0.{i}.0/24") for i in range(10)]
+            if hour == 2 and minute % 60 < 30:  # the batch job, 02:00-02:30 every night
+                events += [synthetic_event(rng, ts + j * 500, "batch", "10.9.9.0/24") for j in range(100)]
+            if minute == 2 * 1440 + 14 * 60:  # one jump, once, at 14:00 on the third day
+                events += [synthetic_event(rng, ts + j * 300, "o3", "10.0.3.0/24") for j in range(150)]
+            yield from sorted(events, key=lambda e: e["event_time_ms"])
+
+    per_window = run(BurstDetector(), stream())
+    nights = {
+        day: [
+            f for w in per_window for f in w if f.entity == "batch" and (f.window_start_ms - day0) // 86_400_000 == day
+        ]
+        for day in range(3)
+    }
+    assert nights[0] and not nights[1] and not nights[2]
+    jump = [f for w in per_window for f in w if f.entity == "o3"]
+    assert len(jump) == 1 and (jump[0].window_start_ms - day0) // 3_600_000 == 2 * 24 + 14

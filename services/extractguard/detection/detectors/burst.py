@@ -3,7 +3,9 @@
 Per entity (account, IP prefix, ASN, TLS fingerprint, prompt template) a River `EWMean` learns the
 entity's own normal per-window volume; per entity kind a River `Quantile` learns how busy the
 busiest entities of that kind normally are. A new or quiet entity is held to the kind's high
-quantile, a known one to the larger of its own normal and that quantile. A window fires when the
+quantile, a known one to the larger of its own normal and that quantile. An entity that has
+burst once also gets a time-of-day memory — its usual count at each hour, learnt from then on —
+so a job scheduled every night is a burst the first night and expected after. A window fires when the
 count is both far above the expectation in Poisson terms (z >= threshold) and several times it
 (ratio >= min_ratio), so big steady entities are not flagged for ordinary noise.
 
@@ -35,12 +37,16 @@ from typing import Any, ClassVar
 
 from river import stats
 
-from extractguard.detection.behaviour import AccountBehaviour
+from extractguard.detection.behaviour import DAY_MS, AccountBehaviour
 from extractguard.detection.detectors.launch import LaunchDetector
 from extractguard.detection.findings import BenignRate, Feature, Finding, Severity
 from extractguard.detection.windows import ENTITY_KINDS, ClosedWindow, EntityKey
 
 KINDS = ENTITY_KINDS
+
+
+def _hour(ts: int) -> int:
+    return (ts // 3_600_000) % 24
 
 
 class _Baseline:
@@ -72,9 +78,14 @@ class BurstDetector:
         behaviour: AccountBehaviour | None = None,
         shaped_share: float = 0.5,
         launches: LaunchDetector | None = None,
+        daily_memory_days: float = 8.0,
     ) -> None:
         self.behaviour = behaviour
         self.launches = launches
+        # Entities that burst: per hour of the day, their usual count (kept `daily_memory_days`).
+        self.daily: dict[EntityKey, tuple[list[float], int]] = {}
+        self.daily_alpha = 0.3
+        self.daily_memory_ms = int(daily_memory_days * DAY_MS)
         self.shaped_share = shaped_share
         self.benign = BenignRate()  # findings on non-extraction-shaped traffic: the false-alarm rate
         self.threshold = threshold
@@ -90,11 +101,13 @@ class BurstDetector:
     def learn_event(self, event: dict[str, Any]) -> None:
         return None  # window-level only
 
-    def expected(self, key: EntityKey) -> float:
+    def expected(self, key: EntityKey, hour: int | None = None) -> float:
         level = self.kind_levels[key[0]].get() or 0.0
         baseline = self.baselines.get(key)
         own = self._decayed(baseline) if baseline is not None else 0.0
-        return max(own, level, 1.0)
+        daily = self.daily.get(key)
+        usual = daily[0][hour] if daily is not None and hour is not None else 0.0
+        return max(own, level, usual, 1.0)
 
     def _decayed(self, baseline: _Baseline) -> float:
         # Windows where the entity was absent count as zero requests.
@@ -104,12 +117,13 @@ class BurstDetector:
     def update(self, window: ClosedWindow) -> list[Finding]:
         self.benign.observe(window.start_ms, window.end_ms)
         findings: list[Finding] = []
+        hour = _hour(window.start_ms)
         if self.windows_seen >= self.warmup_windows:
             for key, entity in window.entities.items():
                 count = entity.requests
                 if count < self.min_requests:
                     continue
-                expected = self.expected(key)
+                expected = self.expected(key, hour)
                 z = (count - expected) / math.sqrt(expected)
                 if z >= self.threshold and count >= self.min_ratio * expected:
                     findings.append(self._finding(window, key, entity, expected, z))
@@ -118,6 +132,10 @@ class BurstDetector:
 
     def _finding(self, window: ClosedWindow, key: EntityKey, entity: Any, expected: float, z: float) -> Finding:
         kind, name = key
+        # From now on, remember what is usual for this entity at each hour of the day: a job that
+        # runs every night at two bursts the first night and is expected the next.
+        daily = self.daily.get(key)
+        self.daily[key] = ([0.0] * 24 if daily is None else daily[0], window.end_ms)
         requests = entity.requests
         severity: Severity = "critical" if z >= 3 * self.threshold else "warning"
         # Name the accounts that make the burst suspicious: an on-call engineer acts on them, and the
@@ -158,6 +176,7 @@ class BurstDetector:
         )
 
     def _learn(self, window: ClosedWindow) -> None:
+        hour = _hour(window.start_ms)
         alpha = self.fading_factor
         keep = 1 - alpha
         baselines = self.baselines
@@ -175,7 +194,13 @@ class BurstDetector:
                 baseline.mean = mean + alpha * (count - mean)
             baseline.last_window = seen
             levels[key[0]].update(count)
+            daily = self.daily.get(key)
+            if daily is not None:
+                profile = daily[0]
+                profile[hour] += self.daily_alpha * (count - profile[hour])
         self.windows_seen += 1
         if self.windows_seen % 32 == 0:
             horizon = self.windows_seen - self.idle_windows_forgotten
             self.baselines = {k: b for k, b in self.baselines.items() if b.last_window >= horizon}
+            since = window.end_ms - self.daily_memory_ms
+            self.daily = {k: d for k, d in self.daily.items() if d[1] >= since}
