@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from extractguard.detection.sketches import Distinct
+from extractguard.detection.windows import YOUNG_ACCOUNT_MS
 
 #: Shares tallied per account (the order of `AccountState.shares`), then machine pacing.
 TELLS: tuple[str, ...] = (
@@ -87,7 +88,6 @@ PRIORS: dict[str, float] = {
     "topic_coverage": 0.0,
 }
 OUTPUT_HEAVY_TOKENS = 1000
-YOUNG_MS = 7 * 86_400_000
 DAY_MS = 86_400_000
 _SHARES = TELLS[:-5]
 CLOCK_HALF_LIFE_MS = 12 * 3_600_000  # activity around the clock needs a horizon of many hours
@@ -174,6 +174,15 @@ class ScoreReference:
         return self.evaluations * DAY_MS / elapsed
 
 
+def _machine_pacing(state: AccountState, k: float) -> float:
+    """1 - the coefficient of variation of the gaps, shrunk like the shares (by `k` pseudo-gaps):
+    a few regular gaps are weak evidence."""
+    if state.gap_count < 3 or state.gap_mean <= 0:
+        return PRIORS["machine_pacing"]
+    cv = math.sqrt(max(state.gap_var, 0.0) / state.gap_count) / state.gap_mean
+    return max(0.0, 1.0 - cv) * state.gap_count / (state.gap_count + k)
+
+
 class AccountBehaviour:
     def __init__(
         self,
@@ -241,7 +250,7 @@ class AccountBehaviour:
             shares[2] += 1.0
         if event["prompt_sketch"].get("cot_elicitation"):
             shares[3] += 1.0
-        if created is not None and ts - created < YOUNG_MS:
+        if created is not None and ts - created < YOUNG_ACCOUNT_MS:
             shares[4] += 1.0
         if event.get("refusal"):
             shares[5] += 1.0
@@ -281,12 +290,7 @@ class AccountBehaviour:
         k = self.prior_weight
         n = state.count
         values = {name: (state.shares[i] + PRIORS[name] * k) / (n + k) for i, name in enumerate(_SHARES)}
-        if state.gap_count >= 3 and state.gap_mean > 0:
-            cv = math.sqrt(max(state.gap_var, 0.0) / state.gap_count) / state.gap_mean
-            # Shrunk like the shares: a few regular gaps are weak evidence.
-            values["machine_pacing"] = max(0.0, 1.0 - cv) * state.gap_count / (state.gap_count + k)
-        else:
-            values["machine_pacing"] = PRIORS["machine_pacing"]
+        values["machine_pacing"] = _machine_pacing(state, k)
         # 1 - the mean resultant length of the hours it is active at: 0 = always the same hour,
         # near 1 = spread around the clock. Shrunk: a few requests say nothing about a day.
         if state.clock_n > 0:
@@ -295,7 +299,7 @@ class AccountBehaviour:
         else:
             values["around_the_clock"] = 0.0
         age = state.heavy_age_ms
-        values["young_at_heavy_use"] = 1.0 if age is not None and age < YOUNG_MS else 0.0
+        values["young_at_heavy_use"] = 1.0 if age is not None and age < YOUNG_ACCOUNT_MS else 0.0
         # Distinct templates and prompt topics per request (capped at 1): a batch job repeats one
         # template, a narrow app a few topics; a self-instruct sweep is new almost every time.
         seen = state.seen + k
@@ -314,9 +318,7 @@ class AccountBehaviour:
         total = 0.0
         for i in range(len(_SHARES)):
             total += _WEIGHT_LIST[i] * (state.shares[i] + _PRIOR_LIST[i] * k) / n
-        if state.gap_count >= 3 and state.gap_mean > 0:
-            cv = math.sqrt(max(state.gap_var, 0.0) / state.gap_count) / state.gap_mean
-            total += WEIGHTS["machine_pacing"] * max(0.0, 1.0 - cv) * state.gap_count / (state.gap_count + k)
+        total += WEIGHTS["machine_pacing"] * _machine_pacing(state, k)
         return total / _WEIGHT_SUM
 
     def output_ratio(self, account: str) -> float:

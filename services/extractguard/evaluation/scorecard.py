@@ -60,10 +60,7 @@ class Scorecard:
             "overall": self.overall(),
             "scenarios": [s.as_dict() for s in self.scenarios],
             "detection_settings": self.detection_settings,
-            "definitions": (DEFINITIONS or "")
-            .split("Definitions (the scorecard repeats them):")[-1]
-            .split(">>>")[0]
-            .strip(),
+            "definitions": _definitions(),
         }
 
     def markdown(self) -> str:
@@ -136,12 +133,17 @@ class Scorecard:
         for s in self.scenarios:
             if "timeline" in s.extra:
                 lines.append(f"![{s.name}]({s.extra['timeline']})")
-        lines += ["", "## Definitions", "", self.as_dict()["definitions"], "", "## Investigate in ClickHouse", ""]
+        lines += ["", "## Definitions", "", _definitions(), "", "## Investigate in ClickHouse", ""]
         lines.append("The ground truth is in `account_labels` next to the alerts (`extractguard sql`, or any client):")
         lines.append("")
         for title, sql in INVESTIGATE_SQL:
             lines += [f"-- {title}", "```sql", sql + ";", "```"]
         return "\n".join(lines) + "\n"
+
+
+def _definitions() -> str:
+    """The metric definitions, as `scoring` states them."""
+    return (DEFINITIONS or "").split("Definitions (the scorecard repeats them):")[-1].split(">>>")[0].strip()
 
 
 def _rules(counts: dict[str, int]) -> str:

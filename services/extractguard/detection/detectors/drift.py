@@ -15,7 +15,7 @@ half their requests). A shift with fewer than `min_drivers` such accounts is rec
 benchmark run or a launch moves the mix too); the rate of those per day is the false-alarm figure
 it states.
 
->>> from extractguard.detection.windows import YOUNG_ACCOUNT_MS, ClosedWindow, EntityStats
+>>> from extractguard.detection.windows import ClosedWindow, EntityStats
 >>> drift = MixDriftDetector(min_effect=0.1, min_drivers=1)
 >>> quiet = {"event_time_ms": 1_000, "request_logprobs": False, "prompt_sketch": {}, "request_model": "m",
 ...          "input_tokens": 100, "output_tokens": 100}

@@ -58,14 +58,11 @@ class ExtractionDetector:
         state["verdicts"] = None  # rebuilt from the labels topic, never checkpointed
         return state
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-
-    def score(self, account: str, base: float) -> float:
+    def score(self, base: float, tells: dict[str, float] | None) -> float:
         """The unsupervised score, blended half and half with what verdicts taught, once they taught enough."""
-        if not self.model.ready():
+        if tells is None or not self.model.ready():
             return base
-        return 0.5 * base + 0.5 * self.model.proba(self.behaviour.tells(account))
+        return 0.5 * base + 0.5 * self.model.proba(tells)
 
     def learn_event(self, event: dict[str, Any]) -> None:
         if self.owns_behaviour:
@@ -82,9 +79,11 @@ class ExtractionDetector:
             if base is None:
                 continue
             verdict = self.verdicts.get(account) if self.verdicts is not None else None
-            if verdict is not None:
-                self.model.learn(behaviour.tells(account), verdict)
-            score = self.score(account, base)
+            # The tells only when a verdict teaches from them or the taught model reads them.
+            tells = behaviour.tells(account) if verdict is not None or self.model.ready() else None
+            if verdict is not None and tells is not None:
+                self.model.learn(tells, verdict)
+            score = self.score(base, tells)
             if score < threshold:
                 continue
             last = self.reported.get(account)
