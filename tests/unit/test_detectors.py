@@ -147,6 +147,16 @@ def test_drift_fires_when_the_logprobs_share_jumps() -> None:
     assert any(f.baseline is not None and f.value > f.baseline for f in finding.features)
 
 
+def test_drift_fires_when_a_sweep_moves_the_template_mix_and_not_before() -> None:
+    rng = random.Random(8)
+    per_window = run(MixDriftDetector(), with_campaign(organic_stream(rng, 90), rng, from_minute=70))
+    fired = [i for i, w in enumerate(per_window) if any(f.entity == "template_mix_divergence" for f in w)]
+    assert fired and 70 <= fired[0] <= 80, fired  # KSWIN tests the last 10 windows against the 30 before
+    finding = next(f for f in per_window[fired[0]] if f.entity == "template_mix_divergence")
+    value = finding.features[0]
+    assert value.baseline is not None and value.value - value.baseline >= 0.15
+
+
 def test_extraction_names_the_harvesting_accounts_within_four_windows_and_only_them() -> None:
     rng = random.Random(6)
     per_window = run(ExtractionDetector(), with_campaign(organic_stream(rng, 20), rng, from_minute=8))

@@ -9,6 +9,10 @@ keep one bucket per hop. From the tallies come the *tells* of harvesting, each a
 - `logprobs`        requests asking for logprobs, top_logprobs or a logit_bias
 - `cot`             prompts eliciting step-by-step reasoning (from the sketch)
 - `young_account`   requests from an account less than a week old
+- `template_repeat` requests on a template among its last 8 (template concentration: a batch
+                    job or a narrow app repeats itself; a capability sweep rarely does)
+- `near_duplicate`  requests whose prompt shares a MinHash band (4 rows, Jaccard ~0.7 and up) with
+                    one of its last 8 prompts (a paraphrase family, a retry loop)
 - `refusals`, `temperature_zero`, `multi_choice` (n > 1), `around_the_clock` (how evenly its
   requests spread over the hours of the day, over a 12 h half-life) and `young_at_heavy_use`
   (it became a heavy user in its first week), `template_diversity` and `topic_coverage`
@@ -41,6 +45,7 @@ True
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,12 +55,12 @@ from extractguard.detection.windows import YOUNG_ACCOUNT_MS
 #: Shares tallied per account (the order of `AccountState.shares`), then machine pacing.
 TELLS: tuple[str, ...] = (
     "single_turn", "output_heavy", "logprobs", "cot", "young_account", "refusals", "temperature_zero",
-    "multi_choice", "machine_pacing", "around_the_clock", "young_at_heavy_use", "template_diversity",
-    "topic_coverage",
+    "multi_choice", "template_repeat", "near_duplicate", "machine_pacing", "around_the_clock",
+    "young_at_heavy_use", "template_diversity", "topic_coverage",
 )  # fmt: skip
-#: Weights of the unsupervised score. Refusals, temperature 0 and n > 1 are shown as evidence and
-#: learnt from verdicts, but weigh nothing on their own: red-teamers, benchmarks and batch jobs
-#: have them too.
+#: Weights of the unsupervised score. Refusals, temperature 0, n > 1, repeated templates and
+#: near-duplicates are shown as evidence and learnt from verdicts, but weigh nothing on their own:
+#: red-teamers, benchmarks, batch jobs and retrying apps have them too.
 WEIGHTS: dict[str, float] = {
     "single_turn": 1.0,
     "output_heavy": 1.5,
@@ -65,6 +70,8 @@ WEIGHTS: dict[str, float] = {
     "refusals": 0.0,
     "temperature_zero": 0.0,
     "multi_choice": 0.0,
+    "template_repeat": 0.0,
+    "near_duplicate": 0.0,
     "machine_pacing": 1.0,
     "around_the_clock": 0.0,
     "young_at_heavy_use": 0.0,
@@ -81,6 +88,8 @@ PRIORS: dict[str, float] = {
     "refusals": 0.01,
     "temperature_zero": 0.1,
     "multi_choice": 0.01,
+    "template_repeat": 0.3,
+    "near_duplicate": 0.1,
     "machine_pacing": 0.0,
     "around_the_clock": 0.0,
     "young_at_heavy_use": 0.0,
@@ -93,6 +102,7 @@ _SHARES = TELLS[:-5]
 CLOCK_HALF_LIFE_MS = 12 * 3_600_000  # activity around the clock needs a horizon of many hours
 HEAVY_USE_REQUESTS = 20.0
 _BINS = 100
+RECENT = 8  # prompts remembered per account for template repeats and near-duplicates
 _RADIANS_PER_MS = 2 * math.pi / 86_400_000
 _WEIGHT_LIST = [WEIGHTS[name] for name in _SHARES]
 _PRIOR_LIST = [PRIORS[name] for name in _SHARES]
@@ -105,7 +115,7 @@ class AccountState:
 
     __slots__ = (
         "clock_cos", "clock_n", "clock_sin", "count", "gap_count", "gap_mean", "gap_var", "heavy_age_ms", "last_ms",
-        "seen", "shares", "templates", "tokens_in", "tokens_out", "topics",
+        "recent_bands", "recent_templates", "seen", "shares", "templates", "tokens_in", "tokens_out", "topics",
     )  # fmt: skip
 
     def __init__(self, ts: int) -> None:
@@ -124,6 +134,11 @@ class AccountState:
         self.seen = 0  # requests since first seen (not decayed), against the distinct counts below
         self.templates = Distinct()  # prompt templates it used
         self.topics = Distinct()  # MinHash first bands: near-duplicate prompts share one, topics spread
+        # 16-bit hashes of its last RECENT templates and of the first two MinHash bands of its last
+        # RECENT prompts: ~100 bytes where a set of full hashes would cost a kilobyte; a false match
+        # is one in 4,000.
+        self.recent_templates = array("H")
+        self.recent_bands = array("H")
 
 
 @dataclass(slots=True)
@@ -268,10 +283,27 @@ class AccountBehaviour:
         state.seen += 1
         template = sketch.get("template_hash")
         if template:
-            state.templates.add(int(template[:16], 16))
+            hashed = int(template[:16], 16)
+            state.templates.add(hashed)
+            short = hashed & 0xFFFF
+            recent = state.recent_templates
+            if short in recent:
+                shares[8] += 1.0
+            recent.append(short)
+            if len(recent) > RECENT:
+                del recent[0]
         minhash = sketch.get("minhash")
-        if minhash:
-            state.topics.add(hash((minhash[0], minhash[1], minhash[2], minhash[3])) & 0xFFFFFFFFFFFFFFFF)
+        if minhash and len(minhash) >= 8:
+            first = hash((minhash[0], minhash[1], minhash[2], minhash[3])) & 0xFFFFFFFFFFFFFFFF
+            state.topics.add(first)
+            band1, band2 = first & 0xFFFF, hash((minhash[4], minhash[5], minhash[6], minhash[7])) & 0xFFFF
+            bands = state.recent_bands
+            if band1 in bands or band2 in bands:
+                shares[9] += 1.0
+            bands.append(band1)
+            bands.append(band2)
+            if len(bands) > 2 * RECENT:
+                del bands[:2]
         if state.heavy_age_ms is None and state.count >= HEAVY_USE_REQUESTS and created is not None:
             state.heavy_age_ms = ts - created
         if ts > self.watermark_ms:

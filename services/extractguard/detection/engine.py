@@ -26,7 +26,7 @@ from extractguard.detection.windows import EntityWindows
 from extractguard.settings import DetectionSettings
 
 # Bumped when the pickled layout changes; an old checkpoint is then discarded, not misread.
-CHECKPOINT_FORMAT = 7
+CHECKPOINT_FORMAT = 8
 
 
 class DetectionEngine:

@@ -4,10 +4,18 @@ Per scope — all traffic, and each model on its own — River detectors watch e
 ADWIN for the shares (requests asking for logprobs, prompts eliciting step-by-step reasoning,
 requests from accounts less than a week old),
 Page-Hinkley for the output/input token ratio (log-scaled), which rises when answers are
-harvested. A detector flags a change when its test says so; the size of the change is then
-measured as the value in the window where it was noticed against the estimate just before, and
-reported only when it is also large in absolute terms (`min_effect`, in the statistic's own
-units): on a busy stream the tests can prove changes too small to matter.
+harvested, and KSWIN for the prompt-template mix of all traffic: each closed window's template
+mix is compared with a decayed baseline mix (Jensen-Shannon divergence, 0 = same mix, 1 = no
+template in common) and KSWIN tests whether the recent divergences come from another distribution
+than the last hour's. The template mix stands in for the capability-topic mix: a sweep through a
+capability list sends its mass to templates the traffic did not use. KSWIN runs a two-sample KS
+test on every update (~0.6 ms), so it gets one value per window, not one per event; it sees a
+new mix within about ten windows (its `stat_size`), a slow signal beside the per-event ones.
+
+A detector flags a change when its test says so; the size of the change is then measured as the
+value in the window where it was noticed against the estimate just before, and reported only when it
+is also large in absolute terms (`min_effect`, in the statistic's own units): on a busy stream the
+tests can prove changes too small to matter.
 
 The finding names the accounts that drove the shift in the window where it was seen: those whose
 behaviour is extraction-shaped (and, for the global shares, that used the statistic in at least
@@ -56,6 +64,9 @@ SHARES: dict[str, tuple[Callable[[dict[str, Any]], bool], Callable[[EntityStats]
     ),
 }
 OUTPUT_RATIO = "output_ratio"
+TOPIC_MIX = "template_mix_divergence"
+MIX_WARMUP_WINDOWS = 20
+MIX_TEMPLATES = 5000  # templates kept in the baseline mix; the rest of the mass counts as "other"
 MAX_MODELS = 64  # scopes beyond this many models are not tracked (model names come from clients)
 
 
@@ -65,7 +76,7 @@ def _log_ratio(output_tokens: float, input_tokens: float) -> float:
 
 class MixDriftDetector:
     name: ClassVar[str] = "mix_drift"
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"
 
     def __init__(
         self,
@@ -76,6 +87,8 @@ class MixDriftDetector:
         min_drivers: int = 3,
         ratio_min_effect: float = 0.5,
         ratio_threshold: float = 50.0,
+        mix_min_effect: float = 0.15,
+        mix_alpha: float = 0.0001,
     ) -> None:
         self.behaviour = behaviour
         self.min_drivers = min_drivers
@@ -89,6 +102,13 @@ class MixDriftDetector:
         self.shares: dict[tuple[str, str], drift.ADWIN] = {}
         self.ratios: dict[str, drift.PageHinkley] = {}
         self.ratio_means: dict[str, float] = {}
+        self.mix_min_effect = mix_min_effect
+        # The template mix of the last hour or so (per window, 5% of the new window's mix comes in)
+        # and a slow mean of the divergences, the level before a change.
+        self.mix_baseline: dict[str, float] = {}
+        self.mix_divergence_mean: float | None = None
+        self.mix_windows = 0
+        self.mix_test = drift.KSWIN(alpha=mix_alpha, window_size=40, stat_size=10, seed=42)
         # (statistic, scope) -> (estimate before the change, event time at which it was flagged)
         self.pending: dict[tuple[str, str], tuple[float, int]] = {}
         self._scope(GLOBAL)
@@ -141,9 +161,37 @@ class MixDriftDetector:
         count = SHARES[name][1]
         return sum(count(s) for s in accounts) / requests
 
+    def _mix_shift(self, window: ClosedWindow) -> Finding | None:
+        counts = {key[1]: stats.requests for key, stats in window.entities.items() if key[0] == "template"}
+        total = sum(counts.values())
+        if not total:
+            return None
+        mix = {template: n / total for template, n in counts.items()}
+        baseline = self.mix_baseline
+        finding = None
+        self.mix_windows += 1
+        if self.mix_windows > MIX_WARMUP_WINDOWS:  # until then the baseline is still mostly empty
+            divergence = _jensen_shannon(mix, baseline)
+            before = self.mix_divergence_mean
+            self.mix_test.update(divergence)
+            if self.mix_test.drift_detected and before is not None and divergence - before >= self.mix_min_effect:
+                finding = self._finding(window, TOPIC_MIX, GLOBAL, before, divergence)
+            self.mix_divergence_mean = divergence if before is None else before + 0.02 * (divergence - before)
+        for template in list(baseline):
+            baseline[template] *= 0.95
+        for template, share in mix.items():
+            baseline[template] = baseline.get(template, 0.0) + 0.05 * share
+        if len(baseline) > MIX_TEMPLATES:
+            kept = sorted(baseline.items(), key=lambda item: item[1], reverse=True)[:MIX_TEMPLATES]
+            self.mix_baseline = dict(kept)
+        return finding
+
     def update(self, window: ClosedWindow) -> list[Finding]:
         self.benign.observe(window.start_ms, window.end_ms)
         findings = []
+        mix_shift = self._mix_shift(window)
+        if mix_shift is not None:
+            findings.append(mix_shift)
         for (name, scope), (before, flagged_ms) in sorted(self.pending.items()):
             if flagged_ms >= window.end_ms:
                 continue  # flagged in a window that is still open
@@ -164,6 +212,13 @@ class MixDriftDetector:
         if scope != GLOBAL:
             stats = window.entities.get(("model", scope))
             return sorted(a for a in (stats.accounts if stats else ()) if shaped(a))
+        if name == TOPIC_MIX:
+            # Accounts that rarely repeat a template are the ones that moved the mix.
+            return [
+                k[1] for k in window.entities
+                if k[0] == "account" and shaped(k[1])
+                and (behaviour is None or behaviour.tells(k[1])["template_repeat"] < 0.5)
+            ]  # fmt: skip
         if name == OUTPUT_RATIO:
             return [k[1] for k, s in window.entities.items() if k[0] == "account" and shaped(k[1])]
         count = SHARES[name][1]
@@ -185,7 +240,7 @@ class MixDriftDetector:
         where = "all requests" if scope == GLOBAL else f"requests to {scope}"
 
         def shown(value: float) -> str:
-            return f"{value:.2f}" if name == OUTPUT_RATIO else f"{value:.1%}"
+            return f"{value:.2f}" if name in (OUTPUT_RATIO, TOPIC_MIX) else f"{value:.1%}"
 
         return Finding(
             detector=self.name,
@@ -193,7 +248,7 @@ class MixDriftDetector:
             entity_kind="global" if scope == GLOBAL else "model",
             entity=name if scope == GLOBAL else f"{scope}/{name}",
             score=abs(after - before),
-            threshold=self.ratio_min_effect if name == OUTPUT_RATIO else self.min_effect,
+            threshold={OUTPUT_RATIO: self.ratio_min_effect, TOPIC_MIX: self.mix_min_effect}.get(name, self.min_effect),
             window_start_ms=window.start_ms,
             window_end_ms=window.end_ms,
             severity=severity,
@@ -205,3 +260,26 @@ class MixDriftDetector:
             accounts=drivers,
             expected_false_alarms_per_day=self.benign.per_day(),
         )
+
+
+def _jensen_shannon(p: dict[str, float], q: dict[str, float]) -> float:
+    """Jensen-Shannon divergence (base 2, in [0, 1]) of two mixes; `q` is normalised first.
+
+    >>> _jensen_shannon({"a": 1.0}, {"a": 0.5}), _jensen_shannon({"a": 1.0}, {"b": 1.0})
+    (0.0, 1.0)
+    """
+    q_total = sum(q.values())
+    if q_total <= 0:
+        return 1.0
+    q = {key: value / q_total for key, value in q.items()}
+    total = 0.0
+    for key, pk in p.items():
+        qk = q.get(key, 0.0)
+        m = (pk + qk) / 2
+        total += pk * math.log2(pk / m)
+        if qk:
+            total += qk * math.log2(qk / m)
+    for key, qk in q.items():
+        if key not in p and qk > 0:
+            total += qk  # qk * log2(qk / (qk / 2))
+    return min(max(total / 2, 0.0), 1.0)
