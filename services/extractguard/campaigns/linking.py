@@ -1,0 +1,180 @@
+"""Weighing shared fingerprints: when is sharing one evidence that accounts are one actor?
+
+Per fingerprint and window, the shares sent by every detection partition are merged into the set
+of accounts that used the fingerprint, each with its org and whether its behaviour is
+extraction-shaped. Sharing is evidence only when it is *surprising*:
+
+- the extraction-shaped accounts must be a large part of the sharers (`min_share`): a template
+  used by every customer of a popular SDK, or a big cloud's prefix, is shared by thousands of
+  ordinary accounts and links nobody, whatever a handful of its users do;
+- and more of them than chance explains: the surprise is -log10 of the binomial probability of
+  seeing at least that many shaped accounts among the sharers, at the base rate of shaped accounts
+  in all traffic (learnt, never below `min_base_rate`). Below `min_surprise` it is chance;
+- accounts of one org are expected to look alike: the shaped sharers must span two orgs, unless the
+  one org fronts many accounts itself (`router_accounts`: a reseller's end customers are separate
+  people).
+
+The surprise is the evidence's weight. A window is weighed once every detection partition has
+reported a later window (or `max_wait_windows` later, for a partition gone quiet), so the count of
+sharers is complete.
+
+>>> linker = FingerprintLinker(window_ms=60_000, sources=2)
+>>> proxy = [(f"c{i}", f"o{i}", True) for i in range(8)] + [("a1", "oa", False)]
+>>> cloud = [(f"c{i}", f"o{i}", True) for i in range(8)] + [(f"u{i}", f"p{i}", False) for i in range(2000)]
+>>> for source in (0, 1):
+...     _ = linker.add(source, 0, 60_000, [("ip_prefix:185.220.101.0/24", 9, proxy if source == 0 else []),
+...                                        ("asn:16509", 2008, cloud if source == 0 else [])])
+>>> evidence = linker.add(0, 60_000, 120_000, []) + linker.add(1, 60_000, 120_000, [])
+>>> [(e.fingerprint, len(e.accounts), len(e.shaped)) for e in evidence]
+[('ip_prefix:185.220.101.0/24', 9, 8)]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from scipy.stats import binom
+
+#: (account, org, extraction-shaped) of one sharer, as the detection workers send it.
+Sharer = tuple[str, str, bool]
+#: One fingerprint's sharers in one window of one detection partition: (fingerprint, how many
+#: accounts shared it in that partition, the sharers listed, possibly capped).
+Share = tuple[str, int, list[Sharer]]
+
+CONTENT_KINDS = frozenset({"template", "prompt_band"})
+TIMING_KINDS = frozenset({"signup_cohort"})
+_LN10 = math.log(10)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    fingerprint: str  # "<kind>:<value>"
+    window_start_ms: int
+    window_end_ms: int
+    weight: float  # the surprise, in decades
+    accounts: list[str]  # every sharer listed
+    shaped: list[str]  # those of them that are extraction-shaped
+    sharers_total: int  # including sharers beyond the cap
+    orgs: int
+
+    @property
+    def kind(self) -> str:
+        return self.fingerprint.split(":", 1)[0]
+
+
+@dataclass(slots=True)
+class _Pending:
+    total: int = 0
+    sharers: dict[str, tuple[str, bool]] = field(default_factory=dict)
+
+
+def surprise(shaped: int, sharers: int, base_rate: float) -> float:
+    """-log10 P(X >= shaped) for X ~ Binomial(sharers, base_rate).
+
+    >>> round(surprise(3, 3, 0.01), 1), round(surprise(3, 1000, 0.01), 1)
+    (6.0, 0.0)
+    """
+    if shaped <= 0:
+        return 0.0
+    return max(0.0, -float(binom.logsf(shaped - 1, sharers, base_rate)) / _LN10)
+
+
+class FingerprintLinker:
+    def __init__(
+        self,
+        window_ms: int,
+        sources: int = 1,
+        min_share: float = 0.3,
+        min_shaped: int = 3,
+        min_surprise: float = 6.0,
+        min_base_rate: float = 0.002,
+        router_accounts: int = 20,
+        max_wait_windows: int = 3,
+    ) -> None:
+        self.window_ms = window_ms
+        self.min_share = min_share
+        self.min_shaped = min_shaped
+        self.min_surprise = min_surprise
+        self.min_base_rate = min_base_rate
+        self.router_accounts = router_accounts
+        self.max_wait_windows = max_wait_windows
+        self.pending: dict[int, dict[str, _Pending]] = {}  # window start -> fingerprint -> sharers
+        # Detection partition -> end of the latest window it sent.
+        self.reported: dict[int, int] = dict.fromkeys(range(sources), 0)
+        self.weighed_until_ms = 0
+        # Shaped and all sharers, decayed over windows: the base rate of shaped accounts.
+        self.shaped_seen = 0.0
+        self.sharers_seen = 0.0
+
+    @property
+    def base_rate(self) -> float:
+        observed = self.shaped_seen / self.sharers_seen if self.sharers_seen else 0.0
+        return max(self.min_base_rate, observed)
+
+    def add(self, source: int, start_ms: int, end_ms: int, shares: Iterable[Share]) -> list[Evidence]:
+        """Take one detection partition's shares of one window; returns the evidence of every
+        window that is now complete, oldest first."""
+        if start_ms >= self.weighed_until_ms:
+            window = self.pending.setdefault(start_ms, {})
+            for fingerprint, total, sharers in shares:
+                pending = window.get(fingerprint)
+                if pending is None:
+                    pending = window[fingerprint] = _Pending()
+                pending.total += total
+                for account, org, shaped in sharers:
+                    pending.sharers[account] = (org, shaped)
+        # (Shares of a window already weighed are late: the detection partition was restored from
+        # an older checkpoint. They are dropped here, and the window keeps the evidence it gave.)
+        self.reported[source] = max(self.reported.get(source, 0), end_ms)
+        return self._weigh_complete()
+
+    def _weigh_complete(self) -> list[Evidence]:
+        everyone = min(self.reported.values())  # every partition has sent windows ending by then
+        newest = max(self.reported.values())
+        evidence: list[Evidence] = []
+        for start in sorted(self.pending):
+            end = start + self.window_ms
+            if end < everyone or end + self.max_wait_windows * self.window_ms <= newest:
+                evidence += self._weigh(start, end, self.pending.pop(start))
+                self.weighed_until_ms = max(self.weighed_until_ms, end)
+        return evidence
+
+    def _weigh(self, start: int, end: int, window: dict[str, _Pending]) -> list[Evidence]:
+        # The base rate is counted once per account and window (an account shares many fingerprints).
+        seen: dict[str, bool] = {}
+        for pending in window.values():
+            for account, (_org, is_shaped) in pending.sharers.items():
+                seen[account] = is_shaped
+        base_rate = self.base_rate
+        self.shaped_seen = 0.99 * self.shaped_seen + sum(seen.values())
+        self.sharers_seen = 0.99 * self.sharers_seen + len(seen)
+        found = []
+        for fingerprint, pending in window.items():
+            sharers = pending.sharers
+            n = max(pending.total, len(sharers))
+            shaped = [a for a, (_org, is_shaped) in sharers.items() if is_shaped]
+            if len(shaped) < self.min_shaped or len(shaped) < self.min_share * n:
+                continue
+            shaped_orgs = {sharers[a][0] for a in shaped}
+            if len(shaped_orgs) < 2:
+                (org,) = shaped_orgs
+                if sum(1 for o, _ in sharers.values() if o == org) < self.router_accounts:
+                    continue
+            weight = surprise(len(shaped), n, base_rate)
+            if weight < self.min_surprise:
+                continue
+            found.append(
+                Evidence(
+                    fingerprint=fingerprint,
+                    window_start_ms=start,
+                    window_end_ms=end,
+                    weight=round(weight, 3),
+                    accounts=sorted(sharers),
+                    shaped=sorted(shaped),
+                    sharers_total=n,
+                    orgs=len({o for o, _ in sharers.values()}),
+                )
+            )
+        return sorted(found, key=lambda e: e.fingerprint)

@@ -1,0 +1,232 @@
+"""The campaign resolver: link evidence merged into campaigns with stable ids and a lifecycle.
+
+The resolver keeps each fingerprint that gave evidence, with its decayed weight and its sharers.
+An account is a *member* of the graph when the evidence speaks for it:
+
+- it is extraction-shaped itself and shares at least one evidence fingerprint, or
+- it shares evidence fingerprints of two kinds, one of them content (template, prompt band) or
+  timing (signup cohort): a reseller's honest customer behind the same egress prefix and client
+  as a campaign shares infrastructure only, and stays out.
+
+Campaigns are the connected components of evidence fingerprints joined by members (union-find,
+rebuilt on each `resolve`), with at least `min_members` members. Ids are stable: a component
+keeps the id of the campaign most of its members were in; when two campaigns merge, the larger
+keeps its id and the other is published once as `merged` into it; when one splits, its largest
+part keeps the id and the others get new ones.
+
+Lifecycle, in event time: `new` when first published, `growing` while it gains members,
+`active`, `dormant` once no evidence came for `dormant_after_s`, `closed` after `close_after_s`
+(published once, then forgotten). Evidence weights decay with `half_life_s`; a fingerprint is
+forgotten with the campaign's close horizon, and a sharer it has not seen for that long too.
+
+>>> r = CampaignResolver()
+>>> from extractguard.campaigns.linking import Evidence
+>>> members = [f"c{i}" for i in range(6)]
+>>> r.add(Evidence("ip_prefix:185.220.101.0/24", 0, 60_000, 12.0, members, members, 6, 6))
+>>> [(c.campaign_id == c.campaign_id, c.status, len(c.members)) for c in r.resolve(60_000)]
+[(True, 'new', 6)]
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import xxhash
+
+from extractguard.campaigns.linking import CONTENT_KINDS, TIMING_KINDS, Evidence
+
+Status = str  # new | growing | active | dormant | closed | merged
+
+
+@dataclass(slots=True)
+class _Fingerprint:
+    weight: float
+    first_ms: int
+    last_ms: int
+    sharers: dict[str, int] = field(default_factory=dict)  # account -> last seen (window end)
+    shaped: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class Campaign:
+    campaign_id: str
+    status: Status
+    first_seen_ms: int
+    last_seen_ms: int
+    updated_ms: int
+    members: list[str]
+    shaped_members: int
+    fingerprints: list[tuple[str, float, int]]  # (fingerprint, weight, sharers), heaviest first
+    score: float
+    merged_into: str | None = None
+    split_from: str | None = None
+
+    @property
+    def severity(self) -> str:
+        return "critical" if len(self.members) >= 50 else "warning"
+
+
+class CampaignResolver:
+    def __init__(
+        self,
+        min_members: int = 3,
+        half_life_s: float = 3600.0,
+        dormant_after_s: float = 1800.0,
+        close_after_s: float = 6 * 3600.0,
+        growth_to_publish: float = 0.05,
+    ) -> None:
+        self.min_members = min_members
+        self.half_life_ms = int(half_life_s * 1000)
+        self.dormant_ms = int(dormant_after_s * 1000)
+        self.close_ms = int(close_after_s * 1000)
+        self.growth_to_publish = growth_to_publish
+        self.fingerprints: dict[str, _Fingerprint] = {}
+        self.campaigns: dict[str, Campaign] = {}  # live campaigns by id
+        self.campaign_of: dict[str, str] = {}  # member account -> campaign id
+        self.published: dict[str, tuple[str, int]] = {}  # campaign id -> (status, members) last published
+
+    def add(self, evidence: Evidence) -> None:
+        fp = self.fingerprints.get(evidence.fingerprint)
+        if fp is None:
+            fp = self.fingerprints[evidence.fingerprint] = _Fingerprint(0.0, evidence.window_start_ms, 0)
+        if evidence.window_end_ms > fp.last_ms:
+            if fp.last_ms:
+                fp.weight *= 0.5 ** ((evidence.window_end_ms - fp.last_ms) / self.half_life_ms)
+            fp.last_ms = evidence.window_end_ms
+        fp.weight += evidence.weight
+        for account in evidence.accounts:
+            fp.sharers[account] = max(fp.sharers.get(account, 0), evidence.window_end_ms)
+        fp.shaped.update(evidence.shaped)
+
+    def add_many(self, evidence: Iterable[Evidence]) -> None:
+        for item in evidence:
+            self.add(item)
+
+    # --- resolving ---
+
+    def _forget(self, now_ms: int) -> None:
+        horizon = now_ms - self.close_ms
+        for name in [n for n, fp in self.fingerprints.items() if fp.last_ms < horizon]:
+            del self.fingerprints[name]
+        for fp in self.fingerprints.values():
+            stale = [a for a, seen in fp.sharers.items() if seen < horizon]
+            for account in stale:
+                del fp.sharers[account]
+                fp.shaped.discard(account)
+
+    def _members(self) -> dict[str, list[str]]:
+        """Member account -> the evidence fingerprints that speak for it."""
+        by_account: dict[str, list[str]] = defaultdict(list)
+        shaped: set[str] = set()
+        for name, fp in self.fingerprints.items():
+            for account in fp.sharers:
+                by_account[account].append(name)
+            shaped |= fp.shaped
+        members = {}
+        for account, names in by_account.items():
+            kinds = {n.split(":", 1)[0] for n in names}
+            if account in shaped or (len(kinds) >= 2 and kinds & (CONTENT_KINDS | TIMING_KINDS)):
+                members[account] = names
+        return members
+
+    def _components(self, members: dict[str, list[str]]) -> list[tuple[list[str], list[str]]]:
+        parent: dict[str, str] = {}
+
+        def find(x: str) -> str:
+            parent.setdefault(x, x)
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        for names in members.values():
+            root = find(names[0])
+            for name in names[1:]:
+                other = find(name)
+                if other != root:
+                    parent[other] = root
+        groups: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+        for account, names in members.items():
+            groups[find(names[0])][0].append(account)
+        for name in parent:
+            groups[find(name)][1].append(name)
+        return [(sorted(accounts), sorted(names)) for accounts, names in groups.values() if accounts]
+
+    def resolve(self, now_ms: int) -> list[Campaign]:
+        """Rebuild the campaigns at event time `now_ms`; returns those to publish (changed ones)."""
+        self._forget(now_ms)
+        members = self._members()
+        components = [c for c in self._components(members) if len(c[0]) >= self.min_members]
+        # Largest first, so that when a campaign splits, its largest part keeps the id.
+        components.sort(key=lambda c: (-len(c[0]), c[1][0]))
+        previous = self.campaign_of
+        taken: set[str] = set()
+        current: dict[str, Campaign] = {}
+        changed: list[Campaign] = []
+        merged: list[tuple[str, str]] = []
+        for accounts, names in components:
+            votes = Counter(previous[a] for a in accounts if a in previous)
+            campaign_id = next((cid for cid, _ in votes.most_common() if cid not in taken), None)
+            split_from = None
+            if campaign_id is None:
+                split_from = votes.most_common(1)[0][0] if votes else None
+                campaign_id = "cmp-" + xxhash.xxh64_hexdigest(f"{names[0]}|{now_ms}".encode())[:12]
+            taken.add(campaign_id)
+            merged += [(other, campaign_id) for other in votes if other != campaign_id and other not in taken]
+            fps = self.fingerprints
+            first = min(fps[n].first_ms for n in names)
+            last = max(fps[n].last_ms for n in names)
+            old = self.campaigns.get(campaign_id)
+            shaped = set().union(*(fps[n].shaped for n in names)) & set(accounts)
+            ranked = sorted(((n, round(fps[n].weight, 2), len(fps[n].sharers)) for n in names), key=lambda f: -f[1])
+            campaign = Campaign(
+                campaign_id=campaign_id,
+                status=self._status(old, len(accounts), last, now_ms),
+                first_seen_ms=old.first_seen_ms if old else first,
+                last_seen_ms=last,
+                updated_ms=now_ms,
+                members=accounts,
+                shaped_members=len(shaped),
+                fingerprints=ranked,
+                score=round(sum(f[1] for f in ranked), 2),
+                split_from=split_from if old is None else old.split_from,
+            )
+            current[campaign_id] = campaign
+            if self._should_publish(campaign):
+                changed.append(campaign)
+        for old_id, into in merged:
+            if old_id in self.campaigns and old_id not in current:
+                gone = self.campaigns[old_id]
+                gone.status, gone.merged_into, gone.updated_ms = "merged", into, now_ms
+                changed.append(gone)
+                self.published.pop(old_id, None)
+        for old_id, old in self.campaigns.items():
+            if old_id not in current and old.status != "merged" and all(m[0] != old_id for m in merged):
+                old.status, old.updated_ms = "closed", now_ms  # its evidence was forgotten
+                changed.append(old)
+                self.published.pop(old_id, None)
+        self.campaigns = current
+        self.campaign_of = {a: cid for cid, c in current.items() for a in c.members}
+        return changed
+
+    def _status(self, old: Campaign | None, members: int, last_ms: int, now_ms: int) -> Status:
+        if now_ms - last_ms >= self.dormant_ms:
+            return "dormant"
+        if old is None:
+            return "new"
+        if members > len(old.members):
+            return "growing"
+        return "active"
+
+    def _should_publish(self, campaign: Campaign) -> bool:
+        last = self.published.get(campaign.campaign_id)
+        size = len(campaign.members)
+        # Growing and active are one state to a reader; the member count shows the difference.
+        status_moved = last is not None and {last[0], campaign.status} - {"growing", "active"} != set()
+        grew = last is not None and size != last[1] and abs(size - last[1]) >= max(1, self.growth_to_publish * last[1])
+        if last is None or status_moved or grew:
+            self.published[campaign.campaign_id] = (campaign.status, size)
+            return True
+        return False

@@ -1,0 +1,117 @@
+"""Campaign linking: the weighting of shared fingerprints and the resolver's merge, split and decay."""
+
+from __future__ import annotations
+
+from extractguard.campaigns.linking import Evidence, FingerprintLinker, Sharer
+from extractguard.campaigns.resolver import CampaignResolver
+
+W = 60_000
+
+
+def sharers(prefix: str, count: int, shaped: bool, own_orgs: bool = True) -> list[Sharer]:
+    return [(f"{prefix}{i}", f"org-{prefix}{i}" if own_orgs else f"org-{prefix}", shaped) for i in range(count)]
+
+
+def weigh(shares: dict[str, list[Sharer]]) -> list[Evidence]:
+    linker = FingerprintLinker(window_ms=W)
+    linker.add(0, 0, W, [(fp, len(s), s) for fp, s in shares.items()])
+    return linker.add(0, W, 2 * W, [])
+
+
+def test_a_fingerprint_shared_by_thousands_of_organic_accounts_links_nobody() -> None:
+    campaign = sharers("c", 40, shaped=True)
+    evidence = weigh({
+        "template:popular-sdk": campaign + sharers("o", 5000, shaped=False),
+        "ip_prefix:big-cloud": campaign + sharers("p", 400, shaped=False),
+        "tls_ja4:proxy": campaign + sharers("q", 10, shaped=False),
+    })  # fmt: skip
+    assert [e.fingerprint for e in evidence] == ["tls_ja4:proxy"]
+    assert set(evidence[0].shaped) == {a for a, _, _ in campaign} and len(evidence[0].accounts) == 50
+
+
+def test_one_org_alike_is_not_a_campaign_but_a_router_full_of_them_is() -> None:
+    enterprise = sharers("e", 10, shaped=True, own_orgs=False)
+    reseller = sharers("r", 30, shaped=True, own_orgs=False)
+    evidence = weigh({"template:batch-job": enterprise, "template:reseller-sweep": reseller})
+    assert [e.fingerprint for e in evidence] == ["template:reseller-sweep"]
+
+
+def test_chance_does_not_link_and_weight_grows_with_surprise() -> None:
+    few = weigh({"sdk:x": sharers("c", 2, True) + sharers("o", 2, False)})
+    many = weigh({"sdk:x": sharers("c", 30, True) + sharers("o", 30, False)})
+    strong = weigh({"sdk:x": sharers("c", 60, True)})
+    assert few == [] and many and strong and strong[0].weight > many[0].weight
+
+
+def test_a_window_waits_for_every_detection_partition() -> None:
+    linker = FingerprintLinker(window_ms=W, sources=2)
+    half = sharers("c", 4, True)
+    assert linker.add(0, 0, W, [("tls_ja4:j", 4, half)]) == []
+    assert linker.add(0, W, 2 * W, []) == []  # partition 1 has not reported window 0 yet
+    linker.add(1, 0, W, [("tls_ja4:j", 4, sharers("d", 4, True))])
+    (evidence,) = linker.add(1, W, 2 * W, [])
+    assert evidence.sharers_total == 8
+
+
+def ev(fp: str, accounts: list[str], end_ms: int, shaped: bool = True) -> Evidence:
+    return Evidence(fp, end_ms - W, end_ms, 10.0, accounts, accounts if shaped else [], len(accounts), len(accounts))
+
+
+def test_resolver_grows_one_campaign_with_a_stable_id() -> None:
+    r = CampaignResolver()
+    r.add(ev("ip_prefix:p1", ["a", "b", "c"], W))
+    (first,) = r.resolve(W)
+    r.add(ev("ip_prefix:p2", ["c", "d", "e", "f"], 2 * W))  # shares c: the same actor, grown
+    (grown,) = r.resolve(2 * W)
+    assert grown.campaign_id == first.campaign_id and grown.status == "growing"
+    assert grown.members == ["a", "b", "c", "d", "e", "f"]
+    assert r.resolve(3 * W) == []  # nothing new: nothing published
+
+
+def test_resolver_merges_two_campaigns_into_the_larger() -> None:
+    r = CampaignResolver()
+    r.add(ev("ip_prefix:p1", ["a", "b", "c", "d"], W))
+    r.add(ev("ip_prefix:p2", ["x", "y", "z"], W))
+    big, small = sorted(r.resolve(W), key=lambda c: -len(c.members))
+    r.add(ev("template:t", ["d", "x"], 2 * W))  # the same template bridges them
+    published = {c.campaign_id: c for c in r.resolve(2 * W)}
+    assert published[small.campaign_id].status == "merged"
+    assert published[small.campaign_id].merged_into == big.campaign_id
+    assert len(published[big.campaign_id].members) == 7
+
+
+def test_resolver_splits_when_the_bridge_decays_and_closes_what_is_forgotten() -> None:
+    r = CampaignResolver(close_after_s=600)
+    r.add(ev("ip_prefix:p1", ["a", "b", "c", "d"], W))
+    r.add(ev("ip_prefix:p2", ["x", "y", "z"], W))
+    r.add(ev("template:bridge", ["d", "x"], W))
+    (whole,) = r.resolve(W)
+    for minute in range(2, 10):  # both halves keep giving evidence; the bridge does not
+        r.add(ev("ip_prefix:p1", ["a", "b", "c", "d"], minute * W))
+        r.add(ev("ip_prefix:p2", ["x", "y", "z"], minute * W))
+    r.resolve(9 * W)
+    parts = {c.campaign_id: c for c in r.resolve(12 * W)}  # the bridge is past the close horizon
+    assert parts[whole.campaign_id].members == ["a", "b", "c", "d"]
+    (other,) = [c for c in parts.values() if c.campaign_id != whole.campaign_id]
+    assert other.members == ["x", "y", "z"] and other.split_from == whole.campaign_id
+    closing = r.resolve(30 * W)
+    assert {c.status for c in closing} == {"closed"} and len(closing) == 2
+    assert r.campaigns == {}
+
+
+def test_infrastructure_alone_does_not_make_an_honest_customer_a_member() -> None:
+    r = CampaignResolver()
+    campaign, honest = ["c1", "c2", "c3", "c4"], ["h1", "h2"]
+    r.add(ev("ip_prefix:reseller", campaign + honest, W, shaped=False))
+    r.add(ev("tls_ja4:reseller-client", campaign + honest, W, shaped=False))
+    r.add(ev("template:sweep", campaign, W, shaped=False))
+    (found,) = r.resolve(W)
+    assert found.members == campaign
+
+
+def test_dormant_after_a_quiet_half_hour() -> None:
+    r = CampaignResolver()
+    r.add(ev("ip_prefix:p1", ["a", "b", "c"], W))
+    r.resolve(W)
+    (quiet,) = r.resolve(W + 1_800_000)
+    assert quiet.status == "dormant"
