@@ -72,6 +72,14 @@ def detect() -> None:
 
 
 @main.command()
+def campaigns() -> None:
+    """Run the campaign linker and resolver (Faust)."""
+    from extractguard.campaigns.app import run
+
+    run()
+
+
+@main.command()
 def alerter() -> None:
     """Run the alerter (detections -> alerts -> webhooks)."""
     from extractguard.alerting.service import run

@@ -20,6 +20,10 @@ DLQ_MESSAGES = Counter("extractguard_dlq_messages_total", "Messages kept in a de
 DETECT_EVENTS = Counter("extractguard_detect_events_total", "Events processed by detection workers.")
 # Counter: detections emitted, by detector and severity.
 DETECTIONS = Counter("extractguard_detections_total", "Detections emitted.", ["detector", "severity"])
+# Counter: link evidence found by the campaign linker (fingerprints whose sharing was surprising).
+LINK_EVIDENCE = Counter("extractguard_link_evidence_total", "Link evidence emitted by the campaign linker.")
+# Counter: campaign records published by the resolver, by status.
+CAMPAIGN_UPDATES = Counter("extractguard_campaign_updates_total", "Campaign changes published.", ["status"])
 # Counter: rows written to ClickHouse by the lander, by table.
 LANDER_ROWS = Counter("extractguard_lander_rows_total", "Rows inserted into ClickHouse.", ["table"])
 # Histogram: duration of one ClickHouse insert, seconds.

@@ -99,6 +99,13 @@ class DetectionSettings(BaseSettings):
     launches: list[ModelLaunch] = Field(
         default_factory=list, description='Announced launches, e.g. [{"model": "m-3", "at_ms": 1795000000000}].'
     )
+    link_accounts: bool = Field(
+        default=True, description="Send fingerprint shares of each closed window to the campaign linker."
+    )
+    link_score_factor: float = Field(
+        default=0.8, gt=0, le=1, description="Linking marks an account shaped at this fraction of the score threshold."
+    )
+    link_min_requests: int = Field(default=2, ge=1, description="...and from this many requests on.")
     launch_grace_s: float = Field(default=6 * 3600, gt=0, description="How long a launch's surge is expected.")
     behaviour_half_life_s: float = Field(
         default=3600.0, gt=0, description="Horizon of the per-account behaviour tallies (exponential half-life)."
@@ -127,6 +134,24 @@ class LanderSettings(BaseSettings):
     max_invalid_fraction: float = Field(default=0.9, gt=0, le=1)
 
 
+class CampaignSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_CAMPAIGNS_")
+
+    app_id: str = "extractguard-campaigns"
+    window_s: int = Field(default=60, ge=1, description="Must equal the detection workers' window.")
+    min_share: float = Field(default=0.3, gt=0, le=1, description="Least share of shaped sharers for evidence.")
+    min_surprise: float = Field(default=6.0, gt=0, description="Least surprise (-log10 p) for evidence.")
+    min_members: int = Field(default=3, ge=2)
+    half_life_s: float = Field(default=3600.0, gt=0)
+    dormant_after_s: float = Field(default=1800.0, gt=0)
+    close_after_s: float = Field(default=6 * 3600.0, gt=0)
+    session_timeout_s: float = 15.0
+    commit_interval_s: float = 2.8
+    checkpoint_interval_s: float = Field(default=2.0, gt=0)
+    faust_log_level: Literal["crit", "error", "warn", "info", "debug"] = "warn"
+    web_port: int = 6067
+
+
 class AlerterSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_ALERTER_")
 
@@ -134,6 +159,9 @@ class AlerterSettings(BaseSettings):
     webhook_urls: list[str] = Field(default_factory=list)
     webhook_format: Literal["generic", "alertmanager"] = "generic"
     min_severity: Literal["info", "warning", "critical"] = "warning"
+    extra_rules: list[Literal["extraction_behaviour"]] = Field(
+        default_factory=list, description='Optional rules to switch on, e.g. ["extraction_behaviour"] (per account).'
+    )
     renotify_s: int = Field(default=300, ge=0, description="Re-deliver an updated alert at most this often.")
     rebuild_lookback_s: int = Field(
         default=3600, ge=0, description="At start, remember alerts delivered within this many seconds."

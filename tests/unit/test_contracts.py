@@ -26,14 +26,15 @@ def check(raw: bytes, max_event_bytes: int = 16_384) -> dict[str, Any]:
 
 def test_every_topic_has_a_dlq_twin_and_a_schema_for_its_payload() -> None:
     declared = contracts()
-    assert {"gateway.events", "detections", "alerts", "account.labels"} <= set(declared)
+    assert {"gateway.events", "detections", "alerts", "account.labels", "campaigns"} <= set(declared)
     for name, contract in declared.items():
         assert contract.dlq.name == f"{name}.dlq"
         assert contract.topic.partitions >= 1
-        assert contract.topic.schema is not None
+        assert contract.topic.schema is not None or contract.topic.internal
+    assert {n for n, c in declared.items() if c.topic.internal} == {"fingerprint.activity", "link.evidence"}
 
 
-@pytest.mark.parametrize("payload", ["gateway_event", "detection", "alert", "account_label"])
+@pytest.mark.parametrize("payload", ["gateway_event", "detection", "alert", "account_label", "campaign"])
 def test_golden_examples_validate(payload: str, golden: dict[str, list[Path]]) -> None:
     assert golden[payload], f"no golden examples for {payload}"
     for path in golden[payload]:

@@ -65,6 +65,16 @@ DEFAULT_RULES: tuple[AlertRule, ...] = (
     ),
     AlertRule("traffic_mix_drift", "Extraction-shaped share of traffic shifted", frozenset({"mix_drift"})),
     AlertRule(
+        "extraction_campaign",
+        "Accounts linked into one actor harvesting the model",
+        frozenset({"campaign"}),
+        frozenset({"campaign"}),
+    ),
+)
+#: Rules an operator can switch on (EXTRACTGUARD_ALERTER_EXTRA_RULES); off by default because a
+#: campaign pages once for all its accounts, where this pages once per account.
+OPTIONAL_RULES: tuple[AlertRule, ...] = (
+    AlertRule(
         "extraction_behaviour",
         "An account uses the model the way harvesting does",
         frozenset({"extraction"}),

@@ -23,7 +23,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 from extractguard import metrics
 from extractguard.alerting.book import AlertBook
 from extractguard.alerting.delivery import WebhookDelivery
-from extractguard.alerting.rules import DEFAULT_RULES
+from extractguard.alerting.rules import DEFAULT_RULES, OPTIONAL_RULES
 from extractguard.contracts.dead_letters import DeadLetter
 from extractguard.contracts.rejection import InvalidMessage
 from extractguard.contracts.schemas import decode_json, validate
@@ -79,7 +79,8 @@ def rebuild_book(book: AlertBook, kafka: KafkaSettings, lookback_s: int, timeout
 class Alerter:
     def __init__(self, settings: AlerterSettings, kafka: KafkaSettings) -> None:
         self.settings = settings
-        self.book = AlertBook(DEFAULT_RULES, settings.renotify_s)
+        rules = DEFAULT_RULES + tuple(r for r in OPTIONAL_RULES if r.name in settings.extra_rules)
+        self.book = AlertBook(rules, settings.renotify_s)
         self.delivery = WebhookDelivery(
             settings.webhook_urls,
             settings.webhook_format,

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import xxhash
 
@@ -66,6 +67,29 @@ class Campaign:
     @property
     def severity(self) -> str:
         return "critical" if len(self.members) >= 50 else "warning"
+
+    def to_record(self, max_fingerprints: int = 200) -> dict[str, Any]:
+        """The `campaign/v1` record of the campaigns topic."""
+        return {
+            "schema_version": 1,
+            "campaign_id": self.campaign_id,
+            "status": self.status,
+            "merged_into": self.merged_into,
+            "split_from": self.split_from,
+            "first_seen_ms": self.first_seen_ms,
+            "last_seen_ms": self.last_seen_ms,
+            "updated_ms": self.updated_ms,
+            "severity": self.severity,
+            "score": self.score,
+            "members": self.members,
+            "members_total": len(self.members),
+            "shaped_members": self.shaped_members,
+            "fingerprints": [
+                {"fingerprint": name, "weight": weight, "sharers": sharers}
+                for name, weight, sharers in self.fingerprints[:max_fingerprints]
+            ],
+            "fingerprints_total": len(self.fingerprints),
+        }
 
 
 class CampaignResolver:
@@ -223,8 +247,9 @@ class CampaignResolver:
     def _should_publish(self, campaign: Campaign) -> bool:
         last = self.published.get(campaign.campaign_id)
         size = len(campaign.members)
-        # Growing and active are one state to a reader; the member count shows the difference.
-        status_moved = last is not None and {last[0], campaign.status} - {"growing", "active"} != set()
+        # New, growing and active are one live state to a reader; the member count shows the rest.
+        live = {"new", "growing", "active"}
+        status_moved = last is not None and last[0] != campaign.status and not {last[0], campaign.status} <= live
         grew = last is not None and size != last[1] and abs(size - last[1]) >= max(1, self.growth_to_publish * last[1])
         if last is None or status_moved or grew:
             self.published[campaign.campaign_id] = (campaign.status, size)

@@ -17,6 +17,9 @@ GATEWAY_EVENTS = "gateway.events"
 DETECTIONS = "detections"
 ALERTS = "alerts"
 ACCOUNT_LABELS = "account.labels"
+FINGERPRINT_ACTIVITY = "fingerprint.activity"
+LINK_EVIDENCE = "link.evidence"
+CAMPAIGNS = "campaigns"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,7 @@ class TopicSpec:
     max_message_bytes: int = 1048576
     schema: str | None = None
     description: str = ""
+    internal: bool = False  # between our own stages only; decoded defensively, no published schema
 
     def config(self) -> dict[str, str]:
         return {

@@ -5,7 +5,8 @@ Stages for each Kafka message (one batch envelope of events of one partition):
    their original bytes and source topic[partition] offset;
 2. the partition's `DetectionEngine` counts the events into tumbling event-time windows per entity
    and feeds its detectors; closed windows are scored;
-3. detections go to the `detections` topic keyed by entity;
+3. detections go to the `detections` topic keyed by entity, and each closed window's fingerprint
+   shares to `fingerprint.activity`, re-keyed by fingerprint, for the campaign linker;
 4. when a window closed, or `checkpoint_every_envelopes` / `checkpoint_interval_s` have passed,
    the detections and dead letters sent so far are awaited until Kafka has them, the engine is
    checkpointed (with the offset it covers) into this app's compacted checkpoint topic, and only
@@ -34,10 +35,11 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from extractguard import metrics
+from extractguard.campaigns.activity import envelopes
 from extractguard.contracts.intake import receive
 from extractguard.contracts.rejection import InvalidRateGuard
 from extractguard.contracts.schemas import validate_gateway_event
-from extractguard.contracts.topics import DETECTIONS, GATEWAY_EVENTS, contract, dlq_name
+from extractguard.contracts.topics import DETECTIONS, FINGERPRINT_ACTIVITY, GATEWAY_EVENTS, contract, dlq_name
 from extractguard.detection.checkpoints import CheckpointStore
 from extractguard.detection.engine import DetectionEngine
 from extractguard.detection.verdicts import Verdicts
@@ -52,6 +54,7 @@ settings = DetectionSettings()
 limits = IngestSettings()
 kafka = KafkaSettings()
 partitions = contract(GATEWAY_EVENTS).topic.partitions
+link_partitions = contract(FINGERPRINT_ACTIVITY).topic.partitions
 
 app = faust.App(
     settings.app_id,
@@ -64,7 +67,7 @@ app = faust.App(
     web_port=settings.web_port,
     web_bind="127.0.0.1",
     web_in_thread=False,
-    producer_max_request_size=4 * 1024 * 1024,
+    producer_max_request_size=8 * 1024 * 1024,  # fingerprint shares of a busy window
     producer_acks=-1,
     consumer_auto_offset_reset="earliest",
     broker_session_timeout=settings.session_timeout_s,
@@ -78,6 +81,7 @@ app = faust.App(
 
 events_topic = app.topic(GATEWAY_EVENTS, value_type=bytes, key_type=bytes, key_serializer="raw")
 detections_topic = app.topic(DETECTIONS, value_type=bytes, key_type=bytes, key_serializer="raw")
+activity_topic = app.topic(FINGERPRINT_ACTIVITY, value_type=bytes, key_type=bytes, key_serializer="raw")
 dlq_topic = app.topic(dlq_name(GATEWAY_EVENTS), value_type=bytes, key_type=bytes, key_serializer="raw")
 # One checkpoint per partition of gateway.events, in a compacted topic of this app's own.
 checkpoints = CheckpointStore(kafka, f"{settings.app_id}-detector-checkpoints", partitions)
@@ -160,6 +164,10 @@ async def process_envelope(partition: int, offset: int, value: bytes) -> bool:
         pending.append(await detections_topic.send(key=key, value=orjson.dumps(detection), force=True))
     if detections:
         log.info("detections_emitted", partition=partition, offset=offset, count=len(detections))
+    # The repartition by fingerprint: every partition of fingerprint.activity hears of every window.
+    for start, end, shares in engine.take_link_shares():
+        for link_partition, body in envelopes(partition, start, end, shares, link_partitions).items():
+            pending.append(await activity_topic.send(value=body, partition=link_partition, force=True))
     return (
         engine.windows_closed != closed_before
         or len(uncovered[partition]) >= settings.checkpoint_every_envelopes

@@ -386,6 +386,13 @@ class AccountBehaviour:
             self.reference.add(score, ts)
         return score
 
+    def leans(self, account: str, threshold: float, min_requests: float = 2.0) -> bool:
+        """Whether an account leans towards extraction-shaped: the weaker bar linking uses, from
+        its second request on. One leaning account proves nothing; thirty on one proxy prefix do,
+        and linking judges them together, which is how it can name a campaign before each of its
+        accounts has sent enough requests to be judged alone."""
+        return self.requests(account) >= min_requests and self.score(account) >= threshold
+
     def shaped(self, accounts: set[str]) -> list[str]:
         """Those of `accounts` whose behaviour is extraction-shaped now."""
         threshold = self.threshold()

@@ -11,8 +11,11 @@ from __future__ import annotations
 import pickle
 import zlib
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
+from extractguard.campaigns.activity import LinkActivity
+from extractguard.campaigns.linking import Share
 from extractguard.detection.behaviour import AccountBehaviour
 from extractguard.detection.detectors import (
     BurstDetector,
@@ -26,7 +29,7 @@ from extractguard.detection.windows import EntityWindows
 from extractguard.settings import DetectionSettings
 
 # Bumped when the pickled layout changes; an old checkpoint is then discarded, not misread.
-CHECKPOINT_FORMAT = 8
+CHECKPOINT_FORMAT = 9
 
 
 class DetectionEngine:
@@ -45,6 +48,11 @@ class DetectionEngine:
             MixDriftDetector(delta=settings.drift_delta, behaviour=self.behaviour),
             ExtractionDetector(self.behaviour),
         ]
+        # Fingerprint shares of each closed window, for the campaign linker (taken by the worker).
+        self.activity = LinkActivity(settings.window_s * 1000) if settings.link_accounts else None
+        self.link_shares: list[tuple[int, int, list[Share]]] = []
+        self.link_score_factor = settings.link_score_factor
+        self.link_min_requests = settings.link_min_requests
         self.events_seen = 0
         self.windows_closed = 0
         self.last_offset = -1
@@ -60,20 +68,34 @@ class DetectionEngine:
         detectors = self.detectors
         add = self.windows.add
         learn = self.behaviour.learn_event
+        activity = self.activity
         for event in events:
             self.events_seen += 1
             learn(event)
             for detector in detectors:
                 detector.learn_event(event)
+            if activity is not None:
+                activity.add(event, self.windows.closed_until_ms)
             for window in add(event):
                 self.windows_closed += 1
                 for detector in detectors:
                     for finding in detector.update(window):
                         detections.append(finding.to_detection(partition, self.windows.watermark_ms))
+                if activity is not None:
+                    shaped = partial(
+                        self.behaviour.leans,
+                        threshold=self.link_score_factor * self.behaviour.threshold(),
+                        min_requests=self.link_min_requests,
+                    )
+                    self.link_shares.append((window.start_ms, window.end_ms, activity.shares(window, shaped)))
         if offset is not None:
             self.last_offset = offset
         self.behaviour.forget_idle()
         return detections
+
+    def take_link_shares(self) -> list[tuple[int, int, list[Share]]]:
+        taken, self.link_shares = self.link_shares, []
+        return taken
 
     def attach_verdicts(self, verdicts: VerdictSource) -> None:
         """Let the detectors that learn from verdicts read them (they are not part of the checkpoint)."""

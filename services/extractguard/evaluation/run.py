@@ -21,10 +21,17 @@ from typing import Any
 import orjson
 
 from extractguard.contracts.provision import delete_topics_with_prefix, provision
-from extractguard.contracts.topics import ALERTS, DETECTIONS, GATEWAY_EVENTS
+from extractguard.contracts.topics import (
+    ALERTS,
+    CAMPAIGNS,
+    DETECTIONS,
+    FINGERPRINT_ACTIVITY,
+    GATEWAY_EVENTS,
+    LINK_EVIDENCE,
+)
 from extractguard.demo.processes import Service, ensure_local_kafka, stop_local_kafka, wait_group_stable, wait_http
 from extractguard.evaluation.scorecard import Scorecard
-from extractguard.evaluation.scoring import ScenarioScore, Truth, points_at, score_scenario
+from extractguard.evaluation.scoring import ScenarioScore, Truth, points_at, score_resolved_campaigns, score_scenario
 from extractguard.evaluation.timeline import render_timeline
 from extractguard.gateway.events import build_event
 from extractguard.gateway.publisher import EventPublisher
@@ -67,6 +74,10 @@ def _wait_caught_up(kafka: KafkaSettings, group: str, topic: str, timeout_s: flo
         if time.monotonic() > deadline:
             raise TimeoutError(f"{group} still {lag:,} messages behind on {topic} after {timeout_s:.0f}s")
         time.sleep(1)
+
+
+def _shown(value: float | None) -> str:
+    return "—" if value is None else str(value)
 
 
 class Evaluation:
@@ -146,9 +157,11 @@ class Evaluation:
         tag = f"{scenario.name}-{self.run_id}"
         app_id = f"extractguard-detect-eval-{tag}"
         alerter_group = f"extractguard-alerter-eval-{tag}"
+        campaigns_id = f"extractguard-campaigns-eval-{tag}"
         start_group_at_end(kafka, app_id, [GATEWAY_EVENTS])
         start_group_at_end(kafka, alerter_group, [DETECTIONS])
-        since = {topic: end_offsets(kafka, topic) for topic in (DETECTIONS, ALERTS)}
+        start_group_at_end(kafka, campaigns_id, [FINGERPRINT_ACTIVITY, LINK_EVIDENCE])
+        since = {topic: end_offsets(kafka, topic) for topic in (DETECTIONS, ALERTS, CAMPAIGNS)}
         start_ms = scenario_start_ms(scenario, int(time.time() * 1000))
         # A launch in the scenario is announced to the engine, as an operator would.
         launches = (
@@ -161,6 +174,7 @@ class Evaluation:
             "EXTRACTGUARD_DETECT_LEARN_FROM_SOURCES": orjson.dumps(self.learn_from).decode(),
             "EXTRACTGUARD_DETECT_LAUNCHES": orjson.dumps(launches).decode(),
         }, scenario.name)  # fmt: skip
+        campaigns = self._service("campaigns", {"EXTRACTGUARD_CAMPAIGNS_APP_ID": campaigns_id}, scenario.name)
         alerter = self._service("alerter", {
             "EXTRACTGUARD_ALERTER_GROUP_ID": alerter_group,
             # Every change of an alert is a delivery, so the score sees when each account was named.
@@ -169,8 +183,10 @@ class Evaluation:
         }, scenario.name)  # fmt: skip
         try:
             detect.start()
+            campaigns.start()
             alerter.start()
             wait_group_stable(kafka, app_id, 180, detect)
+            wait_group_stable(kafka, campaigns_id, 180, campaigns)
             wait_group_stable(kafka, alerter_group, 120, alerter)
             truth, traffic, accounts, seconds = self._publish(scenario, start_ms)
             events = sum(truth.requests_by_class.values())
@@ -178,16 +194,22 @@ class Evaluation:
             publish_labels(kafka, scenario.name, accounts.values())
             waited = time.monotonic()
             _wait_caught_up(kafka, app_id, GATEWAY_EVENTS, 120 + events / 1000, detect)
+            _wait_caught_up(kafka, campaigns_id, FINGERPRINT_ACTIVITY, 120, campaigns)
+            _wait_caught_up(kafka, campaigns_id, LINK_EVIDENCE, 120, campaigns)
             _wait_caught_up(kafka, alerter_group, DETECTIONS, 120, alerter)
             time.sleep(2)  # the alerter produces after it commits its input: let the last deliveries land
             self.say(f"  detection caught up {time.monotonic() - waited:.0f}s after the last event")
             alerts = [orjson.loads(v) for v in read_since(kafka, ALERTS, since[ALERTS])]
             detections = [orjson.loads(v) for v in read_since(kafka, DETECTIONS, since[DETECTIONS])]
+            resolved = [orjson.loads(v) for v in read_since(kafka, CAMPAIGNS, since[CAMPAIGNS])]
         finally:
             detect.stop()
+            campaigns.stop()
             alerter.stop()
         delete_topics_with_prefix(kafka, app_id)  # its Faust changelogs and checkpoints
+        delete_topics_with_prefix(kafka, campaigns_id)
         score = score_scenario(scenario.name, scenario.duration_s, truth, alerts)
+        score_resolved_campaigns(score, truth, resolved)
         score.extra.update(
             {
                 "detections": dict(Counter(f"{d['detector']}/{d['severity']}" for d in detections)),
@@ -207,11 +229,13 @@ class Evaluation:
             when = "never" if campaign.seconds_to_detect is None else f"after {campaign.seconds_to_detect:.0f}s"
             self.say(
                 f"  campaign {campaign.name}: detected {when}, member recall {campaign.member_recall:.1%}, "
-                f"cluster precision {campaign.cluster_precision if campaign.cluster_precision is not None else '—'}"
+                f"cluster precision {campaign.cluster_precision if campaign.cluster_precision is not None else '—'}; "
+                f"resolved as {campaign.resolved_as} campaign(s), recall {campaign.resolved_member_recall:.1%}, "
+                f"precision {_shown(campaign.resolved_cluster_precision)}"
             )
         self.say(
             f"  organic: {score.organic_accounts_flagged}/{score.organic_accounts} accounts flagged, "
-            f"{score.organic_alerts} organic alerts"
+            f"{score.organic_alerts} organic alerts, organic accounts in campaigns: {score.organic_in_campaigns or 0}"
         )
         return score
 

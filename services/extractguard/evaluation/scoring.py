@@ -14,6 +14,11 @@ Definitions (the scorecard repeats them):
 - `organic_false_positive_rate`: organic accounts named by any alert, over organic accounts.
 - `organic_alerts_per_day`: alerts (distinct dedup keys) that point at no campaign, per day of
   scenario event time.
+- Resolved campaigns (the resolver's latest record of each campaign id, merged ones left out)
+  point at C by the same majority rule. `resolved_as`: how many point at C (1 = found as one
+  actor); `resolved_member_recall` and `resolved_cluster_precision` are computed over their
+  members; `organic_in_campaigns` counts, per organic class, the accounts that are members of any
+  resolved campaign.
 
 >>> truth = Truth()
 >>> for i in range(4): truth.observe(f"c{i}", "campaign", "campaign", "hydra", 1_000 + i)
@@ -79,6 +84,9 @@ class CampaignScore:
     #: Each rule's share of the detection: alerts pointing at the campaign, by rule, and which came first.
     alerts_by_rule: dict[str, int] = field(default_factory=dict)
     first_rule: str | None = None
+    resolved_as: int = 0
+    resolved_member_recall: float = 0.0
+    resolved_cluster_precision: float | None = None
 
 
 @dataclass(slots=True)
@@ -103,6 +111,7 @@ class ScenarioScore:
     organic_alerts_per_day: float
     alerts: int
     alerts_by_rule: dict[str, int]
+    organic_in_campaigns: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -189,3 +198,38 @@ def score_scenario(name: str, duration_s: float, truth: Truth, alert_versions: l
         alerts=len(rules),
         alerts_by_rule=dict(Counter(rules.values())),
     )
+
+
+def score_resolved_campaigns(score: ScenarioScore, truth: Truth, records: list[dict[str, Any]]) -> None:
+    """Add the resolver's view to `score`: `records` are campaign/v1 records in topic order.
+
+    >>> truth = Truth()
+    >>> for i in range(4): truth.observe(f"c{i}", "campaign", "campaign", "hydra", 1_000 + i)
+    >>> truth.observe("o0", "organic", "reseller", None, 500)
+    >>> score = score_scenario("s", 86_400, truth, [])
+    >>> score_resolved_campaigns(score, truth, [
+    ...     {"campaign_id": "cmp-1", "status": "new", "members": ["c0", "c1"]},
+    ...     {"campaign_id": "cmp-1", "status": "growing", "members": ["c0", "c1", "c2", "o0"]}])
+    >>> c = score.campaigns[0]
+    >>> (c.resolved_as, c.resolved_member_recall, c.resolved_cluster_precision, score.organic_in_campaigns)
+    (1, 0.75, 0.75, {'reseller': 1})
+    """
+    latest: dict[str, dict[str, Any]] = {}
+    for record in records:
+        latest[record["campaign_id"]] = record
+    resolved = [r for r in latest.values() if r["status"] != "merged"]
+    in_any: set[str] = set()
+    by_target: dict[str | None, list[set[str]]] = defaultdict(list)
+    for record in resolved:
+        members = set(record["members"])
+        in_any |= members
+        by_target[points_at(sorted(members), truth)].append(members)
+    for campaign in score.campaigns:
+        groups = by_target.get(campaign.name, [])
+        named = set().union(*groups) if groups else set()
+        members = truth.members(campaign.name)
+        campaign.resolved_as = len(groups)
+        campaign.resolved_member_recall = round(len(named & members) / len(members), 4) if members else 0.0
+        campaign.resolved_cluster_precision = round(len(named & members) / len(named), 4) if named else None
+    organic = Counter(truth.klass[a] for a in in_any if truth.label.get(a) == "organic")
+    score.organic_in_campaigns = dict(sorted(organic.items()))

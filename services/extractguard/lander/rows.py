@@ -81,3 +81,18 @@ def label_row(v: Payload, partition: int, offset: int) -> list[Any]:
         v["account_id"], v.get("org_id"), v["label"], v.get("class"), v.get("campaign"), v["source"],
         v.get("scenario"), v.get("note"), v["labelled_at_ms"], partition, offset,
     ]  # fmt: skip
+
+
+CAMPAIGN_COLUMNS = [
+    "campaign_id", "status", "merged_into", "split_from", "first_seen", "last_seen", "updated", "severity", "score",
+    "members", "members_total", "shaped_members", "fingerprints", "kafka_partition", "kafka_offset",
+]  # fmt: skip
+
+
+def campaign_row(v: Payload, partition: int, offset: int) -> list[Any]:
+    fingerprints = [(f["fingerprint"], float(f["weight"]), f["sharers"]) for f in v["fingerprints"]]
+    return [
+        v["campaign_id"], v["status"], v.get("merged_into"), v.get("split_from"), v["first_seen_ms"],
+        v["last_seen_ms"], v["updated_ms"], v["severity"], float(v["score"]), v["members"], v["members_total"],
+        v["shaped_members"], fingerprints, partition, offset,
+    ]  # fmt: skip

@@ -8,13 +8,15 @@ from typing import Any
 
 from extractguard.contracts.envelope import split
 from extractguard.contracts.schemas import Payload, decode_json, validate, validate_gateway_event
-from extractguard.contracts.topics import ACCOUNT_LABELS, ALERTS, DETECTIONS, GATEWAY_EVENTS
+from extractguard.contracts.topics import ACCOUNT_LABELS, ALERTS, CAMPAIGNS, DETECTIONS, GATEWAY_EVENTS
 from extractguard.lander.rows import (
     ALERT_COLUMNS,
+    CAMPAIGN_COLUMNS,
     DETECTION_COLUMNS,
     EVENT_COLUMNS,
     LABEL_COLUMNS,
     alert_row,
+    campaign_row,
     detection_row,
     event_row,
     label_row,
@@ -57,6 +59,10 @@ def sinks(ingest: IngestSettings | None = None) -> dict[str, Sink]:
         ACCOUNT_LABELS: Sink(
             ACCOUNT_LABELS, "account_labels", LABEL_COLUMNS, label_row, _single,
             lambda raw: validate("account_label", decode_json(raw)),
+        ),
+        CAMPAIGNS: Sink(
+            CAMPAIGNS, "campaigns", CAMPAIGN_COLUMNS, campaign_row, _single,
+            lambda raw: validate("campaign", decode_json(raw)),
         ),
     }  # fmt: skip
 

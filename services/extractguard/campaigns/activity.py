@@ -1,0 +1,114 @@
+"""Fingerprint shares, made by a detection partition each time one of its windows closes.
+
+The windows already know, per entity, which accounts used it; the shares add the fingerprints
+that only linking needs — the first MinHash band of each prompt (near-duplicates share it:
+4 rows of 64, so prompts of Jaccard 0.8 share it half the time, of 0.3 almost never) and the
+signup cohort (accounts created in the same 10 minutes) — and mark each account extraction-shaped
+or not, as the partition's behaviour view judges it now.
+
+Shares are grouped by the partition of `fingerprint.activity` their fingerprint hashes to, and
+every partition gets an envelope for every window, empty or not: that is how the linker knows a
+detection partition has reported a window.
+
+>>> from extractguard.detection.windows import EntityWindows
+>>> windows, activity = EntityWindows(60_000, 0), LinkActivity(60_000)
+>>> event = {"account_id": "a1", "org_id": "o1", "client_ip_prefix": "1.2.3.0/24", "input_tokens": 1,
+...          "output_tokens": 1, "request_logprobs": False, "account_created_ms": 0,
+...          "prompt_sketch": {"template_hash": "00000000000000t1", "minhash": [1, 2, 3, 4]}}
+>>> for ts in (1_000, 61_000):
+...     activity.add({**event, "event_time_ms": ts}, windows.closed_until_ms)
+...     closed = windows.add({**event, "event_time_ms": ts})
+>>> sorted(fp for fp, _, _ in activity.shares(closed[0], shaped=lambda account: False))
+['ip_prefix:1.2.3.0/24', 'prompt_band:4fd075eea3aa1691', 'signup_cohort:0', 'template:00000000000000t1']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import xxhash
+
+from extractguard.campaigns.linking import Share
+from extractguard.detection.windows import ClosedWindow
+
+#: Entity kinds of the windows that are fingerprints for linking (not accounts, orgs, API keys or
+#: models: those are the units and the targets, not shared infrastructure).
+WINDOW_KINDS = frozenset({"ip_prefix", "asn", "tls_ja4", "sdk", "template"})
+COHORT_MS = 600_000
+MAX_SHARERS = 2000  # sharers listed per fingerprint and window; the count says how many there were
+
+
+class LinkActivity:
+    """The linking-only fingerprints of each account in each open window."""
+
+    def __init__(self, window_ms: int) -> None:
+        self.window_ms = window_ms
+        self.open: dict[int, dict[str, set[str]]] = {}  # window start -> account -> fingerprints
+
+    def add(self, event: dict[str, Any], closed_until_ms: int) -> None:
+        ts = event["event_time_ms"]
+        start = ts - ts % self.window_ms
+        if start < closed_until_ms:
+            return  # late: the windows do not count it either
+        accounts = self.open.get(start)
+        if accounts is None:
+            accounts = self.open[start] = {}
+        fingerprints = accounts.get(event["account_id"])
+        if fingerprints is None:
+            fingerprints = accounts[event["account_id"]] = set()
+        minhash = event["prompt_sketch"].get("minhash")
+        if minhash and len(minhash) >= 4:
+            band = xxhash.xxh64_hexdigest(b"%d,%d,%d,%d" % (minhash[0], minhash[1], minhash[2], minhash[3]))
+            fingerprints.add("prompt_band:" + band)
+        created = event.get("account_created_ms")
+        if created is not None:
+            fingerprints.add(f"signup_cohort:{created // COHORT_MS}")
+
+    def shares(self, window: ClosedWindow, shaped: Callable[[str], bool]) -> list[Share]:
+        extras = self.open.pop(window.start_ms, {})
+        for start in [s for s in self.open if s < window.start_ms]:
+            del self.open[start]  # (windows close in order; nothing older can still be open)
+        org_of: dict[str, str] = {}
+        sharers: dict[str, list[str]] = {}
+        for (kind, value), stats in window.entities.items():
+            if kind == "org":
+                for account in stats.accounts:
+                    org_of[account] = value
+            elif kind in WINDOW_KINDS:
+                sharers[f"{kind}:{value}"] = list(stats.accounts)
+        for account, fingerprints in extras.items():
+            for fingerprint in fingerprints:
+                listed = sharers.get(fingerprint)
+                if listed is None:
+                    sharers[fingerprint] = [account]
+                else:
+                    listed.append(account)
+        judged: dict[str, bool] = {}
+
+        def judge(account: str) -> bool:
+            verdict = judged.get(account)
+            if verdict is None:
+                verdict = judged[account] = shaped(account)
+            return verdict
+
+        return [
+            (fp, len(accounts), [(a, org_of.get(a, a), judge(a)) for a in sorted(accounts)[:MAX_SHARERS]])
+            for fp, accounts in sharers.items()
+        ]
+
+
+def partition_of(fingerprint: str, partitions: int) -> int:
+    return xxhash.xxh64_intdigest(fingerprint.encode()) % partitions
+
+
+def envelopes(source: int, start_ms: int, end_ms: int, shares: list[Share], partitions: int) -> dict[int, bytes]:
+    """One envelope per partition of `fingerprint.activity`, every one of them, empty or not."""
+    grouped: dict[int, list[Share]] = {p: [] for p in range(partitions)}
+    for share in shares:
+        grouped[partition_of(share[0], partitions)].append(share)
+    return {
+        p: orjson.dumps({"source": source, "window_start_ms": start_ms, "window_end_ms": end_ms, "shares": s})
+        for p, s in grouped.items()
+    }
