@@ -49,6 +49,9 @@ def test_a_scenario_is_scored_end_to_end(kafka: KafkaSettings, tmp_path: Path) -
     assert swarm.seconds_to_detect is not None and 0 < swarm.seconds_to_detect < 900
     assert 0 < swarm.requests_before_detection_fraction < 1  # type: ignore[operator]
     assert swarm.member_recall > 0.5 and swarm.cluster_precision is not None and swarm.cluster_precision > 0.8
+    # Found as one actor by the campaign resolver, and paged as one campaign alert.
+    assert swarm.resolved_as == 1 and swarm.resolved_member_recall > 0.8 and swarm.resolved_cluster_precision == 1.0
+    assert swarm.alerts_by_rule.get("extraction_campaign") == 1 and score.organic_in_campaigns == {}
     assert set(score.organic_classes) == {"regular", "eval_harness"}
     assert score.extra["events_landed"] == score.events  # every event landed, joined to its label in ClickHouse
     assert any("events produced" in line for line in progress)
@@ -69,6 +72,14 @@ def test_a_scenario_is_scored_end_to_end(kafka: KafkaSettings, tmp_path: Path) -
         for row in _sql(home, "SELECT label, count() AS n FROM account_labels FINAL GROUP BY label")
     }
     assert labels == {"campaign": 150, "organic": score.organic_accounts}
+    [members] = _sql(
+        home,
+        "SELECT uniqExact(m.account_id) AS n, uniqExact(m.campaign_id) AS campaigns, "
+        "countIf(l.label = 'organic') AS organic FROM campaign_members m "
+        "JOIN (SELECT * FROM account_labels FINAL) AS l ON l.account_id = m.account_id WHERE m.status != 'merged'",
+    )
+    assert members["campaigns"] == 1 and members["organic"] == 0
+    assert members["n"] == round(swarm.resolved_member_recall * 150)
     for word in MARKER_WORDS:
         [row] = _sql(
             home, f"SELECT countIf(positionCaseInsensitive(formatRow('JSONEachRow', *), '{word}') > 0) AS n FROM events"

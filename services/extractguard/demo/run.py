@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from extractguard.contracts.provision import delete_topics_with_prefix, provision
-from extractguard.contracts.topics import DETECTIONS, GATEWAY_EVENTS, dlq_name
+from extractguard.contracts.topics import DETECTIONS, FINGERPRINT_ACTIVITY, GATEWAY_EVENTS, LINK_EVIDENCE, dlq_name
 from extractguard.demo.processes import Service, ensure_local_kafka, stop_local_kafka, wait_group_stable, wait_http
 from extractguard.demo.report import EXPLORE_SQL, DemoReport
 from extractguard.demo.webhook import WebhookReceiver
@@ -61,10 +61,12 @@ def run_demo(duration_s: float = 120.0, scenario: Scenario | None = None) -> Dem
     lander_settings = LanderSettings()
     ingest_settings = IngestSettings(token="demo-token")  # type: ignore[arg-type]
     detect_app_id = f"extractguard-detect-demo-{run_id}"
+    campaigns_app_id = f"extractguard-campaigns-demo-{run_id}"
     groups = {
         "lander": (f"extractguard-lander-demo-{run_id}", landed_topics()),
         "alerter": (f"extractguard-alerter-demo-{run_id}", [DETECTIONS]),
         "detect": (detect_app_id, [GATEWAY_EVENTS]),
+        "campaigns": (campaigns_app_id, [FINGERPRINT_ACTIVITY, LINK_EVIDENCE]),
     }
     for group, topics in groups.values():
         start_group_at_end(kafka, group, topics)
@@ -78,6 +80,7 @@ def run_demo(duration_s: float = 120.0, scenario: Scenario | None = None) -> Dem
         services = {
             "lander": Service("lander", {**common, "EXTRACTGUARD_LANDER_GROUP_ID": groups["lander"][0]}, log_dir),
             "detect": Service("detect", {**common, "EXTRACTGUARD_DETECT_APP_ID": detect_app_id}, log_dir),
+            "campaigns": Service("campaigns", {**common, "EXTRACTGUARD_CAMPAIGNS_APP_ID": campaigns_app_id}, log_dir),
             "alerter": Service("alerter", {
                 **common, "EXTRACTGUARD_ALERTER_GROUP_ID": groups["alerter"][0],
                 "EXTRACTGUARD_ALERTER_WEBHOOK_URLS": orjson.dumps([webhook.url]).decode(),
@@ -98,7 +101,7 @@ def run_demo(duration_s: float = 120.0, scenario: Scenario | None = None) -> Dem
             wait_http(f"http://{ingest_settings.host}:{ingest_settings.port}/healthz", 60, services["ingest"])
             for name, (group, _topics) in groups.items():
                 wait_group_stable(kafka, group, 120, services[name])
-            say("all services up: lander (ClickHouse owner), detect (Faust), alerter, ingest")
+            say("all services up: lander (ClickHouse owner), detect and campaigns (Faust), alerter, ingest")
 
             say(
                 f"replaying {scenario.organic_accounts} organic accounts and a campaign of "
@@ -167,7 +170,8 @@ def run_demo(duration_s: float = 120.0, scenario: Scenario | None = None) -> Dem
             speedup=replayer.speed,
             explore_sql=[{"title": t, "sql": s} for t, s in EXPLORE_SQL],
         )
-    delete_topics_with_prefix(kafka, detect_app_id)  # this run's Faust changelogs and checkpoints
+    for app_id in (detect_app_id, campaigns_app_id):
+        delete_topics_with_prefix(kafka, app_id)  # this run's Faust changelogs and checkpoints
     (reports_dir / "report.json").write_bytes(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2))
     print(report.render())
     print(f"\n[demo] report written to {reports_dir / 'report.json'}")

@@ -92,6 +92,24 @@ class Scorecard:
                 )
         lines += [
             "",
+            "### As the campaign resolver links them",
+            "",
+            "Resolved campaigns pointing at each true campaign (1 = found as one actor), and over their members:",
+            "",
+            "| scenario | campaign | resolved as | member recall | cluster precision |",
+            "|---|---|---:|---:|---:|",
+        ]
+        for s in self.scenarios:
+            for c in s.campaigns:
+                lines.append(
+                    f"| {s.name} | {c.name} | {c.resolved_as} | {c.resolved_member_recall:.1%} | "
+                    f"{_num(c.resolved_cluster_precision, '{:.1%}')} |"
+                )
+        lines += [
+            "",
+            "Organic accounts that are members of any resolved campaign, by class: "
+            + "; ".join(f"{s.name}: {_rules(s.organic_in_campaigns)}" for s in self.scenarios),
+            "",
             "## Organic traffic",
             "",
             "| scenario | organic accounts | flagged | false-positive rate | organic alerts | per day | alerts by rule"
