@@ -34,6 +34,11 @@ def test_one_org_alike_is_not_a_campaign_but_a_router_full_of_them_is() -> None:
     reseller = sharers("r", 30, shaped=True, own_orgs=False)
     evidence = weigh({"template:batch-job": enterprise, "template:reseller-sweep": reseller})
     assert [e.fingerprint for e in evidence] == ["template:reseller-sweep"]
+    assert evidence[0].fronting_org == "org-r"  # the reseller whose downstream harvests is named
+    r = CampaignResolver()
+    r.add_many(evidence)
+    (campaign,) = r.resolve(2 * W)
+    assert campaign.fronting_orgs == ["org-r"] and campaign.to_record()["fronting_orgs"] == ["org-r"]
 
 
 def test_chance_does_not_link_and_weight_grows_with_surprise() -> None:

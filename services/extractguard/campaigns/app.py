@@ -181,7 +181,10 @@ def _decode_shares(value: bytes) -> tuple[int, int, int, list[tuple[str, int, li
 
 
 def _evidence_record(e: Evidence) -> list[Any]:
-    return [e.fingerprint, e.window_start_ms, e.window_end_ms, e.weight, e.accounts, e.shaped, e.sharers_total, e.orgs]
+    return [
+        e.fingerprint, e.window_start_ms, e.window_end_ms, e.weight, e.accounts, e.shaped, e.sharers_total, e.orgs,
+        e.fronting_org,
+    ]  # fmt: skip
 
 
 @app.agent(activity_topic)
@@ -230,6 +233,7 @@ def campaign_detection(campaign: Campaign, window_ms: int) -> dict[str, Any]:
         summary=(
             f"campaign {campaign.campaign_id} ({campaign.status}): {len(campaign.members)} accounts linked, "
             f"{campaign.shaped_members} of them extraction-shaped; held together by {top}"
+            + (f"; behind org {', '.join(campaign.fronting_orgs)}, which fronts them" if campaign.fronting_orgs else "")
             + (f"; merged into {campaign.merged_into}" if campaign.merged_into else "")
         ),
         features=[
@@ -259,7 +263,7 @@ async def resolve(stream: faust.StreamT[bytes]) -> None:
                 doc = orjson.loads(value)
                 now_ms = int(doc["window_end_ms"])
                 evidence = [Evidence(str(r[0]), int(r[1]), int(r[2]), float(r[3]), list(r[4]), list(r[5]),
-                                     int(r[6]), int(r[7])) for r in doc["evidence"]]  # fmt: skip
+                                     int(r[6]), int(r[7]), r[8]) for r in doc["evidence"]]  # fmt: skip
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as error:
                 await _dead_letter(LINK_EVIDENCE, resolving, partition, offset, value, error)
             else:

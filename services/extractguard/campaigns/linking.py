@@ -58,6 +58,7 @@ class Evidence:
     shaped: list[str]  # those of them that are extraction-shaped
     sharers_total: int  # including sharers beyond the cap
     orgs: int
+    fronting_org: str | None = None  # the one org all shaped sharers are behind, when it fronts many
 
     @property
     def kind(self) -> str:
@@ -158,9 +159,10 @@ class FingerprintLinker:
             if len(shaped) < self.min_shaped or len(shaped) < self.min_share * n:
                 continue
             shaped_orgs = {sharers[a][0] for a in shaped}
+            fronting = None
             if len(shaped_orgs) < 2:
-                (org,) = shaped_orgs
-                if sum(1 for o, _ in sharers.values() if o == org) < self.router_accounts:
+                (fronting,) = shaped_orgs
+                if sum(1 for o, _ in sharers.values() if o == fronting) < self.router_accounts:
                     continue
             weight = surprise(len(shaped), n, base_rate)
             if weight < self.min_surprise:
@@ -175,6 +177,7 @@ class FingerprintLinker:
                     shaped=sorted(shaped),
                     sharers_total=n,
                     orgs=len({o for o, _ in sharers.values()}),
+                    fronting_org=fronting,
                 )
             )
         return sorted(found, key=lambda e: e.fingerprint)

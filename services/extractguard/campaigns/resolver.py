@@ -48,6 +48,7 @@ class _Fingerprint:
     last_ms: int
     sharers: dict[str, int] = field(default_factory=dict)  # account -> last seen (window end)
     shaped: set[str] = field(default_factory=set)
+    fronting_org: str | None = None
 
 
 @dataclass(slots=True)
@@ -63,6 +64,8 @@ class Campaign:
     score: float
     merged_into: str | None = None
     split_from: str | None = None
+    #: Orgs that front the campaign's accounts (a reseller or router whose downstream harvests).
+    fronting_orgs: list[str] = field(default_factory=list)
 
     @property
     def severity(self) -> str:
@@ -89,6 +92,7 @@ class Campaign:
                 for name, weight, sharers in self.fingerprints[:max_fingerprints]
             ],
             "fingerprints_total": len(self.fingerprints),
+            "fronting_orgs": self.fronting_orgs,
         }
 
 
@@ -123,6 +127,8 @@ class CampaignResolver:
         for account in evidence.accounts:
             fp.sharers[account] = max(fp.sharers.get(account, 0), evidence.window_end_ms)
         fp.shaped.update(evidence.shaped)
+        if evidence.fronting_org is not None:
+            fp.fronting_org = evidence.fronting_org
 
     def add_many(self, evidence: Iterable[Evidence]) -> None:
         for item in evidence:
@@ -216,6 +222,7 @@ class CampaignResolver:
                 fingerprints=ranked,
                 score=round(sum(f[1] for f in ranked), 2),
                 split_from=split_from if old is None else old.split_from,
+                fronting_orgs=sorted({o for n in names if (o := fps[n].fronting_org) is not None}),
             )
             current[campaign_id] = campaign
             if self._should_publish(campaign):

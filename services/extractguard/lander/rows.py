@@ -85,7 +85,7 @@ def label_row(v: Payload, partition: int, offset: int) -> list[Any]:
 
 CAMPAIGN_COLUMNS = [
     "campaign_id", "status", "merged_into", "split_from", "first_seen", "last_seen", "updated", "severity", "score",
-    "members", "members_total", "shaped_members", "fingerprints", "kafka_partition", "kafka_offset",
+    "members", "members_total", "shaped_members", "fingerprints", "fronting_orgs", "kafka_partition", "kafka_offset",
 ]  # fmt: skip
 
 
@@ -94,5 +94,5 @@ def campaign_row(v: Payload, partition: int, offset: int) -> list[Any]:
     return [
         v["campaign_id"], v["status"], v.get("merged_into"), v.get("split_from"), v["first_seen_ms"],
         v["last_seen_ms"], v["updated_ms"], v["severity"], float(v["score"]), v["members"], v["members_total"],
-        v["shaped_members"], fingerprints, partition, offset,
+        v["shaped_members"], fingerprints, v.get("fronting_orgs", []), partition, offset,
     ]  # fmt: skip

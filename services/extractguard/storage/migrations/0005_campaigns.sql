@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS campaigns
     members_total UInt32,
     shaped_members UInt32,
     fingerprints Array(Tuple(fingerprint String, weight Float64, sharers UInt32)),
+    fronting_orgs Array(String) COMMENT 'a reseller or router whose downstream accounts harvest',
     kafka_partition UInt16,
     kafka_offset UInt64
 )
