@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install kafka-up kafka-down kafka-status topics demo eval test test-unit lint format sql clean
+.PHONY: help install kafka-up kafka-down kafka-status topics demo eval test test-unit lint format sql clean helm-check
 
 help:
 	@echo "make demo         run Kafka, every service and a simulated campaign; print and write a report"
@@ -41,6 +41,7 @@ eval: install
 	$(BIN)/extractguard eval --scale $${SCALE:-default}
 
 test: install kafka-up
+	$(MAKE) helm-check
 	$(BIN)/extractguard topics
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -55,6 +56,10 @@ lint: install
 format: install
 	$(BIN)/ruff format services tests
 	$(BIN)/ruff check --fix services tests
+
+# Render the Helm chart with each helm/extractguard/ci values file and validate every manifest, offline.
+helm-check: install
+	$(BIN)/python infra/helm/check.py
 
 clean:
 	rm -rf .extractguard/demo reports

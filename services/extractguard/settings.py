@@ -120,6 +120,7 @@ class DetectionSettings(BaseSettings):
     checkpoint_every_envelopes: int = Field(default=200, ge=1)
     faust_log_level: Literal["crit", "error", "warn", "info", "debug"] = "warn"
     web_port: int = 6066
+    web_bind: str = Field(default="127.0.0.1", description="Where /metrics listens; 0.0.0.0 in a container.")
     max_invalid_fraction: float = Field(default=0.9, gt=0, le=1)
 
 
@@ -131,6 +132,7 @@ class LanderSettings(BaseSettings):
     batch_max_wait_s: float = Field(default=1.0, gt=0)
     sql_host: str = "127.0.0.1"
     sql_port: int = Field(default=8481, description="Read-only SQL over HTTP while the lander owns chdb.")
+    max_poll_silence_s: float = Field(default=120.0, gt=0, description="/healthz fails after this long without a poll.")
     max_invalid_fraction: float = Field(default=0.9, gt=0, le=1)
 
 
@@ -150,6 +152,7 @@ class CampaignSettings(BaseSettings):
     checkpoint_interval_s: float = Field(default=2.0, gt=0)
     faust_log_level: Literal["crit", "error", "warn", "info", "debug"] = "warn"
     web_port: int = 6067
+    web_bind: str = Field(default="127.0.0.1", description="Where /metrics listens; 0.0.0.0 in a container.")
 
 
 class AlerterSettings(BaseSettings):
@@ -166,5 +169,8 @@ class AlerterSettings(BaseSettings):
     rebuild_lookback_s: int = Field(
         default=3600, ge=0, description="At start, remember alerts delivered within this many seconds."
     )
+    web_host: str = Field(default="127.0.0.1", description="Where /healthz, /readyz and /metrics listen.")
+    web_port: int = 6068
+    max_poll_silence_s: float = Field(default=120.0, gt=0, description="/healthz fails after this long without a poll.")
     delivery_timeout_s: float = 5.0
     delivery_attempts: int = Field(default=5, ge=1)

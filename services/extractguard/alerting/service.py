@@ -28,6 +28,7 @@ from extractguard.contracts.dead_letters import DeadLetter
 from extractguard.contracts.rejection import InvalidMessage
 from extractguard.contracts.schemas import decode_json, validate
 from extractguard.contracts.topics import ALERTS, DETECTIONS, dlq_name
+from extractguard.health import HealthServer, PollHealth
 from extractguard.logs import configure
 from extractguard.settings import AlerterSettings, KafkaSettings
 
@@ -79,6 +80,7 @@ def rebuild_book(book: AlertBook, kafka: KafkaSettings, lookback_s: int, timeout
 class Alerter:
     def __init__(self, settings: AlerterSettings, kafka: KafkaSettings) -> None:
         self.settings = settings
+        self.health = PollHealth(SERVICE, max_silence_s=settings.max_poll_silence_s)
         rules = DEFAULT_RULES + tuple(r for r in OPTIONAL_RULES if r.name in settings.extra_rules)
         self.book = AlertBook(rules, settings.renotify_s)
         self.delivery = WebhookDelivery(
@@ -147,7 +149,7 @@ class Alerter:
         try:
             while not self._stop.is_set():
                 messages = self.consumer.consume(num_messages=500, timeout=0.5)
-                metrics.LAST_POLL.labels(SERVICE).set_to_current_time()
+                self.health.beat()
                 due: list[dict[str, object]] = []
                 for message in messages:
                     if message.error():
@@ -173,4 +175,9 @@ def run() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    alerter.run()
+    server = HealthServer(alerter.health, alerter.settings.web_host, alerter.settings.web_port)
+    server.start()
+    try:
+        alerter.run()
+    finally:
+        server.stop()

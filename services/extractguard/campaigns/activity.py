@@ -85,17 +85,13 @@ class LinkActivity:
                     sharers[fingerprint] = [account]
                 else:
                     listed.append(account)
-        judged: dict[str, bool] = {}
-
-        def judge(account: str) -> bool:
-            verdict = judged.get(account)
-            if verdict is None:
-                verdict = judged[account] = shaped(account)
-            return verdict
-
+        # Each account judged once per window, and its (account, org, judgement) built once.
+        sharer = {a: (a, org_of.get(a, a), shaped(a)) for a in window.accounts()}
+        for account in extras:
+            if account not in sharer:
+                sharer[account] = (account, org_of.get(account, account), shaped(account))
         return [
-            (fp, len(accounts), [(a, org_of.get(a, a), judge(a)) for a in sorted(accounts)[:MAX_SHARERS]])
-            for fp, accounts in sharers.items()
+            (fp, len(accounts), [sharer[a] for a in sorted(accounts)[:MAX_SHARERS]]) for fp, accounts in sharers.items()
         ]
 
 

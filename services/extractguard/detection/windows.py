@@ -59,6 +59,10 @@ class ClosedWindow:
     entities: dict[EntityKey, EntityStats]
     requests: int
 
+    def accounts(self) -> list[str]:
+        """The accounts active in the window."""
+        return [value for kind, value in self.entities if kind == "account"]
+
 
 @dataclass(slots=True)
 class _OpenWindow:

@@ -29,6 +29,7 @@ from extractguard.contracts.dead_letters import DeadLetter
 from extractguard.contracts.intake import receive
 from extractguard.contracts.rejection import InvalidRateGuard
 from extractguard.contracts.topics import dlq_name
+from extractguard.health import PollHealth
 from extractguard.lander.sinks import Sink, sinks
 from extractguard.logs import configure
 from extractguard.settings import KafkaSettings, LanderSettings
@@ -45,7 +46,9 @@ class Lander:
         settings: LanderSettings,
         kafka: KafkaSettings,
         liveness_file: Path | None = None,
+        health: PollHealth | None = None,
     ) -> None:
+        self.health = health
         self.client = client
         self.client_lock = client_lock
         self.settings = settings
@@ -211,6 +214,8 @@ class Lander:
             log.info("lander_stopped", rows_landed=self.rows_landed)
 
     def _touch_liveness(self) -> None:
+        if self.health is not None:
+            self.health.beat()
         metrics.LAST_POLL.labels(SERVICE).set_to_current_time()
         if self.liveness_file is not None:
             self.liveness_file.touch()

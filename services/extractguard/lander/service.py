@@ -6,6 +6,7 @@ import signal
 import threading
 from types import FrameType
 
+from extractguard.health import PollHealth
 from extractguard.lander.consumer import Lander, log
 from extractguard.lander.sql_server import SqlServer
 from extractguard.paths import data_home
@@ -23,7 +24,8 @@ def run(apply_migrations: bool = True) -> None:
         applied = migrate.apply(client, {"events_ttl_days": clickhouse.events_ttl_days})
         if applied:
             log.info("migrations_applied", migrations=applied)
-    server = SqlServer(client, lock, settings.sql_host, settings.sql_port)
+    health = PollHealth("lander", max_silence_s=settings.max_poll_silence_s)
+    server = SqlServer(client, lock, settings.sql_host, settings.sql_port, health)
     server.start()
     log.info(
         "sql_server_listening",
@@ -33,7 +35,7 @@ def run(apply_migrations: bool = True) -> None:
     )
     run_dir = data_home() / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
-    lander = Lander(client, lock, settings, KafkaSettings(), liveness_file=run_dir / "lander.alive")
+    lander = Lander(client, lock, settings, KafkaSettings(), liveness_file=run_dir / "lander.alive", health=health)
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         lander.stop()

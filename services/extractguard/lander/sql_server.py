@@ -16,7 +16,8 @@ from typing import Any
 
 import orjson
 from clickhouse_connect.driver.client import Client
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from extractguard.health import PollHealth, respond
 
 MAX_QUERY_BYTES = 64 * 1024
 
@@ -36,7 +37,9 @@ def run_query(client: Client, lock: threading.Lock, sql: str) -> dict[str, Any]:
 
 
 class SqlServer:
-    def __init__(self, client: Client, lock: threading.Lock, host: str, port: int) -> None:
+    def __init__(
+        self, client: Client, lock: threading.Lock, host: str, port: int, health: PollHealth | None = None
+    ) -> None:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,12 +54,11 @@ class SqlServer:
                 self.wfile.write(body)
 
             def do_GET(self) -> None:
-                if self.path in ("/healthz", "/readyz"):
-                    self._send(200, b'{"status":"ok"}')
-                elif self.path == "/metrics":
-                    self._send(200, generate_latest(), CONTENT_TYPE_LATEST)
-                else:
+                answer = respond(health, self.path)
+                if answer is None:
                     self._send(404, b'{"error":"not found"}')
+                else:
+                    self._send(*answer)
 
             def do_POST(self) -> None:
                 if self.path != "/sql":

@@ -13,9 +13,9 @@ test on every update (~0.6 ms), so it gets one value per window, not one per eve
 new mix within about ten windows (its `stat_size`), a slow signal beside the per-event ones.
 
 A detector flags a change when its test says so; the size of the change is then measured as the
-value in the window where it was noticed against the estimate just before, and reported only when it
-is also large in absolute terms (`min_effect`, in the statistic's own units): on a busy stream the
-tests can prove changes too small to matter.
+value in the window where it was noticed against the level just before (a slow mean, ~1,000 events),
+and reported only when it is also large in absolute terms (`min_effect`, in the statistic's own
+units): on a busy stream the tests can prove changes too small to matter.
 
 The finding names the accounts that drove the shift in the window where it was seen: those whose
 behaviour is extraction-shaped (and, for the global shares, that used the statistic in at least
@@ -102,6 +102,7 @@ class MixDriftDetector:
         self.shares: dict[tuple[str, str], drift.ADWIN] = {}
         self.ratios: dict[str, drift.PageHinkley] = {}
         self.ratio_means: dict[str, float] = {}
+        self.share_levels: dict[tuple[str, str], float] = {}  # slow means: the level before a change
         self.mix_min_effect = mix_min_effect
         # The template mix of the last hour or so (per window, 5% of the new window's mix comes in)
         # and a slow mean of the divergences, the level before a change.
@@ -125,25 +126,31 @@ class MixDriftDetector:
         return True
 
     def learn_event(self, event: dict[str, Any]) -> None:
+        # The hot path: each statistic is computed once per event, not once per scope, and the level
+        # before a change is a slow mean kept here (reading ADWIN's estimate costs more than its update).
         ts = event["event_time_ms"]
+        values = [statistic(event) for statistic, _count in SHARES.values()]
         ratio = _log_ratio(event["output_tokens"], event["input_tokens"])
         model = event.get("request_model")
+        levels, pending = self.share_levels, self.pending
         for scope in (GLOBAL, model) if model else (GLOBAL,):
-            if not self._scope(scope):
+            if scope not in self.ratios and not self._scope(scope):
                 continue
-            for name, (statistic, _count) in SHARES.items():
-                detector = self.shares[(name, scope)]
-                before = detector.estimation
-                detector.update(statistic(event))
-                if detector.drift_detected and (name, scope) not in self.pending:
-                    self.pending[(name, scope)] = (before, ts)
+            for name, x in zip(SHARES, values, strict=True):
+                key = (name, scope)
+                detector = self.shares[key]
+                detector.update(x)
+                level = levels.get(key)
+                levels[key] = x if level is None else level + 0.001 * (x - level)
+                if detector.drift_detected and key not in pending:
+                    pending[key] = (x if level is None else level, ts)
             page_hinkley = self.ratios[scope]
             before = self.ratio_means[scope]
             page_hinkley.update(ratio)
             # A slow mean of the log ratio: the level before a change, for the size of the change.
             self.ratio_means[scope] = before + 0.001 * (ratio - before) if before else ratio
-            if page_hinkley.drift_detected and (OUTPUT_RATIO, scope) not in self.pending:
-                self.pending[(OUTPUT_RATIO, scope)] = (math.expm1(before), ts)
+            if page_hinkley.drift_detected and (OUTPUT_RATIO, scope) not in pending:
+                pending[(OUTPUT_RATIO, scope)] = (math.expm1(before), ts)
 
     def _value(self, window: ClosedWindow, name: str, scope: str) -> float | None:
         if scope == GLOBAL:

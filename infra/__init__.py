@@ -1,0 +1,1 @@
+"""Deployment and operations tooling: the Helm chart check, the image lock, local Kafka."""
