@@ -19,7 +19,7 @@ detection partition has reported a window.
 ...     activity.add({**event, "event_time_ms": ts}, windows.closed_until_ms)
 ...     closed = windows.add({**event, "event_time_ms": ts})
 >>> sorted(fp for fp, _, _ in activity.shares(closed[0], shaped=lambda account: False))
-['ip_prefix:1.2.3.0/24', 'prompt_band:4fd075eea3aa1691', 'signup_cohort:0', 'template:00000000000000t1']
+['ip_prefix:1.2.3.0/24', 'prompt_band:08334bdca70af290', 'signup_cohort:0', 'template:00000000000000t1']
 """
 
 from __future__ import annotations
@@ -45,7 +45,9 @@ class LinkActivity:
 
     def __init__(self, window_ms: int) -> None:
         self.window_ms = window_ms
-        self.open: dict[int, dict[str, set[str]]] = {}  # window start -> account -> fingerprints
+        # Window start -> account -> (its signup cohort, the first MinHash bands of its prompts), as
+        # integers: the fingerprint strings are made once per window at its close, not per event.
+        self.open: dict[int, dict[str, tuple[int | None, set[int]]]] = {}
 
     def add(self, event: dict[str, Any], closed_until_ms: int) -> None:
         ts = event["event_time_ms"]
@@ -55,16 +57,14 @@ class LinkActivity:
         accounts = self.open.get(start)
         if accounts is None:
             accounts = self.open[start] = {}
-        fingerprints = accounts.get(event["account_id"])
-        if fingerprints is None:
-            fingerprints = accounts[event["account_id"]] = set()
+        seen = accounts.get(event["account_id"])
+        if seen is None:
+            created = event.get("account_created_ms")
+            seen = accounts[event["account_id"]] = (None if created is None else created // COHORT_MS, set())
         minhash = event["prompt_sketch"].get("minhash")
         if minhash and len(minhash) >= 4:
-            band = xxhash.xxh64_hexdigest(b"%d,%d,%d,%d" % (minhash[0], minhash[1], minhash[2], minhash[3]))
-            fingerprints.add("prompt_band:" + band)
-        created = event.get("account_created_ms")
-        if created is not None:
-            fingerprints.add(f"signup_cohort:{created // COHORT_MS}")
+            # Python's hash of a tuple of ints is the same in every process (no hash seed for ints).
+            seen[1].add(hash((minhash[0], minhash[1], minhash[2], minhash[3])) & 0xFFFFFFFFFFFFFFFF)
 
     def shares(self, window: ClosedWindow, shaped: Callable[[str], bool]) -> list[Share]:
         extras = self.open.pop(window.start_ms, {})
@@ -78,21 +78,27 @@ class LinkActivity:
                     org_of[account] = value
             elif kind in WINDOW_KINDS:
                 sharers[f"{kind}:{value}"] = list(stats.accounts)
-        for account, fingerprints in extras.items():
-            for fingerprint in fingerprints:
-                listed = sharers.get(fingerprint)
-                if listed is None:
-                    sharers[fingerprint] = [account]
-                else:
-                    listed.append(account)
+        by_band: dict[int, list[str]] = {}
+        by_cohort: dict[int, list[str]] = {}
+        for account, (cohort, bands) in extras.items():
+            if cohort is not None:
+                by_cohort.setdefault(cohort, []).append(account)
+            for band in bands:
+                by_band.setdefault(band, []).append(account)
+        for band, accounts in by_band.items():
+            sharers[f"prompt_band:{band:016x}"] = accounts
+        for cohort, accounts in by_cohort.items():
+            sharers[f"signup_cohort:{cohort}"] = accounts
         # Each account judged once per window, and its (account, org, judgement) built once.
         sharer = {a: (a, org_of.get(a, a), shaped(a)) for a in window.accounts()}
         for account in extras:
             if account not in sharer:
                 sharer[account] = (account, org_of.get(account, account), shaped(account))
         return [
-            (fp, len(accounts), [sharer[a] for a in sorted(accounts)[:MAX_SHARERS]]) for fp, accounts in sharers.items()
-        ]
+            (fp, len(accounts), [sharer[a] for a in (accounts if len(accounts) <= MAX_SHARERS else
+                                                     sorted(accounts)[:MAX_SHARERS])])
+            for fp, accounts in sharers.items()
+        ]  # fmt: skip
 
 
 def partition_of(fingerprint: str, partitions: int) -> int:
