@@ -51,7 +51,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     EXTRACTGUARD_INGEST_HOST=0.0.0.0 \
     EXTRACTGUARD_LANDER_SQL_HOST=0.0.0.0 \
     EXTRACTGUARD_DETECT_WEB_BIND=0.0.0.0 \
-    EXTRACTGUARD_CAMPAIGNS_WEB_BIND=0.0.0.0
+    EXTRACTGUARD_CAMPAIGNS_WEB_BIND=0.0.0.0 \
+    EXTRACTGUARD_ALERTER_WEB_HOST=0.0.0.0
 WORKDIR /var/lib/extractguard
 USER 10001:10001
 # ingest (HTTP events), detect, campaigns (Faust web: /metrics), lander (health, metrics, SQL),

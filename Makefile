@@ -49,13 +49,14 @@ test-unit: install
 	$(BIN)/pytest -m "not kafka and not clickhouse" $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check services tests
-	$(BIN)/ruff format --check services tests
+	$(BIN)/ruff check services tests infra benchmarks
+	$(BIN)/ruff format --check services tests infra benchmarks
 	$(BIN)/mypy
+	$(BIN)/mypy infra benchmarks
 
 format: install
-	$(BIN)/ruff format services tests
-	$(BIN)/ruff check --fix services tests
+	$(BIN)/ruff format services tests infra benchmarks
+	$(BIN)/ruff check --fix services tests infra benchmarks
 
 # Render the Helm chart with each helm/extractguard/ci values file and validate every manifest, offline.
 helm-check: install

@@ -357,7 +357,7 @@ def stage_latency(capacity_per_s: float, run: str, seconds: float = 30.0) -> dic
         message = consumer.poll(0.5)
         if message is None or message.error():
             continue
-        detection = orjson.loads(message.value())
+        detection = orjson.loads(message.value() or b"{}")
         if (
             detection["detection_id"]
             and detection.get("window_end_ms", 0) - detection.get("window_start_ms", 0) <= 1000

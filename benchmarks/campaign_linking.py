@@ -18,6 +18,7 @@ import random
 import sys
 import time
 import tracemalloc
+from typing import Any
 
 from extractguard.campaigns.linking import FingerprintLinker, Share
 from extractguard.campaigns.resolver import CampaignResolver
@@ -54,7 +55,7 @@ def main() -> None:
     linker = FingerprintLinker(window_ms=W, sources=SOURCES)
     resolver = CampaignResolver()
     link_s = resolve_s = 0.0
-    found = []
+    found: list[Any] = []
     tracemalloc.start()
     for minute in range(windows + 1):
         shares = window_shares(rng, minute)

@@ -35,7 +35,7 @@ settings = DetectionSettings()
 
 @app.agent(topic)
 async def detect(stream: faust.StreamT[bytes]) -> None:
-    async for event in stream.events():  # type: ignore[attr-defined]
+    async for event in stream.events():
         partition = event.message.partition
         engine = engines.get(partition)
         if engine is None:

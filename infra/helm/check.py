@@ -133,8 +133,8 @@ def _crd_validators() -> dict[tuple[str, str], jsonschema.Draft7Validator]:
     for path in sorted(CRD_SCHEMAS.glob("*.json")):
         schema = json.loads(path.read_text())
         jsonschema.Draft7Validator.check_schema(schema)
-        properties = schema["properties"]
-        validators[(properties["apiVersion"]["const"], properties["kind"]["const"])] = jsonschema.Draft7Validator(schema)
+        kind = (schema["properties"]["apiVersion"]["const"], schema["properties"]["kind"]["const"])
+        validators[kind] = jsonschema.Draft7Validator(schema)
     return validators
 
 
@@ -289,7 +289,8 @@ def check_defaults_refused() -> list[Problem]:
         render({})
     except ChartRefused:
         return []
-    return [Problem("values.yaml alone", "(chart)", "rendered, but values.schema.json should require kafka, clickhouse, token")]
+    message = "rendered, but values.schema.json must require Kafka, ClickHouse and the ingest token"
+    return [Problem("values.yaml alone", "(chart)", message)]
 
 
 def main(argv: list[str]) -> int:

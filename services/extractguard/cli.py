@@ -41,9 +41,9 @@ def migrate(revert: bool) -> None:
     settings = ClickHouseSettings()
     client = connect(settings.dsn)
     if revert:
-        click.echo(f"reverted {migrations.revert(client) or 'nothing'}")
+        click.echo(f"reverted {migrations.revert(client, settings.cluster) or 'nothing'}")
         return
-    applied = migrations.apply(client, {"events_ttl_days": settings.events_ttl_days})
+    applied = migrations.apply(client, {"events_ttl_days": settings.events_ttl_days}, settings.cluster)
     click.echo("applied " + (", ".join(applied) if applied else "nothing: up to date"))
 
 

@@ -50,6 +50,9 @@ class ClickHouseSettings(BaseSettings):
 
     dsn: str = Field(default_factory=lambda: f"chdb://{data_home() / 'clickhouse'}")
     events_ttl_days: int = Field(default=30, ge=1)
+    cluster: str | None = Field(
+        default=None, description="Run migrations ON CLUSTER this cluster: replicated local tables + Distributed."
+    )
 
 
 class IngestSettings(BaseSettings):

@@ -78,3 +78,20 @@ def test_a_second_process_is_told_who_owns_the_embedded_database(client: Client,
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
     assert out.startswith("LOCKED") and "extractguard sql" in out
     assert DatabaseLocked.__doc__
+
+
+def test_every_migration_has_an_on_cluster_form() -> None:
+    # No cluster runs here: the rewrite is checked for shape, and each single-node statement must
+    # have a clustered form (a new kind of statement fails here, not on a customer's cluster).
+    for migration in migrate.load():
+        for statement in migration.up + migration.down:
+            rewritten = migrate.on_cluster(statement, "prod")
+            assert rewritten and all("ON CLUSTER 'prod'" in s for s in rewritten)
+            if statement.startswith("CREATE TABLE"):
+                local, distributed = rewritten
+                assert "ENGINE = Replicated" in local and "_local ON CLUSTER" in local
+                assert "ENGINE = Distributed('prod', currentDatabase()" in distributed
+            if "MATERIALIZED VIEW" in statement:
+                assert "TO account_minute_local" in rewritten[0] and "FROM events_local" in rewritten[0]
+    events = next(m for m in migrate.load() if m.name == "events").up[0]
+    assert migrate.on_cluster(events, "prod")[1].endswith("cityHash64(account_id))")  # an account on one shard

@@ -70,7 +70,8 @@ What the code fixes about each service: its subcommand, the HTTP paths its probe
 consumes Kafka (and so can scale on lag) and the topic whose lag and partitions matter, and the
 settings that name its port, its bind address and its consumer group. Values add the numbers.
 Faust serves pages of its own on its web port, so detect and campaigns are probed on /metrics,
-which answers only while the worker's event loop runs.
+which answers only while the worker's event loop runs. The lander's and the alerter's /healthz
+fails once their poll loop has been silent too long, and /readyz until their first poll.
 */}}
 {{- define "extractguard.components" -}}
 ingest:
@@ -106,11 +107,11 @@ lander:
   groupEnv: EXTRACTGUARD_LANDER_GROUP_ID
 alerter:
   liveness: /healthz
-  readiness: /healthz
+  readiness: /readyz
   consumer: true
   topic: detections
   portEnv: EXTRACTGUARD_ALERTER_WEB_PORT
-  bindEnv: EXTRACTGUARD_ALERTER_WEB_BIND
+  bindEnv: EXTRACTGUARD_ALERTER_WEB_HOST
   groupEnv: EXTRACTGUARD_ALERTER_GROUP_ID
 {{- end -}}
 

@@ -47,6 +47,7 @@ from extractguard.contracts.topics import (
 )
 from extractguard.detection.checkpoints import CheckpointStore
 from extractguard.detection.findings import Feature, Finding
+from extractguard.faust_broker import broker_credentials, broker_urls
 from extractguard.logs import configure
 from extractguard.paths import data_home
 from extractguard.settings import CampaignSettings, KafkaSettings
@@ -63,7 +64,8 @@ RESOLVER_VERSION = "1"
 
 app = faust.App(
     settings.app_id,
-    broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
+    broker=broker_urls(kafka),
+    broker_credentials=broker_credentials(kafka),
     store="memory://",
     datadir=str(data_home() / "faust"),
     topic_allow_declare=True,

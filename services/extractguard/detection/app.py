@@ -43,6 +43,7 @@ from extractguard.contracts.topics import DETECTIONS, FINGERPRINT_ACTIVITY, GATE
 from extractguard.detection.checkpoints import CheckpointStore
 from extractguard.detection.engine import DetectionEngine
 from extractguard.detection.verdicts import Verdicts
+from extractguard.faust_broker import broker_credentials, broker_urls
 from extractguard.logs import configure
 from extractguard.paths import data_home
 from extractguard.settings import DetectionSettings, IngestSettings, KafkaSettings
@@ -58,7 +59,8 @@ link_partitions = contract(FINGERPRINT_ACTIVITY).topic.partitions
 
 app = faust.App(
     settings.app_id,
-    broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
+    broker=broker_urls(kafka),
+    broker_credentials=broker_credentials(kafka),
     store="memory://",
     datadir=str(data_home() / "faust"),  # not the working directory
     topic_partitions=partitions,

@@ -21,7 +21,7 @@ def run(apply_migrations: bool = True) -> None:
     client = connect(clickhouse.dsn)
     lock = threading.Lock()
     if apply_migrations:
-        applied = migrate.apply(client, {"events_ttl_days": clickhouse.events_ttl_days})
+        applied = migrate.apply(client, {"events_ttl_days": clickhouse.events_ttl_days}, clickhouse.cluster)
         if applied:
             log.info("migrations_applied", migrations=applied)
     health = PollHealth("lander", max_silence_s=settings.max_poll_silence_s)

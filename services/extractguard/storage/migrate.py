@@ -2,6 +2,21 @@
 
 Applied versions are recorded in `extractguard_migrations`; `apply` runs what is missing in order,
 `revert` undoes the newest. `{events_ttl_days}` and other settings are substituted at apply time.
+
+On a ClickHouse cluster (`cluster` set, EXTRACTGUARD_CLICKHOUSE_CLUSTER) the same migrations are
+rewritten as they run (`on_cluster`): every table becomes a replicated `<name>_local` on each
+shard plus a `Distributed` table under the original name (sharded by account where the table has
+one, so an account's rows stay on one shard), materialized views read and write the local tables,
+views and drops run `ON CLUSTER`. The SQL files stay single-node and readable; the rewrite is the
+one place that knows about clusters.
+
+>>> local, table = on_cluster("CREATE TABLE IF NOT EXISTS t (account_id String) ENGINE = ReplacingMergeTree(v)", "prod")
+>>> local.split(" (")[0]
+"CREATE TABLE IF NOT EXISTS t_local ON CLUSTER 'prod'"
+>>> local.split("ENGINE = ")[1]
+"ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/t_local', '{replica}', v)"
+>>> table.split("ENGINE = ")[1]
+"Distributed('prod', currentDatabase(), 't_local', cityHash64(account_id))"
 """
 
 from __future__ import annotations
@@ -46,28 +61,73 @@ def load(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-def _ensure_ledger(client: Client) -> None:
+_CREATE_TABLE = re.compile(
+    r"^CREATE TABLE IF NOT EXISTS (\w+)\s*(\(.*?\))\s*ENGINE = (\w*)MergeTree(\(([^)]*)\))?(.*)$", re.S
+)
+_CREATE_MV = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) TO (\w+) AS(.*)$", re.S)
+_CREATE_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (\w+) AS(.*)$", re.S)
+_DROP = re.compile(r"^DROP (TABLE|VIEW) IF EXISTS (\w+)$")
+_FROM = re.compile(r"\bFROM (\w+)")
+
+
+def on_cluster(statement: str, cluster: str) -> list[str]:
+    """One single-node DDL statement as the statements that do the same on `cluster`."""
+    c = cluster.replace("'", "")
+    if match := _CREATE_TABLE.match(statement):
+        name, columns, flavour, _args, args, rest = match.groups()
+        path = f"'/clickhouse/tables/{{shard}}/{{database}}/{name}_local', '{{replica}}'"
+        engine = f"Replicated{flavour}MergeTree({path}{', ' + args if args else ''})"
+        key = "cityHash64(account_id)" if re.search(r"\baccount_id\s+String", columns) else "rand()"
+        return [
+            f"CREATE TABLE IF NOT EXISTS {name}_local ON CLUSTER '{c}' {columns} ENGINE = {engine}{rest}",
+            f"CREATE TABLE IF NOT EXISTS {name} ON CLUSTER '{c}' AS {name}_local "
+            f"ENGINE = Distributed('{c}', currentDatabase(), '{name}_local', {key})",
+        ]
+    if match := _CREATE_MV.match(statement):
+        name, target, select = match.groups()
+        return [
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {name} ON CLUSTER '{c}' TO {target}_local AS"
+            + _FROM.sub(lambda m: f"FROM {m[1]}_local", select)
+        ]
+    if match := _CREATE_VIEW.match(statement):
+        return [f"CREATE VIEW IF NOT EXISTS {match[1]} ON CLUSTER '{c}' AS{match[2]}"]
+    if match := _DROP.match(statement):
+        kind, name = match.groups()
+        drops = [f"DROP {kind} IF EXISTS {name} ON CLUSTER '{c}' SYNC"]
+        return [*drops, f"DROP TABLE IF EXISTS {name}_local ON CLUSTER '{c}' SYNC"] if kind == "TABLE" else drops
+    raise ValueError(f"no ON CLUSTER form for: {statement[:80]}")
+
+
+def _ensure_ledger(client: Client, cluster: str | None) -> None:
+    columns = "(version UInt32, name String, applied_at DateTime DEFAULT now())"
+    if cluster:  # one ledger for the whole cluster, replicated to every node
+        c = cluster.replace("'", "")
+        client.command(
+            f"CREATE TABLE IF NOT EXISTS extractguard_migrations ON CLUSTER '{c}' {columns} ENGINE = "
+            "ReplicatedReplacingMergeTree('/clickhouse/extractguard/migrations', '{replica}') ORDER BY version"
+        )
+        return
     client.command(
-        "CREATE TABLE IF NOT EXISTS extractguard_migrations "
-        "(version UInt32, name String, applied_at DateTime DEFAULT now()) "
-        "ENGINE = ReplacingMergeTree ORDER BY version"
+        f"CREATE TABLE IF NOT EXISTS extractguard_migrations {columns} ENGINE = ReplacingMergeTree ORDER BY version"
     )
 
 
-def applied(client: Client) -> set[int]:
-    _ensure_ledger(client)
+def applied(client: Client, cluster: str | None = None) -> set[int]:
+    _ensure_ledger(client, cluster)
     return {row[0] for row in client.query("SELECT version FROM extractguard_migrations FINAL").result_rows}
 
 
-def apply(client: Client, params: dict[str, object] | None = None) -> list[str]:
+def apply(client: Client, params: dict[str, object] | None = None, cluster: str | None = None) -> list[str]:
     """Apply every migration not yet applied; returns the names applied now."""
-    done = applied(client)
+    done = applied(client, cluster)
     ran = []
     for migration in load():
         if migration.version in done:
             continue
         for statement in migration.up:
-            client.command(statement.format(**(params or {})))
+            sql = statement.format(**(params or {}))
+            for command in on_cluster(sql, cluster) if cluster else [sql]:
+                client.command(command)
         client.insert(
             "extractguard_migrations", [[migration.version, migration.name]], column_names=["version", "name"]
         )
@@ -75,13 +135,14 @@ def apply(client: Client, params: dict[str, object] | None = None) -> list[str]:
     return ran
 
 
-def revert(client: Client) -> str | None:
+def revert(client: Client, cluster: str | None = None) -> str | None:
     """Undo the newest applied migration."""
-    done = applied(client)
+    done = applied(client, cluster)
     if not done:
         return None
     newest = next(m for m in reversed(load()) if m.version in done)
     for statement in newest.down:
-        client.command(statement)
+        for command in on_cluster(statement, cluster) if cluster else [statement]:
+            client.command(command)
     client.command(f"DELETE FROM extractguard_migrations WHERE version = {newest.version}")
     return f"{newest.version:04d}_{newest.name}"
