@@ -5,12 +5,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install kafka-up kafka-down kafka-status topics demo eval test test-unit lint format sql clean helm-check
+.PHONY: help install kafka-up kafka-down kafka-status topics demo eval test test-unit lint format sql clean helm-check bench
 
 help:
 	@echo "make demo         run Kafka, every service and a simulated campaign; print and write a report"
 	@echo "make eval         labelled scenarios through the pipeline -> reports/eval/scorecard.{json,md} (SCALE=full)"
 	@echo "make test         unit + integration tests (starts the local Kafka broker)"
+	@echo "make bench        each stage's speed and the pipeline's, vs a naive baseline -> reports/bench/bench.json"
 	@echo "make lint         ruff and mypy"
 	@echo "make kafka-up     start the local Kafka broker (kafka-down stops it)"
 
@@ -57,6 +58,10 @@ lint: install
 format: install
 	$(BIN)/ruff format services tests infra benchmarks
 	$(BIN)/ruff check --fix services tests infra benchmarks
+
+bench: install kafka-up
+	$(BIN)/extractguard topics
+	$(BIN)/python benchmarks/bench.py
 
 # Render the Helm chart with each helm/extractguard/ci values file and validate every manifest, offline.
 helm-check: install

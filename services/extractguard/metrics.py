@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+#: The exposition format's content type without its charset, for aiohttp-based pages (Faust's web),
+#: which refuse a charset inside `content_type`; the body is ASCII anyway.
+EXPOSITION_CONTENT_TYPE = "text/plain; version=0.0.4"
+
 # Counter: events received by the HTTP ingest, by outcome (accepted | rejected).
 INGEST_EVENTS = Counter("extractguard_ingest_events_total", "Events received over HTTP.", ["outcome"])
 # Counter: HTTP requests refused whole, by reason (unauthorized | body_too_large | bad_content_type ...).

@@ -32,7 +32,7 @@ from typing import Any
 
 import faust
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 
 from extractguard import metrics
 from extractguard.campaigns.activity import envelopes
@@ -204,7 +204,7 @@ async def checkpoint_quiet_partitions() -> None:
 
 @app.page("/metrics")
 async def metrics_page(web: Any, request: Any) -> Any:
-    return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+    return web.bytes(generate_latest(), content_type=metrics.EXPOSITION_CONTENT_TYPE)
 
 
 def run() -> None:
