@@ -22,6 +22,8 @@ INGEST_REQUESTS_REFUSED = Counter(
 DLQ_MESSAGES = Counter("extractguard_dlq_messages_total", "Messages kept in a dead-letter topic.", ["topic", "reason"])
 # Counter: events processed by the detection workers.
 DETECT_EVENTS = Counter("extractguard_detect_events_total", "Events processed by detection workers.")
+# Counter: event-time windows closed by the detection workers (each closes them per partition).
+DETECT_WINDOWS_CLOSED = Counter("extractguard_detect_windows_closed_total", "Event-time windows closed.")
 # Counter: detections emitted, by detector and severity.
 DETECTIONS = Counter("extractguard_detections_total", "Detections emitted.", ["detector", "severity"])
 # Counter: link evidence found by the campaign linker (fingerprints whose sharing was surprising).
