@@ -477,6 +477,9 @@ def main() -> None:
         figures["detect_speedup_vs_naive"] = round(
             figures["detect_events_per_s_per_core"] / figures["naive_events_per_s_per_core"], 2
         )
+    previous = OUT / "bench.json"
+    if only and previous.exists():  # a partial run updates the figures of the last full one
+        figures = {**orjson.loads(previous.read_bytes()).get("figures", {}), **figures}
     report = {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
