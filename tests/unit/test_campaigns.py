@@ -120,3 +120,17 @@ def test_dormant_after_a_quiet_half_hour() -> None:
     r.resolve(W)
     (quiet,) = r.resolve(W + 1_800_000)
     assert quiet.status == "dormant"
+
+
+def test_the_slow_horizon_finds_accounts_that_never_meet_in_one_window() -> None:
+    linker = FingerprintLinker(window_ms=W)
+    found: list[Evidence] = []
+    for minute in range(60):
+        slow = [(f"c{minute}", f"org-c{minute}", True)]  # one new campaign account a minute
+        popular = [*slow, *sharers(f"o{minute}-", 40, shaped=False)]  # the same, among many others
+        shares = [("tls_ja4:slow", 1, slow), ("sdk:popular", 41, popular)]
+        found += linker.add(0, minute * W, (minute + 1) * W, shares)
+    assert {e.fingerprint for e in found} == {"tls_ja4:slow"}  # never 3 in a window, dozens in an hour
+    last = [e for e in found if e.fingerprint == "tls_ja4:slow"][-1]
+    assert last.window_end_ms - last.window_start_ms == 3_600_000 and len(last.shaped) >= 40
+    assert all(a.startswith("c") for a in last.accounts)  # names the shaped sharers only

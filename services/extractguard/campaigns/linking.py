@@ -18,6 +18,12 @@ The surprise is the evidence's weight. A window is weighed once every detection 
 reported a later window (or `max_wait_windows` later, for a partition gone quiet), so the count of
 sharers is complete.
 
+The same test runs over a slow horizon (`slow_horizon_s`, an hour): a campaign whose accounts send
+a few requests an hour rarely has three of them in one window, but has dozens in an hour. Only
+fingerprints that had a shaped sharer keep a slow book (its shaped sharers over the horizon and a
+decayed count of the others per window); its evidence names the shaped sharers only, and it needs
+two orgs, whatever the routers.
+
 >>> linker = FingerprintLinker(window_ms=60_000, sources=2)
 >>> proxy = [(f"c{i}", f"o{i}", True) for i in range(8)] + [("a1", "oa", False)]
 >>> cloud = [(f"c{i}", f"o{i}", True) for i in range(8)] + [(f"u{i}", f"p{i}", False) for i in range(2000)]
@@ -66,6 +72,18 @@ class Evidence:
 
 
 @dataclass(slots=True)
+class _Slow:
+    """A fingerprint's sharing over the slow horizon: its shaped sharers, each with the end of the
+    last window it was seen in, and a decayed count of its other sharers per window (an account
+    active in many windows counts in each: that only makes the shaped share look smaller)."""
+
+    created_ms: int
+    updated_ms: int
+    shaped: dict[str, tuple[str, int]] = field(default_factory=dict)  # account -> (org, last seen)
+    others: float = 0.0
+
+
+@dataclass(slots=True)
 class _Pending:
     total: int = 0
     sharers: dict[str, tuple[str, bool]] = field(default_factory=dict)
@@ -93,6 +111,7 @@ class FingerprintLinker:
         min_base_rate: float = 0.002,
         router_accounts: int = 20,
         max_wait_windows: int = 3,
+        slow_horizon_s: float = 3600.0,
     ) -> None:
         self.window_ms = window_ms
         self.min_share = min_share
@@ -101,6 +120,10 @@ class FingerprintLinker:
         self.min_base_rate = min_base_rate
         self.router_accounts = router_accounts
         self.max_wait_windows = max_wait_windows
+        # The slow horizon: campaigns whose accounts send a few requests an hour rarely meet in one
+        # window, but do within an hour. Kept only for fingerprints that had a shaped sharer.
+        self.slow_horizon_ms = int(slow_horizon_s * 1000)
+        self.slow: dict[str, _Slow] = {}
         self.pending: dict[int, dict[str, _Pending]] = {}  # window start -> fingerprint -> sharers
         # Detection partition -> end of the latest window it sent.
         self.reported: dict[int, int] = dict.fromkeys(range(sources), 0)
@@ -180,4 +203,41 @@ class FingerprintLinker:
                     fronting_org=fronting,
                 )
             )
+        fast = {e.fingerprint for e in found}
+        found += self._weigh_slow(end, window, base_rate, fast)
         return sorted(found, key=lambda e: e.fingerprint)
+
+    def _weigh_slow(self, end: int, window: dict[str, _Pending], base_rate: float, fast: set[str]) -> list[Evidence]:
+        found = []
+        keep = 0.5 ** (self.window_ms / (self.slow_horizon_ms / 2))  # per window; half-life half the horizon
+        horizon = end - self.slow_horizon_ms
+        for fingerprint, pending in window.items():
+            sharers = pending.sharers
+            shaped = [a for a, (_org, is_shaped) in sharers.items() if is_shaped]
+            book = self.slow.get(fingerprint)
+            if book is None:
+                if not shaped:
+                    continue
+                book = self.slow[fingerprint] = _Slow(created_ms=end, updated_ms=end)
+            book.others = book.others * keep ** ((end - book.updated_ms) / self.window_ms)
+            book.others += max(pending.total, len(sharers)) - len(shaped)
+            book.updated_ms = end
+            for account in shaped:
+                book.shaped[account] = (sharers[account][0], end)
+            if not shaped or fingerprint in fast or end - book.created_ms < self.slow_horizon_ms / 4:
+                continue  # nothing new, already evidence this window, or too young to know its sharers
+            book.shaped = {a: v for a, v in book.shaped.items() if v[1] > horizon}
+            k = len(book.shaped)
+            n = k + int(book.others)
+            if k < self.min_shaped or k < self.min_share * n:
+                continue
+            orgs = {org for org, _ in book.shaped.values()}
+            if len(orgs) < 2:
+                continue  # one org over an hour: its own accounts, not a campaign by this alone
+            weight = surprise(k, n, base_rate)
+            if weight >= self.min_surprise:
+                accounts = sorted(book.shaped)
+                found.append(Evidence(fingerprint, horizon, end, round(weight, 3), accounts, accounts, n, len(orgs)))
+        if len(self.slow) > 1000 and end % (10 * self.window_ms) < self.window_ms:
+            self.slow = {f: b for f, b in self.slow.items() if b.updated_ms > horizon}
+        return found
