@@ -107,6 +107,8 @@ class MixDriftDetector:
         # The template mix of the last hour or so (per window, 5% of the new window's mix comes in)
         # and a slow mean of the divergences, the level before a change.
         self.mix_baseline: dict[str, float] = {}
+        self.mix_scale = 1.0  # the baseline's values are its shares times this (lazy decay)
+        self.mix_total = 0.0  # the sum of the baseline's values
         self.mix_divergence_mean: float | None = None
         self.mix_windows = 0
         self.mix_test = drift.KSWIN(alpha=mix_alpha, window_size=40, stat_size=10, seed=42)
@@ -178,19 +180,24 @@ class MixDriftDetector:
         finding = None
         self.mix_windows += 1
         if self.mix_windows > MIX_WARMUP_WINDOWS:  # until then the baseline is still mostly empty
-            divergence = _jensen_shannon(mix, baseline)
+            divergence = _jensen_shannon(mix, baseline, self.mix_total)
             before = self.mix_divergence_mean
             self.mix_test.update(divergence)
             if self.mix_test.drift_detected and before is not None and divergence - before >= self.mix_min_effect:
                 finding = self._finding(window, TOPIC_MIX, GLOBAL, before, divergence)
             self.mix_divergence_mean = divergence if before is None else before + 0.02 * (divergence - before)
-        for template in list(baseline):
-            baseline[template] *= 0.95
+        # Decay is lazy: rather than multiplying every kept template by 0.95 each window (thousands
+        # of them, each window), new mass is added scaled up by 1/0.95 per window; the baseline is
+        # only ever read normalised. Rescaled before the numbers grow large.
+        self.mix_scale /= 0.95
         for template, share in mix.items():
-            baseline[template] = baseline.get(template, 0.0) + 0.05 * share
-        if len(baseline) > MIX_TEMPLATES:
+            baseline[template] = baseline.get(template, 0.0) + 0.05 * share * self.mix_scale
+        self.mix_total += 0.05 * self.mix_scale
+        if self.mix_scale > 1e6 or len(baseline) > MIX_TEMPLATES:
             kept = sorted(baseline.items(), key=lambda item: item[1], reverse=True)[:MIX_TEMPLATES]
-            self.mix_baseline = dict(kept)
+            self.mix_baseline = {t: v / self.mix_scale for t, v in kept}
+            self.mix_total = sum(self.mix_baseline.values())
+            self.mix_scale = 1.0
         return finding
 
     def update(self, window: ClosedWindow) -> list[Finding]:
@@ -269,24 +276,26 @@ class MixDriftDetector:
         )
 
 
-def _jensen_shannon(p: dict[str, float], q: dict[str, float]) -> float:
-    """Jensen-Shannon divergence (base 2, in [0, 1]) of two mixes; `q` is normalised first.
+def _jensen_shannon(p: dict[str, float], q: dict[str, float], q_total: float | None = None) -> float:
+    """Jensen-Shannon divergence (base 2, in [0, 1]) of two mixes; `q` is read normalised by
+    `q_total` (its sum). O(len(p)): the keys of `q` that `p` lacks contribute their mass in one term.
 
     >>> _jensen_shannon({"a": 1.0}, {"a": 0.5}), _jensen_shannon({"a": 1.0}, {"b": 1.0})
     (0.0, 1.0)
+    >>> round(_jensen_shannon({"a": 0.5, "b": 0.5}, {"a": 3.0, "c": 1.0}), 4)
+    0.3932
     """
-    q_total = sum(q.values())
+    q_total = sum(q.values()) if q_total is None else q_total
     if q_total <= 0:
         return 1.0
-    q = {key: value / q_total for key, value in q.items()}
     total = 0.0
+    shared = 0.0  # normalised mass of q on keys of p
     for key, pk in p.items():
-        qk = q.get(key, 0.0)
+        qk = q.get(key, 0.0) / q_total
+        shared += qk
         m = (pk + qk) / 2
         total += pk * math.log2(pk / m)
         if qk:
             total += qk * math.log2(qk / m)
-    for key, qk in q.items():
-        if key not in p and qk > 0:
-            total += qk  # qk * log2(qk / (qk / 2))
+    total += max(1.0 - shared, 0.0)  # each qk alone: qk * log2(qk / (qk / 2)) = qk
     return min(max(total / 2, 0.0), 1.0)
