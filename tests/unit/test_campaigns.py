@@ -134,3 +134,15 @@ def test_the_slow_horizon_finds_accounts_that_never_meet_in_one_window() -> None
     last = [e for e in found if e.fingerprint == "tls_ja4:slow"][-1]
     assert last.window_end_ms - last.window_start_ms == 3_600_000 and len(last.shaped) >= 40
     assert all(a.startswith("c") for a in last.accounts)  # names the shaped sharers only
+
+
+def test_a_handful_of_linked_accounts_is_recorded_and_pages_once_it_grows() -> None:
+    r = CampaignResolver()
+    r.add(ev("ip_prefix:p1", [f"a{i}" for i in range(6)], W))
+    (small,) = r.resolve(W)
+    r.add(ev("ip_prefix:p1", [f"a{i}" for i in range(12)], 2 * W))
+    (grown,) = r.resolve(2 * W)
+    r.add(ev("ip_prefix:p1", [f"a{i}" for i in range(60)], 3 * W))
+    (large,) = r.resolve(3 * W)
+    assert (small.severity, grown.severity, large.severity) == ("info", "warning", "critical")
+    assert small.campaign_id == grown.campaign_id == large.campaign_id

@@ -39,6 +39,7 @@ import xxhash
 from extractguard.campaigns.linking import CONTENT_KINDS, TIMING_KINDS, Evidence
 
 Status = str  # new | growing | active | dormant | closed | merged
+PAGE_MEMBERS = 10
 
 
 @dataclass(slots=True)
@@ -69,7 +70,11 @@ class Campaign:
 
     @property
     def severity(self) -> str:
-        return "critical" if len(self.members) >= 50 else "warning"
+        # A handful of linked accounts is recorded (info: in ClickHouse, below the alert rules) and
+        # pages once it holds PAGE_MEMBERS: a slow campaign found a few accounts at a time would
+        # otherwise page once per fragment before the fragments merge.
+        size = len(self.members)
+        return "critical" if size >= 50 else "warning" if size >= PAGE_MEMBERS else "info"
 
     def to_record(self, max_fingerprints: int = 200) -> dict[str, Any]:
         """The `campaign/v1` record of the campaigns topic."""
