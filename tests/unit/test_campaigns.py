@@ -138,7 +138,7 @@ def test_the_slow_horizon_finds_accounts_that_never_meet_in_one_window() -> None
 
 def test_a_handful_of_linked_accounts_is_recorded_and_pages_once_it_grows() -> None:
     r = CampaignResolver()
-    r.add(ev("ip_prefix:p1", [f"a{i}" for i in range(6)], W))
+    r.add(ev("ip_prefix:p1", [f"a{i}" for i in range(4)], W))
     (small,) = r.resolve(W)
     r.add(ev("ip_prefix:p1", [f"a{i}" for i in range(12)], 2 * W))
     (grown,) = r.resolve(2 * W)

@@ -39,7 +39,7 @@ import xxhash
 from extractguard.campaigns.linking import CONTENT_KINDS, TIMING_KINDS, Evidence
 
 Status = str  # new | growing | active | dormant | closed | merged
-PAGE_MEMBERS = 10
+PAGE_MEMBERS = 5
 
 
 @dataclass(slots=True)
