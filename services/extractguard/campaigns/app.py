@@ -24,7 +24,7 @@ import sys
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -97,11 +97,18 @@ linker_checkpoints = CheckpointStore(kafka, f"{settings.app_id}-linker-checkpoin
 resolver_checkpoints = CheckpointStore(kafka, f"{settings.app_id}-resolver-checkpoints", 1)
 
 
-class _Stage:
-    """One agent's per-partition state, with the checkpoint-before-acknowledge bookkeeping."""
+#: What a stage's `decode` may raise on a malformed message: the message goes to the DLQ.
+_MALFORMED = (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError)
 
-    def __init__(self, name: str, store: CheckpointStore, make: Any) -> None:
+
+class _Stage:
+    """One agent's per-partition state, with the checkpoint-before-acknowledge bookkeeping and the
+    consume loop both agents share: skip what the restored state covers, decode or dead-letter,
+    handle, checkpoint when due."""
+
+    def __init__(self, name: str, topic: str, store: CheckpointStore, make: Any) -> None:
         self.name = name
+        self.topic = topic
         self.store = store
         self.make = make
         self.states: dict[int, Any] = {}
@@ -145,6 +152,46 @@ class _Stage:
     def due(self, partition: int) -> bool:
         return time.monotonic() - self.last_checkpoint.get(partition, 0) >= settings.checkpoint_interval_s
 
+    async def consume(
+        self,
+        stream: faust.StreamT[bytes],
+        decode: Callable[[bytes], Any],
+        handle: Callable[[Any, Any, list[Awaitable[Any]]], Awaitable[None]],
+    ) -> None:
+        """`handle(state, decoded, pending)` appends what it sends to `pending`, awaited before the
+        next checkpoint."""
+        async for event in stream.noack().events():  # type: ignore[attr-defined]
+            partition, offset = event.message.partition, event.message.offset
+            async with self.locks[partition]:
+                state = await self.state(partition)
+                if offset <= self.offsets[partition]:
+                    event.ack()  # the restored checkpoint already holds it
+                    continue
+                self.uncovered[partition].append(event)
+                value = event.value or b""
+                try:
+                    decoded = decode(value)
+                except _MALFORMED as error:
+                    await self.dead_letter(partition, offset, value, error)
+                else:
+                    await handle(state, decoded, self.unsent[partition])
+                self.offsets[partition] = offset
+                if self.due(partition):
+                    await self.checkpoint(partition)
+
+    async def dead_letter(self, partition: int, offset: int, value: bytes, error: Exception) -> None:
+        topic = self.topic
+        reason = Reason.NOT_JSON if isinstance(error, orjson.JSONDecodeError) else Reason.SCHEMA_VIOLATION
+        dead = DeadLetter(
+            original=value, error=InvalidMessage(reason, f"{type(error).__name__}: {error}"[:500]), service=SERVICE,
+            source=f"{topic}[{partition}]@{offset}", source_topic=topic, source_partition=partition,
+            source_offset=offset,
+        )  # fmt: skip
+        send = await dlqs[topic].send(value=value, headers=dead.headers(), force=True)  # type: ignore[arg-type]
+        self.unsent[partition].append(send)
+        metrics.DLQ_MESSAGES.labels(dlq_name(topic), str(reason)).inc()
+        log.warning("invalid_message", topic=topic, partition=partition, offset=offset, reason=str(reason))
+
 
 def _linker() -> FingerprintLinker:
     return FingerprintLinker(
@@ -160,20 +207,8 @@ def _resolver() -> CampaignResolver:
     )  # fmt: skip
 
 
-linking = _Stage("link", linker_checkpoints, _linker)
-resolving = _Stage("resolve", resolver_checkpoints, _resolver)
-
-
-async def _dead_letter(topic: str, stage: _Stage, partition: int, offset: int, value: bytes, error: Exception) -> None:
-    reason = Reason.NOT_JSON if isinstance(error, orjson.JSONDecodeError) else Reason.SCHEMA_VIOLATION
-    dead = DeadLetter(
-        original=value, error=InvalidMessage(reason, f"{type(error).__name__}: {error}"[:500]), service=SERVICE,
-        source=f"{topic}[{partition}]@{offset}", source_topic=topic, source_partition=partition, source_offset=offset,
-    )  # fmt: skip
-    send = await dlqs[topic].send(value=value, headers=dead.headers(), force=True)  # type: ignore[arg-type]
-    stage.unsent[partition].append(send)
-    metrics.DLQ_MESSAGES.labels(dlq_name(topic), str(reason)).inc()
-    log.warning("invalid_message", topic=topic, partition=partition, offset=offset, reason=str(reason))
+linking = _Stage("link", FINGERPRINT_ACTIVITY, linker_checkpoints, _linker)
+resolving = _Stage("resolve", LINK_EVIDENCE, resolver_checkpoints, _resolver)
 
 
 def _decode_shares(value: bytes) -> tuple[int, int, int, list[tuple[str, int, list[tuple[str, str, bool]]]]]:
@@ -182,41 +217,20 @@ def _decode_shares(value: bytes) -> tuple[int, int, int, list[tuple[str, int, li
     return int(doc["source"]), int(doc["window_start_ms"]), int(doc["window_end_ms"]), shares
 
 
-def _evidence_record(e: Evidence) -> list[Any]:
-    return [
-        e.fingerprint, e.window_start_ms, e.window_end_ms, e.weight, e.accounts, e.shaped, e.sharers_total, e.orgs,
-        e.fronting_org,
-    ]  # fmt: skip
-
-
 @app.agent(activity_topic)
 async def link(stream: faust.StreamT[bytes]) -> None:
-    async for event in stream.noack().events():  # type: ignore[attr-defined]
-        partition, offset = event.message.partition, event.message.offset
-        async with linking.locks[partition]:
-            linker: FingerprintLinker = await linking.state(partition)
-            if offset <= linking.offsets[partition]:
-                event.ack()
-                continue
-            linking.uncovered[partition].append(event)
-            value = event.value or b""
-            try:
-                source, start, end, shares = _decode_shares(value)
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-                await _dead_letter(FINGERPRINT_ACTIVITY, linking, partition, offset, value, error)
-            else:
-                closed_before = linker.weighed_until_ms
-                evidence = linker.add(source, start, end, shares)
-                if linker.weighed_until_ms != closed_before:
-                    body = orjson.dumps({
-                        "window_end_ms": linker.weighed_until_ms,
-                        "evidence": [_evidence_record(e) for e in evidence],
-                    })  # fmt: skip
-                    linking.unsent[partition].append(await evidence_topic.send(value=body, force=True))
-                    metrics.LINK_EVIDENCE.inc(len(evidence))
-            linking.offsets[partition] = offset
-            if linking.due(partition):
-                await linking.checkpoint(partition)
+    async def handle(linker: FingerprintLinker, decoded: Any, pending: list[Awaitable[Any]]) -> None:
+        source, start, end, shares = decoded
+        closed_before = linker.weighed_until_ms
+        evidence = linker.add(source, start, end, shares)
+        if linker.weighed_until_ms != closed_before:
+            body = orjson.dumps(
+                {"window_end_ms": linker.weighed_until_ms, "evidence": [e.to_record() for e in evidence]}
+            )
+            pending.append(await evidence_topic.send(value=body, force=True))
+            metrics.LINK_EVIDENCE.inc(len(evidence))
+
+    await linking.consume(stream, _decode_shares, handle)
 
 
 def campaign_detection(campaign: Campaign, window_ms: int) -> dict[str, Any]:
@@ -250,39 +264,26 @@ def campaign_detection(campaign: Campaign, window_ms: int) -> dict[str, Any]:
     return finding.to_detection(0, campaign.updated_ms)
 
 
+def _decode_evidence(value: bytes) -> tuple[int, list[Evidence]]:
+    doc = orjson.loads(value)
+    return int(doc["window_end_ms"]), [Evidence.from_record(r) for r in doc["evidence"]]
+
+
 @app.agent(evidence_topic)
 async def resolve(stream: faust.StreamT[bytes]) -> None:
-    async for event in stream.noack().events():  # type: ignore[attr-defined]
-        partition, offset = event.message.partition, event.message.offset
-        async with resolving.locks[partition]:
-            resolver: CampaignResolver = await resolving.state(partition)
-            if offset <= resolving.offsets[partition]:
-                event.ack()
-                continue
-            resolving.uncovered[partition].append(event)
-            value = event.value or b""
-            try:
-                doc = orjson.loads(value)
-                now_ms = int(doc["window_end_ms"])
-                evidence = [Evidence(str(r[0]), int(r[1]), int(r[2]), float(r[3]), list(r[4]), list(r[5]),
-                                     int(r[6]), int(r[7]), r[8]) for r in doc["evidence"]]  # fmt: skip
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as error:
-                await _dead_letter(LINK_EVIDENCE, resolving, partition, offset, value, error)
-            else:
-                resolver.add_many(evidence)
-                pending = resolving.unsent[partition]
-                for campaign in resolver.resolve(now_ms):
-                    key = campaign.campaign_id.encode()
-                    record = orjson.dumps(campaign.to_record())
-                    pending.append(await campaigns_topic.send(key=key, value=record, force=True))
-                    detection = orjson.dumps(campaign_detection(campaign, settings.window_s * 1000))
-                    pending.append(await detections_topic.send(key=b"campaign:" + key, value=detection, force=True))
-                    metrics.CAMPAIGN_UPDATES.labels(campaign.status).inc()
-                    log.info("campaign", campaign=campaign.campaign_id, status=campaign.status,
-                             members=len(campaign.members))  # fmt: skip
-            resolving.offsets[partition] = offset
-            if resolving.due(partition):
-                await resolving.checkpoint(partition)
+    async def handle(resolver: CampaignResolver, decoded: Any, pending: list[Awaitable[Any]]) -> None:
+        now_ms, evidence = decoded
+        resolver.add_many(evidence)
+        for campaign in resolver.resolve(now_ms):
+            key = campaign.campaign_id.encode()
+            record = orjson.dumps(campaign.to_record())
+            pending.append(await campaigns_topic.send(key=key, value=record, force=True))
+            detection = orjson.dumps(campaign_detection(campaign, settings.window_s * 1000))
+            pending.append(await detections_topic.send(key=b"campaign:" + key, value=detection, force=True))
+            metrics.CAMPAIGN_UPDATES.labels(campaign.status).inc()
+            log.info("campaign", campaign=campaign.campaign_id, status=campaign.status, members=len(campaign.members))
+
+    await resolving.consume(stream, _decode_evidence, handle)
 
 
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]

@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from scipy.stats import binom
 
@@ -69,6 +70,23 @@ class Evidence:
     @property
     def kind(self) -> str:
         return self.fingerprint.split(":", 1)[0]
+
+    def to_record(self) -> list[Any]:
+        """The compact form on `link.evidence` (a list, not an object: there are many per window).
+
+        >>> e = Evidence("tls_ja4:j", 0, 60_000, 7.5, ["a", "b"], ["a"], 2, 2, None)
+        >>> Evidence.from_record(e.to_record()) == e
+        True
+        """
+        return [
+            self.fingerprint, self.window_start_ms, self.window_end_ms, self.weight, self.accounts, self.shaped,
+            self.sharers_total, self.orgs, self.fronting_org,
+        ]  # fmt: skip
+
+    @classmethod
+    def from_record(cls, r: list[Any]) -> Evidence:
+        fronting = None if r[8] is None else str(r[8])
+        return cls(str(r[0]), int(r[1]), int(r[2]), float(r[3]), list(r[4]), list(r[5]), int(r[6]), int(r[7]), fronting)
 
 
 @dataclass(slots=True)
