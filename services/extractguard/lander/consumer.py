@@ -48,7 +48,7 @@ class Lander:
         liveness_file: Path | None = None,
         health: PollHealth | None = None,
     ) -> None:
-        self.health = health
+        self.health = health or PollHealth(SERVICE)  # its beats also keep the last-poll gauge
         self.client = client
         self.client_lock = client_lock
         self.settings = settings
@@ -214,8 +214,6 @@ class Lander:
             log.info("lander_stopped", rows_landed=self.rows_landed)
 
     def _touch_liveness(self) -> None:
-        if self.health is not None:
-            self.health.beat()
-        metrics.LAST_POLL.labels(SERVICE).set_to_current_time()
+        self.health.beat()
         if self.liveness_file is not None:
             self.liveness_file.touch()
