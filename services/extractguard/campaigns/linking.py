@@ -192,70 +192,82 @@ class FingerprintLinker:
         base_rate = self.base_rate
         self.shaped_seen = 0.99 * self.shaped_seen + sum(seen.values())
         self.sharers_seen = 0.99 * self.sharers_seen + len(seen)
-        found = []
+        found: list[Evidence] = []
         for fingerprint, pending in window.items():
             sharers = pending.sharers
             n = max(pending.total, len(sharers))
             shaped = [a for a, (_org, is_shaped) in sharers.items() if is_shaped]
-            if len(shaped) < self.min_shaped or len(shaped) < self.min_share * n:
-                continue
-            shaped_orgs = {sharers[a][0] for a in shaped}
-            fronting = None
-            if len(shaped_orgs) < 2:
-                (fronting,) = shaped_orgs
-                if sum(1 for o, _ in sharers.values() if o == fronting) < self.router_accounts:
-                    continue
-            weight = surprise(len(shaped), n, base_rate)
-            if weight < self.min_surprise:
-                continue
-            found.append(
-                Evidence(
-                    fingerprint=fingerprint,
-                    window_start_ms=start,
-                    window_end_ms=end,
-                    weight=round(weight, 3),
-                    accounts=sorted(sharers),
-                    shaped=sorted(shaped),
-                    sharers_total=n,
-                    orgs=len({o for o, _ in sharers.values()}),
-                    fronting_org=fronting,
-                )
-            )
-        fast = {e.fingerprint for e in found}
-        found += self._weigh_slow(end, window, base_rate, fast)
+            fast = self._weigh_window(fingerprint, start, end, sharers, n, shaped, base_rate)
+            if fast is not None:
+                found.append(fast)
+            slow = self._weigh_slow(fingerprint, end, n, sharers, shaped, base_rate, already=fast is not None)
+            if slow is not None:
+                found.append(slow)
+        if len(self.slow) > 1000 and end % (10 * self.window_ms) < self.window_ms:
+            horizon = end - self.slow_horizon_ms
+            self.slow = {f: b for f, b in self.slow.items() if b.updated_ms > horizon}
         return sorted(found, key=lambda e: e.fingerprint)
 
-    def _weigh_slow(self, end: int, window: dict[str, _Pending], base_rate: float, fast: set[str]) -> list[Evidence]:
-        found = []
+    def _concentrated(self, shaped: int, sharers: int) -> bool:
+        return shaped >= self.min_shaped and shaped >= self.min_share * sharers
+
+    def _weigh_window(
+        self, fingerprint: str, start: int, end: int, sharers: dict[str, tuple[str, bool]], n: int,
+        shaped: list[str], base_rate: float,
+    ) -> Evidence | None:  # fmt: skip
+        if not self._concentrated(len(shaped), n):
+            return None
+        shaped_orgs = {sharers[a][0] for a in shaped}
+        fronting = None
+        if len(shaped_orgs) < 2:
+            (fronting,) = shaped_orgs
+            if sum(1 for o, _ in sharers.values() if o == fronting) < self.router_accounts:
+                return None
+        weight = surprise(len(shaped), n, base_rate)
+        if weight < self.min_surprise:
+            return None
+        return Evidence(
+            fingerprint=fingerprint,
+            window_start_ms=start,
+            window_end_ms=end,
+            weight=round(weight, 3),
+            accounts=sorted(sharers),
+            shaped=sorted(shaped),
+            sharers_total=n,
+            orgs=len({o for o, _ in sharers.values()}),
+            fronting_org=fronting,
+        )
+
+    def _weigh_slow(
+        self, fingerprint: str, end: int, n: int, sharers: dict[str, tuple[str, bool]], shaped: list[str],
+        base_rate: float, already: bool,
+    ) -> Evidence | None:  # fmt: skip
+        """Update the fingerprint's slow book with this window; its evidence over the horizon, if any
+        (`already`: the window gave evidence, so the slow horizon need not)."""
+        book = self.slow.get(fingerprint)
+        if book is None:
+            if not shaped:
+                return None
+            book = self.slow[fingerprint] = _Slow(created_ms=end, updated_ms=end)
         keep = 0.5 ** (self.window_ms / (self.slow_horizon_ms / 2))  # per window; half-life half the horizon
+        book.others = book.others * keep ** ((end - book.updated_ms) / self.window_ms)
+        book.others += n - len(shaped)
+        book.updated_ms = end
+        for account in shaped:
+            book.shaped[account] = (sharers[account][0], end)
+        if not shaped or already or end - book.created_ms < self.slow_horizon_ms / 4:
+            return None  # nothing new, already evidence this window, or too young to know its sharers
         horizon = end - self.slow_horizon_ms
-        for fingerprint, pending in window.items():
-            sharers = pending.sharers
-            shaped = [a for a, (_org, is_shaped) in sharers.items() if is_shaped]
-            book = self.slow.get(fingerprint)
-            if book is None:
-                if not shaped:
-                    continue
-                book = self.slow[fingerprint] = _Slow(created_ms=end, updated_ms=end)
-            book.others = book.others * keep ** ((end - book.updated_ms) / self.window_ms)
-            book.others += max(pending.total, len(sharers)) - len(shaped)
-            book.updated_ms = end
-            for account in shaped:
-                book.shaped[account] = (sharers[account][0], end)
-            if not shaped or fingerprint in fast or end - book.created_ms < self.slow_horizon_ms / 4:
-                continue  # nothing new, already evidence this window, or too young to know its sharers
-            book.shaped = {a: v for a, v in book.shaped.items() if v[1] > horizon}
-            k = len(book.shaped)
-            n = k + int(book.others)
-            if k < self.min_shaped or k < self.min_share * n:
-                continue
-            orgs = {org for org, _ in book.shaped.values()}
-            if len(orgs) < 2:
-                continue  # one org over an hour: its own accounts, not a campaign by this alone
-            weight = surprise(k, n, base_rate)
-            if weight >= self.min_surprise:
-                accounts = sorted(book.shaped)
-                found.append(Evidence(fingerprint, horizon, end, round(weight, 3), accounts, accounts, n, len(orgs)))
-        if len(self.slow) > 1000 and end % (10 * self.window_ms) < self.window_ms:
-            self.slow = {f: b for f, b in self.slow.items() if b.updated_ms > horizon}
-        return found
+        book.shaped = {a: v for a, v in book.shaped.items() if v[1] > horizon}
+        k = len(book.shaped)
+        n_slow = k + int(book.others)
+        if not self._concentrated(k, n_slow):
+            return None
+        orgs = {org for org, _ in book.shaped.values()}
+        if len(orgs) < 2:
+            return None  # one org over an hour: its own accounts, not a campaign by this alone
+        weight = surprise(k, n_slow, base_rate)
+        if weight < self.min_surprise:
+            return None
+        accounts = sorted(book.shaped)
+        return Evidence(fingerprint, horizon, end, round(weight, 3), accounts, accounts, n_slow, len(orgs))
