@@ -145,6 +145,17 @@ def _service(name: str, env: dict[str, str], tag: str) -> Service:
     return Service(name, env, WORK / "logs", f"{name}-{tag}")
 
 
+def drain(service: Service, group: str, lines: list[tuple[bytes, str]]) -> tuple[float, float]:
+    """Produce `lines` to the idle, settled consumer `service` and wait until `group` committed the
+    last of them; returns the CPU seconds the service's process spent and the wall seconds."""
+    time.sleep(2)
+    assert service.process is not None
+    cpu_before, began = cpu_seconds(service.process.pid), time.monotonic()
+    produce_envelopes(lines)
+    done = wait_lag_zero(group, GATEWAY_EVENTS, service.alive)
+    return cpu_seconds(service.process.pid) - cpu_before, done - began
+
+
 def stage_detect_worker(lines: list[tuple[bytes, str]], run: str) -> dict[str, Any]:
     app_id = f"extractguard-detect-bench-{run}"
     start_group_at_end(kafka, app_id, [GATEWAY_EVENTS])
@@ -152,17 +163,12 @@ def stage_detect_worker(lines: list[tuple[bytes, str]], run: str) -> dict[str, A
     detect.start()
     try:
         wait_group_stable(kafka, app_id, 180, detect)
-        time.sleep(2)
-        assert detect.process is not None
-        cpu_before, began = cpu_seconds(detect.process.pid), time.monotonic()
-        produce_envelopes(lines)
-        done = wait_lag_zero(app_id, GATEWAY_EVENTS, detect.alive)
-        cpu = cpu_seconds(detect.process.pid) - cpu_before
+        cpu, wall = drain(detect, app_id, lines)
     finally:
         detect.stop()
     return {
         "detect_events_per_s_per_core": round(len(lines) / cpu),
-        "detect_events_per_s_wall": round(len(lines) / (done - began)),
+        "detect_events_per_s_wall": round(len(lines) / wall),
         "detect_cpu_seconds": round(cpu, 2),
     }
 
@@ -234,17 +240,12 @@ def stage_lander_worker(lines: list[tuple[bytes, str]], run: str) -> dict[str, A
     try:
         wait_http("http://127.0.0.1:8581/healthz", 120, lander)
         wait_group_stable(kafka, group, 120, lander)
-        time.sleep(2)
-        assert lander.process is not None
-        cpu_before, began = cpu_seconds(lander.process.pid), time.monotonic()
-        produce_envelopes(lines)
-        done = wait_lag_zero(group, GATEWAY_EVENTS, lander.alive)
-        cpu = cpu_seconds(lander.process.pid) - cpu_before
+        cpu, wall = drain(lander, group, lines)
     finally:
         lander.stop()
         shutil.rmtree(path, ignore_errors=True)
     return {
-        "lander_rows_per_s": round(len(lines) / (done - began)),
+        "lander_rows_per_s": round(len(lines) / wall),
         "lander_rows_per_s_per_core": round(len(lines) / cpu),
     }
 
