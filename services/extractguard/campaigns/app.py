@@ -29,7 +29,6 @@ from typing import Any
 
 import faust
 import orjson
-from prometheus_client import generate_latest
 
 from extractguard import metrics
 from extractguard.campaigns.linking import Evidence, FingerprintLinker
@@ -47,9 +46,8 @@ from extractguard.contracts.topics import (
 )
 from extractguard.detection.checkpoints import CheckpointStore
 from extractguard.detection.findings import Feature, Finding
-from extractguard.faust_broker import broker_credentials, broker_urls
+from extractguard.faust_app import worker_app
 from extractguard.logs import configure
-from extractguard.paths import data_home
 from extractguard.settings import CampaignSettings, KafkaSettings
 
 SERVICE = "campaigns"
@@ -62,25 +60,14 @@ link_partitions = contract(FINGERPRINT_ACTIVITY).topic.partitions
 CHECKPOINT_FORMAT = 1
 RESOLVER_VERSION = "1"
 
-app = faust.App(
+app = worker_app(
     settings.app_id,
-    broker=broker_urls(kafka),
-    broker_credentials=broker_credentials(kafka),
-    store="memory://",
-    datadir=str(data_home() / "faust"),
-    topic_allow_declare=True,
-    value_serializer="raw",
+    kafka,
     web_port=settings.web_port,
     web_bind=settings.web_bind,
-    web_in_thread=False,
-    producer_max_request_size=8 * 1024 * 1024,
+    session_timeout_s=settings.session_timeout_s,
+    commit_interval_s=settings.commit_interval_s,
     consumer_max_fetch_size=16 * 1024 * 1024,
-    producer_acks=-1,
-    consumer_auto_offset_reset="earliest",
-    broker_session_timeout=settings.session_timeout_s,
-    broker_commit_interval=settings.commit_interval_s,
-    stream_wait_empty=False,
-    broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
 )
 
 
@@ -302,11 +289,6 @@ async def checkpoint_quiet_partitions() -> None:
             if stage.uncovered[partition] and stage.due(partition):
                 async with stage.locks[partition]:
                     await stage.checkpoint(partition)
-
-
-@app.page("/metrics")
-async def metrics_page(web: Any, request: Any) -> Any:
-    return web.bytes(generate_latest(), content_type=metrics.EXPOSITION_CONTENT_TYPE)
 
 
 def run() -> None:

@@ -34,7 +34,6 @@ from typing import Any
 
 import faust
 import orjson
-from prometheus_client import generate_latest
 
 from extractguard import metrics
 from extractguard.campaigns.activity import envelopes
@@ -45,9 +44,8 @@ from extractguard.contracts.topics import DETECTIONS, FINGERPRINT_ACTIVITY, GATE
 from extractguard.detection.checkpoints import CheckpointStore
 from extractguard.detection.engine import DetectionEngine
 from extractguard.detection.verdicts import Verdicts
-from extractguard.faust_broker import broker_credentials, broker_urls
+from extractguard.faust_app import worker_app
 from extractguard.logs import configure
-from extractguard.paths import data_home
 from extractguard.settings import DetectionSettings, IngestSettings, KafkaSettings
 
 SERVICE = "detect"
@@ -59,27 +57,14 @@ kafka = KafkaSettings()
 partitions = contract(GATEWAY_EVENTS).topic.partitions
 link_partitions = contract(FINGERPRINT_ACTIVITY).topic.partitions
 
-app = faust.App(
+app = worker_app(
     settings.app_id,
-    broker=broker_urls(kafka),
-    broker_credentials=broker_credentials(kafka),
-    store="memory://",
-    datadir=str(data_home() / "faust"),  # not the working directory
-    topic_partitions=partitions,
-    topic_allow_declare=True,
-    value_serializer="raw",
+    kafka,
     web_port=settings.web_port,
     web_bind=settings.web_bind,
-    web_in_thread=False,
-    producer_max_request_size=8 * 1024 * 1024,  # fingerprint shares of a busy window
-    producer_acks=-1,
-    consumer_auto_offset_reset="earliest",
-    broker_session_timeout=settings.session_timeout_s,
-    broker_commit_interval=settings.commit_interval_s,
-    # Envelopes stay unacknowledged until a checkpoint covers them; a rebalance must not wait
-    # for them (the next owner resumes from the checkpoint).
-    stream_wait_empty=False,
-    broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+    session_timeout_s=settings.session_timeout_s,
+    commit_interval_s=settings.commit_interval_s,
+    topic_partitions=partitions,
     table_cleanup_interval=60.0,
 )
 
@@ -203,11 +188,6 @@ async def checkpoint_quiet_partitions() -> None:
         ):
             async with locks[partition]:
                 await checkpoint(partition)
-
-
-@app.page("/metrics")
-async def metrics_page(web: Any, request: Any) -> Any:
-    return web.bytes(generate_latest(), content_type=metrics.EXPOSITION_CONTENT_TYPE)
 
 
 def run() -> None:
