@@ -146,3 +146,36 @@ def test_a_handful_of_linked_accounts_is_recorded_and_pages_once_it_grows() -> N
     (large,) = r.resolve(3 * W)
     assert (small.severity, grown.severity, large.severity) == ("info", "warning", "critical")
     assert small.campaign_id == grown.campaign_id == large.campaign_id
+
+
+def test_a_window_lists_the_sharers_only_of_fingerprints_a_shaped_account_used() -> None:
+    from extractguard.campaigns.activity import LinkActivity
+    from extractguard.detection.windows import EntityWindows
+
+    windows, activity = EntityWindows(W, 0), LinkActivity(W)
+    base = {"org_id": "o", "input_tokens": 1, "output_tokens": 1, "request_logprobs": False,
+            "prompt_sketch": {"template_hash": "t"}}  # fmt: skip
+    events = [
+        {**base, "account_id": f"a{i}", "client_ip_prefix": "10.0.0.0/24" if i < 5 else "198.51.100.0/24",
+         "event_time_ms": 1_000 + i}
+        for i in range(8)
+    ] + [{**base, "account_id": "late", "client_ip_prefix": "10.9.9.0/24", "event_time_ms": W + 1}]  # fmt: skip
+    closed = []
+    for event in events:
+        activity.add(event, windows.closed_until_ms)
+        closed += windows.add(event)
+    shares, census = activity.shares(closed[0], shaped=lambda account: account == "a6")
+    listed = {fp: (n, sorted(a for a, _o, _s in s)) for fp, n, s in shares}
+    assert listed["ip_prefix:10.0.0.0/24"] == (5, [])  # no shaped sharer: its count only
+    assert listed["ip_prefix:198.51.100.0/24"] == (3, ["a5", "a6", "a7"])
+    assert listed["template:t"] == (8, [f"a{i}" for i in range(8)])
+    assert census == (8, 1)
+
+
+def test_the_base_rate_comes_from_every_partitions_census_of_accounts() -> None:
+    linker = FingerprintLinker(window_ms=W, sources=2, min_base_rate=0.0)
+    linker.add(0, 0, W, [("tls_ja4:j", 4, sharers("c", 4, True))], census=(1000, 4))
+    linker.add(1, 0, W, [("tls_ja4:j", 2, [])], census=(3000, 0))
+    linker.add(0, W, 2 * W, [], census=(0, 0))
+    linker.add(1, W, 2 * W, [], census=(0, 0))
+    assert abs(linker.base_rate - 4 / 4000) < 1e-12  # accounts counted once, not per fingerprint

@@ -18,8 +18,9 @@ detection partition has reported a window.
 >>> for ts in (1_000, 61_000):
 ...     activity.add({**event, "event_time_ms": ts}, windows.closed_until_ms)
 ...     closed = windows.add({**event, "event_time_ms": ts})
->>> sorted(fp for fp, _, _ in activity.shares(closed[0], shaped=lambda account: False))
-['ip_prefix:1.2.3.0/24', 'prompt_band:08334bdca70af290', 'signup_cohort:0', 'template:00000000000000t1']
+>>> shares, census = activity.shares(closed[0], shaped=lambda account: False)
+>>> sorted(fp for fp, _, _ in shares), census
+(['ip_prefix:1.2.3.0/24', 'prompt_band:08334bdca70af290', 'signup_cohort:0', 'template:00000000000000t1'], (1, 0))
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 import orjson
 import xxhash
 
-from extractguard.campaigns.linking import Share
+from extractguard.campaigns.linking import Census, Share
 from extractguard.detection.windows import ClosedWindow
 
 #: Entity kinds of the windows that are fingerprints for linking (not accounts, orgs, API keys or
@@ -66,7 +67,14 @@ class LinkActivity:
             # Python's hash of a tuple of ints is the same in every process (no hash seed for ints).
             seen[1].add(hash((minhash[0], minhash[1], minhash[2], minhash[3])) & 0xFFFFFFFFFFFFFFFF)
 
-    def shares(self, window: ClosedWindow, shaped: Callable[[str], bool]) -> list[Share]:
+    def shares(self, window: ClosedWindow, shaped: Callable[[str], bool]) -> tuple[list[Share], Census]:
+        """The window's shares and its census (accounts judged, how many shaped).
+
+        A fingerprint none of whose sharers here is shaped goes with its count only: the linker
+        needs its sharers only when shaped accounts concentrate on it, and then the partitions that
+        saw them list them. Most fingerprints of ordinary traffic are like that, and listing every
+        sharer of each was most of the cost of sharing (and of the linker's input).
+        """
         extras = self.open.pop(window.start_ms, {})
         for start in [s for s in self.open if s < window.start_ms]:
             del self.open[start]  # (windows close in order; nothing older can still be open)
@@ -94,23 +102,29 @@ class LinkActivity:
         for account in extras:
             if account not in sharer:
                 sharer[account] = (account, org_of.get(account, account), shaped(account))
+        leaning = {a for a, (_a, _o, is_shaped) in sharer.items() if is_shaped}
         return [
-            (fp, len(accounts), [sharer[a] for a in (accounts if len(accounts) <= MAX_SHARERS else
-                                                     sorted(accounts)[:MAX_SHARERS])])
+            (fp, len(accounts), [] if leaning.isdisjoint(accounts) else
+             [sharer[a] for a in (accounts if len(accounts) <= MAX_SHARERS else sorted(accounts)[:MAX_SHARERS])])
             for fp, accounts in sharers.items()
-        ]  # fmt: skip
+        ], (len(sharer), len(leaning))  # fmt: skip
 
 
 def partition_of(fingerprint: str, partitions: int) -> int:
     return xxhash.xxh64_intdigest(fingerprint.encode()) % partitions
 
 
-def envelopes(source: int, start_ms: int, end_ms: int, shares: list[Share], partitions: int) -> dict[int, bytes]:
-    """One envelope per partition of `fingerprint.activity`, every one of them, empty or not."""
+def envelopes(
+    source: int, start_ms: int, end_ms: int, shares: list[Share], census: Census, partitions: int
+) -> dict[int, bytes]:
+    """One envelope per partition of `fingerprint.activity`, every one of them, empty or not, each
+    with the window's census (every linker partition learns the base rate from it)."""
     grouped: dict[int, list[Share]] = {p: [] for p in range(partitions)}
     for share in shares:
         grouped[partition_of(share[0], partitions)].append(share)
     return {
-        p: orjson.dumps({"source": source, "window_start_ms": start_ms, "window_end_ms": end_ms, "shares": s})
+        p: orjson.dumps(
+            {"source": source, "window_start_ms": start_ms, "window_end_ms": end_ms, "census": census, "shares": s}
+        )
         for p, s in grouped.items()
     }

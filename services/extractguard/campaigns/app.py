@@ -30,8 +30,8 @@ from typing import Any
 import faust
 import orjson
 
-from extractguard import metrics
-from extractguard.campaigns.linking import Evidence, FingerprintLinker
+from extractguard import gc_policy, metrics
+from extractguard.campaigns.linking import Census, Evidence, FingerprintLinker, Share
 from extractguard.campaigns.resolver import Campaign, CampaignResolver
 from extractguard.contracts.dead_letters import DeadLetter
 from extractguard.contracts.rejection import InvalidMessage, Reason
@@ -57,7 +57,7 @@ settings = CampaignSettings()
 kafka = KafkaSettings()
 sources = contract(GATEWAY_EVENTS).topic.partitions
 link_partitions = contract(FINGERPRINT_ACTIVITY).topic.partitions
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 RESOLVER_VERSION = "1"
 
 app = worker_app(
@@ -113,6 +113,7 @@ class _Stage:
                 fmt, restored, restored_offset = pickle.loads(zlib.decompress(blob))  # our own topic only
                 if fmt == CHECKPOINT_FORMAT:
                     state, offset = restored, restored_offset
+                    gc_policy.settle_restored_state()
             self.states[partition], self.offsets[partition] = state, offset
             self.last_checkpoint[partition] = time.monotonic()
             log.info("state_ready", stage=self.name, partition=partition, restored=bool(blob), last_offset=offset)
@@ -198,18 +199,21 @@ linking = _Stage("link", FINGERPRINT_ACTIVITY, linker_checkpoints, _linker)
 resolving = _Stage("resolve", LINK_EVIDENCE, resolver_checkpoints, _resolver)
 
 
-def _decode_shares(value: bytes) -> tuple[int, int, int, list[tuple[str, int, list[tuple[str, str, bool]]]]]:
+def _decode_shares(value: bytes) -> tuple[int, int, int, list[Share], Census | None]:
     doc = orjson.loads(value)
     shares = [(str(fp), int(n), [(str(a), str(o), bool(s)) for a, o, s in sharers]) for fp, n, sharers in doc["shares"]]
-    return int(doc["source"]), int(doc["window_start_ms"]), int(doc["window_end_ms"]), shares
+    # Workers before the census listed every sharer; the linker counts those itself.
+    census = doc.get("census")
+    counted = (int(census[0]), int(census[1])) if census is not None else None
+    return int(doc["source"]), int(doc["window_start_ms"]), int(doc["window_end_ms"]), shares, counted
 
 
 @app.agent(activity_topic)
 async def link(stream: faust.StreamT[bytes]) -> None:
     async def handle(linker: FingerprintLinker, decoded: Any, pending: list[Awaitable[Any]]) -> None:
-        source, start, end, shares = decoded
+        source, start, end, shares, census = decoded
         closed_before = linker.weighed_until_ms
-        evidence = linker.add(source, start, end, shares)
+        evidence = linker.add(source, start, end, shares, census)
         if linker.weighed_until_ms != closed_before:
             body = orjson.dumps(
                 {"window_end_ms": linker.weighed_until_ms, "evidence": [e.to_record() for e in evidence]}
@@ -293,6 +297,7 @@ async def checkpoint_quiet_partitions() -> None:
 
 def run() -> None:
     sys.argv = ["extractguard-campaigns", "worker", "-l", settings.faust_log_level]
+    gc_policy.for_streaming()
     linker_checkpoints.ensure_topic()
     resolver_checkpoints.ensure_topic()
     app.main()

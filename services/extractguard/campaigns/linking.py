@@ -47,8 +47,11 @@ from scipy.stats import binom
 #: (account, org, extraction-shaped) of one sharer, as the detection workers send it.
 Sharer = tuple[str, str, bool]
 #: One fingerprint's sharers in one window of one detection partition: (fingerprint, how many
-#: accounts shared it in that partition, the sharers listed, possibly capped).
+#: accounts shared it in that partition, the sharers listed, possibly capped; none when no sharer
+#: in that partition is extraction-shaped).
 Share = tuple[str, int, list[Sharer]]
+#: A detection partition's census of one window: (accounts active in it, how many of them shaped).
+Census = tuple[int, int]
 
 CONTENT_KINDS = frozenset({"template", "prompt_band"})
 TIMING_KINDS = frozenset({"signup_cohort"})
@@ -143,6 +146,7 @@ class FingerprintLinker:
         self.slow_horizon_ms = int(slow_horizon_s * 1000)
         self.slow: dict[str, _Slow] = {}
         self.pending: dict[int, dict[str, _Pending]] = {}  # window start -> fingerprint -> sharers
+        self.census: dict[int, list[int]] = {}  # window start -> [accounts, shaped], summed over partitions
         # Detection partition -> end of the latest window it sent.
         self.reported: dict[int, int] = dict.fromkeys(range(sources), 0)
         self.weighed_until_ms = 0
@@ -155,11 +159,17 @@ class FingerprintLinker:
         observed = self.shaped_seen / self.sharers_seen if self.sharers_seen else 0.0
         return max(self.min_base_rate, observed)
 
-    def add(self, source: int, start_ms: int, end_ms: int, shares: Iterable[Share]) -> list[Evidence]:
+    def add(
+        self, source: int, start_ms: int, end_ms: int, shares: Iterable[Share], census: Census | None = None
+    ) -> list[Evidence]:
         """Take one detection partition's shares of one window; returns the evidence of every
         window that is now complete, oldest first."""
         if start_ms >= self.weighed_until_ms:
             window = self.pending.setdefault(start_ms, {})
+            if census is not None:
+                counted = self.census.setdefault(start_ms, [0, 0])
+                counted[0] += census[0]
+                counted[1] += census[1]
             for fingerprint, total, sharers in shares:
                 pending = window.get(fingerprint)
                 if pending is None:
@@ -184,14 +194,18 @@ class FingerprintLinker:
         return evidence
 
     def _weigh(self, start: int, end: int, window: dict[str, _Pending]) -> list[Evidence]:
-        # The base rate is counted once per account and window (an account shares many fingerprints).
-        seen: dict[str, bool] = {}
-        for pending in window.values():
-            for account, (_org, is_shaped) in pending.sharers.items():
-                seen[account] = is_shaped
+        # The base rate is counted once per account and window (an account shares many fingerprints):
+        # from the partitions' census, or, from senders without one, from the sharers listed.
+        counted = self.census.pop(start, None)
+        if counted is None:
+            seen: dict[str, bool] = {}
+            for pending in window.values():
+                for account, (_org, is_shaped) in pending.sharers.items():
+                    seen[account] = is_shaped
+            counted = [len(seen), sum(seen.values())]
         base_rate = self.base_rate
-        self.shaped_seen = 0.99 * self.shaped_seen + sum(seen.values())
-        self.sharers_seen = 0.99 * self.sharers_seen + len(seen)
+        self.shaped_seen = 0.99 * self.shaped_seen + counted[1]
+        self.sharers_seen = 0.99 * self.sharers_seen + counted[0]
         found: list[Evidence] = []
         for fingerprint, pending in window.items():
             sharers = pending.sharers

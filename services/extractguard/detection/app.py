@@ -35,7 +35,7 @@ from typing import Any
 import faust
 import orjson
 
-from extractguard import metrics
+from extractguard import gc_policy, metrics
 from extractguard.campaigns.activity import envelopes
 from extractguard.contracts.intake import receive
 from extractguard.contracts.rejection import InvalidRateGuard
@@ -99,6 +99,8 @@ async def engine_for(partition: int) -> DetectionEngine:
     if engine is None:
         blob = await asyncio.to_thread(checkpoints.load, partition)
         engine = DetectionEngine.restore(blob, settings) if blob else DetectionEngine(settings)
+        if blob:
+            gc_policy.settle_restored_state()
         engine.attach_verdicts(verdicts)
         engines[partition] = engine
         last_checkpoint[partition] = time.monotonic()
@@ -154,8 +156,8 @@ async def process_envelope(partition: int, offset: int, value: bytes) -> bool:
     if detections:
         log.info("detections_emitted", partition=partition, offset=offset, count=len(detections))
     # The repartition by fingerprint: every partition of fingerprint.activity hears of every window.
-    for start, end, shares in engine.take_link_shares():
-        for link_partition, body in envelopes(partition, start, end, shares, link_partitions).items():
+    for start, end, shares, census in engine.take_link_shares():
+        for link_partition, body in envelopes(partition, start, end, shares, census, link_partitions).items():
             pending.append(await activity_topic.send(value=body, partition=link_partition, force=True))
     if engine.windows_closed != closed_before:
         metrics.DETECT_WINDOWS_CLOSED.inc(engine.windows_closed - closed_before)
@@ -193,6 +195,7 @@ async def checkpoint_quiet_partitions() -> None:
 def run() -> None:
     # Faust's own CLI parses sys.argv; give it the worker command whatever we were started as.
     sys.argv = ["extractguard-detect", "worker", "-l", settings.faust_log_level]
+    gc_policy.for_streaming()
     checkpoints.ensure_topic()
     verdicts.start()
     try:

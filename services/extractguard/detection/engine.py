@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any
 
 from extractguard.campaigns.activity import LinkActivity
-from extractguard.campaigns.linking import Share
+from extractguard.campaigns.linking import Census, Share
 from extractguard.detection.behaviour import AccountBehaviour
 from extractguard.detection.detectors import (
     BurstDetector,
@@ -29,7 +29,7 @@ from extractguard.detection.windows import EntityWindows
 from extractguard.settings import DetectionSettings
 
 # Bumped when the pickled layout changes; an old checkpoint is then discarded, not misread.
-CHECKPOINT_FORMAT = 9
+CHECKPOINT_FORMAT = 10
 
 
 class DetectionEngine:
@@ -50,7 +50,7 @@ class DetectionEngine:
         ]
         # Fingerprint shares of each closed window, for the campaign linker (taken by the worker).
         self.activity = LinkActivity(settings.window_s * 1000) if settings.link_accounts else None
-        self.link_shares: list[tuple[int, int, list[Share]]] = []
+        self.link_shares: list[tuple[int, int, list[Share], Census]] = []
         self.link_score_factor = settings.link_score_factor
         self.link_min_requests = settings.link_min_requests
         self.events_seen = 0
@@ -87,13 +87,13 @@ class DetectionEngine:
                         threshold=self.link_score_factor * self.behaviour.threshold(),
                         min_requests=self.link_min_requests,
                     )
-                    self.link_shares.append((window.start_ms, window.end_ms, activity.shares(window, shaped)))
+                    self.link_shares.append((window.start_ms, window.end_ms, *activity.shares(window, shaped)))
         if offset is not None:
             self.last_offset = offset
         self.behaviour.forget_idle()
         return detections
 
-    def take_link_shares(self) -> list[tuple[int, int, list[Share]]]:
+    def take_link_shares(self) -> list[tuple[int, int, list[Share], Census]]:
         taken, self.link_shares = self.link_shares, []
         return taken
 
