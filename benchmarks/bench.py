@@ -15,6 +15,7 @@ Writes reports/bench/bench.json and prints a table.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import platform
 import random
@@ -32,6 +33,7 @@ import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from extractguard import gc_policy
 from extractguard.contracts.schemas import validate_gateway_event
 from extractguard.contracts.topics import DETECTIONS, GATEWAY_EVENTS
 from extractguard.demo.processes import Service, ensure_local_kafka, wait_group_stable, wait_http
@@ -127,9 +129,12 @@ def stage_engine(events: list[dict[str, Any]]) -> dict[str, Any]:
         validate_gateway_event(orjson.dumps(e), max_event_bytes=65_536, max_clock_skew_s=300) for e in events[:100_000]
     ]
     engine = DetectionEngine(DetectionSettings())
+    default_gc = gc.get_threshold()
+    gc_policy.for_streaming()  # as the detection worker runs it
     began = time.process_time()
     engine.process(payloads, partition=0)
     seconds = time.process_time() - began
+    gc.set_threshold(*default_gc)
     raw = [orjson.dumps(e) for e in events[:50_000]]
     began = time.process_time()
     for line in raw:

@@ -118,7 +118,12 @@ class DetectionSettings(BaseSettings):
     )
     commit_interval_s: float = Field(default=2.8, gt=0, description="How often Faust commits offsets.")
     checkpoint_interval_s: float = Field(
-        default=2.0, gt=0, description="Checkpoint a partition's engine at least this often while it receives events."
+        default=5.0,
+        gt=0,
+        description=(
+            "Checkpoint a partition's engine at least this often while it receives events: what a crash makes a"
+            " worker redo (re-sent with the same ids), against the CPU of pickling the engine."
+        ),
     )
     checkpoint_every_envelopes: int = Field(default=200, ge=1)
     faust_log_level: Literal["crit", "error", "warn", "info", "debug"] = "warn"

@@ -48,7 +48,8 @@ class LinkActivity:
         self.window_ms = window_ms
         # Window start -> account -> (its signup cohort, the first MinHash bands of its prompts), as
         # integers: the fingerprint strings are made once per window at its close, not per event.
-        self.open: dict[int, dict[str, tuple[int | None, set[int]]]] = {}
+        # (A list, not a set: an account has a few bands a window, and an empty set costs 216 bytes.)
+        self.open: dict[int, dict[str, tuple[int | None, list[int]]]] = {}
 
     def add(self, event: dict[str, Any], closed_until_ms: int) -> None:
         ts = event["event_time_ms"]
@@ -61,11 +62,13 @@ class LinkActivity:
         seen = accounts.get(event["account_id"])
         if seen is None:
             created = event.get("account_created_ms")
-            seen = accounts[event["account_id"]] = (None if created is None else created // COHORT_MS, set())
+            seen = accounts[event["account_id"]] = (None if created is None else created // COHORT_MS, [])
         minhash = event["prompt_sketch"].get("minhash")
         if minhash and len(minhash) >= 4:
             # Python's hash of a tuple of ints is the same in every process (no hash seed for ints).
-            seen[1].add(hash((minhash[0], minhash[1], minhash[2], minhash[3])) & 0xFFFFFFFFFFFFFFFF)
+            band = hash((minhash[0], minhash[1], minhash[2], minhash[3])) & 0xFFFFFFFFFFFFFFFF
+            if band not in seen[1]:
+                seen[1].append(band)
 
     def shares(self, window: ClosedWindow, shaped: Callable[[str], bool]) -> tuple[list[Share], Census]:
         """The window's shares and its census (accounts judged, how many shaped).

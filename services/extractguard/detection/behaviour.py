@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -393,12 +394,12 @@ class AccountBehaviour:
         accounts has sent enough requests to be judged alone."""
         return self.requests(account) >= min_requests and self.score(account) >= threshold
 
-    def shaped(self, accounts: set[str]) -> list[str]:
+    def shaped(self, accounts: Collection[str]) -> list[str]:
         """Those of `accounts` whose behaviour is extraction-shaped now."""
         threshold = self.threshold()
         return [a for a in accounts if self.scoreable(a) and self.score(a) >= threshold]
 
-    def shaped_share(self, accounts: set[str]) -> float:
+    def shaped_share(self, accounts: Collection[str]) -> float:
         """The share of `accounts` whose behaviour is extraction-shaped now."""
         return len(self.shaped(accounts)) / len(accounts) if accounts else 0.0
 

@@ -33,6 +33,7 @@ bursts per day of event time is the false-alarm figure every burst finding state
 from __future__ import annotations
 
 import math
+from array import array
 from typing import Any, ClassVar
 
 from river import stats
@@ -97,6 +98,27 @@ class BurstDetector:
         self.kind_levels = {kind: stats.Quantile(kind_quantile) for kind in KINDS}
         self.baselines: dict[EntityKey, _Baseline] = {}
         self.windows_seen = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Checkpoints pickle the engine every few seconds, and pickling one slotted object per
+        # entity was most of that time: the baselines go as a key list and two arrays instead.
+        state = self.__dict__.copy()
+        baselines = self.baselines.values()
+        state["baselines"] = (
+            list(self.baselines),
+            array("d", [b.mean for b in baselines]),
+            array("q", [b.last_window for b in baselines]),
+        )
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        keys, means, last_windows = state["baselines"]
+        baselines: dict[EntityKey, _Baseline] = {}
+        for key, mean, last_window in zip(keys, means, last_windows, strict=True):
+            baseline = baselines[key] = _Baseline()
+            baseline.mean, baseline.last_window = mean, last_window
+        self.__dict__.update(state)
+        self.baselines = baselines
 
     def learn_event(self, event: dict[str, Any]) -> None:
         return None  # window-level only
