@@ -50,7 +50,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from extractguard.detection.sketches import Distinct
+from extractguard.detection.sketches import REGISTERS, add_hashed, estimate
 from extractguard.detection.windows import YOUNG_ACCOUNT_MS
 
 #: Shares tallied per account (the order of `AccountState.shares`), then machine pacing.
@@ -111,33 +111,39 @@ _WEIGHT_SUM = sum(WEIGHTS.values())
 _PRIOR_SCORE = sum(WEIGHTS[name] * PRIORS[name] for name in TELLS) / _WEIGHT_SUM
 
 
+# Where each tally sits in `AccountState.values`.
+_LAST_MS, _COUNT, _TOKENS_IN, _TOKENS_OUT, _GAP_COUNT, _GAP_MEAN, _GAP_VAR = range(7)
+_CLOCK_N, _CLOCK_COS, _CLOCK_SIN = 7, 8, 9  # decayed (12 h) count and sums of the hour angle's cos, sin
+_HEAVY_AGE_MS = 10  # account age when it first became a heavy user (NaN: not yet)
+_CREATED_MS = 11  # signup time (NaN: unknown)
+_SEEN = 12  # requests since first seen (not decayed), against the distinct counts
+_SHARE = 13  # the shares, in the order of `_SHARES`
+_DECAYED = (_COUNT, _TOKENS_IN, _TOKENS_OUT, *range(_SHARE, _SHARE + len(_SHARES)))
+_FRESH = array("d", [0.0] * (_SHARE + len(_SHARES)))
+_FRESH[_HEAVY_AGE_MS] = _FRESH[_CREATED_MS] = math.nan
+_TEMPLATES, _TOPICS = 0, REGISTERS  # offsets of the two distinct counters in `registers`
+
+
 class AccountState:
-    """Decayed tallies of one account; `__slots__` because there are millions of them."""
+    """Decayed tallies of one account, packed: there are millions of them.
 
-    __slots__ = (
-        "clock_cos", "clock_n", "clock_sin", "count", "gap_count", "gap_mean", "gap_var", "heavy_age_ms", "last_ms",
-        "recent_bands", "recent_templates", "seen", "shares", "templates", "tokens_in", "tokens_out", "topics",
-    )  # fmt: skip
+    The numbers live in one array of doubles (8 bytes each, where a float in a slot or a list
+    costs 32), the two distinct counters (prompt templates; MinHash first bands, so near-duplicate
+    prompts count once and topics spread) in one bytearray, and 16-bit hashes of its last RECENT
+    templates and of the first two MinHash bands of its last RECENT prompts in two small arrays
+    (a false match is one in 4,000). 585 bytes an account; packing took the engine's resident
+    memory at 100,000 accounts from 4,014 to 3,131 bytes an account, learning from 9.7 to 9.1 us
+    an event, and pickling hydra's accounts from 29 to 2 ms.
+    """
 
-    def __init__(self, ts: int) -> None:
-        self.last_ms = ts
-        self.count = 0.0
-        self.shares = [0.0] * len(_SHARES)
-        self.tokens_in = 0.0
-        self.tokens_out = 0.0
-        self.gap_count = 0.0
-        self.gap_mean = 0.0
-        self.gap_var = 0.0
-        self.clock_n = 0.0  # decayed (12 h) count and sums of the hour-of-day angle's cos and sin
-        self.clock_cos = 0.0
-        self.clock_sin = 0.0
-        self.heavy_age_ms: float | None = None  # account age when it first became a heavy user
-        self.seen = 0  # requests since first seen (not decayed), against the distinct counts below
-        self.templates = Distinct()  # prompt templates it used
-        self.topics = Distinct()  # MinHash first bands: near-duplicate prompts share one, topics spread
-        # 16-bit hashes of its last RECENT templates and of the first two MinHash bands of its last
-        # RECENT prompts: ~100 bytes where a set of full hashes would cost a kilobyte; a false match
-        # is one in 4,000.
+    __slots__ = ("recent_bands", "recent_templates", "registers", "values")
+
+    def __init__(self, ts: int, created_ms: int | None) -> None:
+        self.values = array("d", _FRESH)
+        self.values[_LAST_MS] = ts
+        if created_ms is not None:
+            self.values[_CREATED_MS] = created_ms
+        self.registers = bytearray(2 * REGISTERS)
         self.recent_templates = array("H")
         self.recent_bands = array("H")
 
@@ -190,13 +196,14 @@ class ScoreReference:
         return self.evaluations * DAY_MS / elapsed
 
 
-def _machine_pacing(state: AccountState, k: float) -> float:
+def _machine_pacing(v: array[float], k: float) -> float:
     """1 - the coefficient of variation of the gaps, shrunk like the shares (by `k` pseudo-gaps):
     a few regular gaps are weak evidence."""
-    if state.gap_count < 3 or state.gap_mean <= 0:
+    gap_count, gap_mean = v[_GAP_COUNT], v[_GAP_MEAN]
+    if gap_count < 3 or gap_mean <= 0:
         return PRIORS["machine_pacing"]
-    cv = math.sqrt(max(state.gap_var, 0.0) / state.gap_count) / state.gap_mean
-    return max(0.0, 1.0 - cv) * state.gap_count / (state.gap_count + k)
+    cv = math.sqrt(max(v[_GAP_VAR], 0.0) / gap_count) / gap_mean
+    return max(0.0, 1.0 - cv) * gap_count / (gap_count + k)
 
 
 class AccountBehaviour:
@@ -220,10 +227,36 @@ class AccountBehaviour:
         self.reference_age_ms = int(reference_age_days * DAY_MS)
         self.forget_ms = int(forget_after_half_lives * self.half_life_ms)
         self.accounts: dict[str, AccountState] = {}
-        self.created: dict[str, int] = {}
         self.reference = ScoreReference(half_life_ms=24 * 3_600_000)
         self.watermark_ms = 0
         self._swept_ms = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Checkpoints pickle this every few seconds; one pickled object per account costs several
+        # microseconds, so the accounts go as one array of numbers, one of counters and the
+        # recent hashes as bytes.
+        state = self.__dict__.copy()
+        values, registers = array("d"), bytearray()
+        recent: list[tuple[bytes, bytes]] = []
+        for account in self.accounts.values():
+            values += account.values
+            registers += account.registers
+            recent.append((account.recent_templates.tobytes(), account.recent_bands.tobytes()))
+        state["accounts"] = (list(self.accounts), values, bytes(registers), recent)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        names, values, registers, recent = state["accounts"]
+        width, counters = len(_FRESH), 2 * REGISTERS
+        accounts: dict[str, AccountState] = {}
+        for i, name in enumerate(names):
+            account = accounts[name] = AccountState.__new__(AccountState)
+            account.values = values[i * width : (i + 1) * width]
+            account.registers = bytearray(registers[i * counters : (i + 1) * counters])
+            account.recent_templates = array("H", recent[i][0])
+            account.recent_bands = array("H", recent[i][1])
+        self.__dict__.update(state)
+        self.accounts = accounts
 
     # --- learning, once per event (the hot path) ---
 
@@ -232,81 +265,77 @@ class AccountBehaviour:
         account: str = event["account_id"]
         state = self.accounts.get(account)
         if state is None:
-            state = self.accounts[account] = AccountState(ts)
-            created = event.get("account_created_ms")
-            if created is not None:
-                self.created[account] = created
-        elif ts > state.last_ms:
-            gap = ts - state.last_ms
-            factor = 0.5 ** (gap / self.half_life_ms)
-            state.count *= factor
-            shares = state.shares
-            for i in range(len(shares)):
-                shares[i] *= factor
-            state.tokens_in *= factor
-            state.tokens_out *= factor
-            # Decayed Welford over the gaps between requests.
-            state.gap_count = state.gap_count * factor + 1.0
-            delta = gap - state.gap_mean
-            state.gap_mean += delta / state.gap_count
-            state.gap_var = state.gap_var * factor + delta * (gap - state.gap_mean)
-            slow = 0.5 ** (gap / CLOCK_HALF_LIFE_MS)
-            state.clock_n *= slow
-            state.clock_cos *= slow
-            state.clock_sin *= slow
-            state.last_ms = ts
-        created = self.created.get(account)
-        state.count += 1.0
-        shares = state.shares
+            state = self.accounts[account] = AccountState(ts, event.get("account_created_ms"))
+            v = state.values
+        else:
+            v = state.values
+            if ts > v[_LAST_MS]:
+                gap = ts - v[_LAST_MS]
+                factor = 0.5 ** (gap / self.half_life_ms)
+                for i in _DECAYED:
+                    v[i] *= factor
+                # Decayed Welford over the gaps between requests.
+                gap_count = v[_GAP_COUNT] * factor + 1.0
+                delta = gap - v[_GAP_MEAN]
+                gap_mean = v[_GAP_MEAN] + delta / gap_count
+                v[_GAP_VAR] = v[_GAP_VAR] * factor + delta * (gap - gap_mean)
+                v[_GAP_COUNT], v[_GAP_MEAN] = gap_count, gap_mean
+                slow = 0.5 ** (gap / CLOCK_HALF_LIFE_MS)
+                v[_CLOCK_N] *= slow
+                v[_CLOCK_COS] *= slow
+                v[_CLOCK_SIN] *= slow
+                v[_LAST_MS] = ts
+        created = v[_CREATED_MS]  # NaN when unknown: every comparison with it is False
+        v[_COUNT] += 1.0
         if event.get("turn_index", 0) == 0:
-            shares[0] += 1.0
+            v[_SHARE] += 1.0
         if event["output_tokens"] >= OUTPUT_HEAVY_TOKENS:
-            shares[1] += 1.0
+            v[_SHARE + 1] += 1.0
         if event["request_logprobs"] or event.get("request_top_logprobs") or event.get("request_logit_bias"):
-            shares[2] += 1.0
+            v[_SHARE + 2] += 1.0
         if event["prompt_sketch"].get("cot_elicitation"):
-            shares[3] += 1.0
-        if created is not None and ts - created < YOUNG_ACCOUNT_MS:
-            shares[4] += 1.0
+            v[_SHARE + 3] += 1.0
+        if ts - created < YOUNG_ACCOUNT_MS:
+            v[_SHARE + 4] += 1.0
         if event.get("refusal"):
-            shares[5] += 1.0
+            v[_SHARE + 5] += 1.0
         if event.get("request_temperature") == 0:
-            shares[6] += 1.0
+            v[_SHARE + 6] += 1.0
         if event.get("request_choice_count", 1) > 1:
-            shares[7] += 1.0
-        state.tokens_in += event["input_tokens"]
-        state.tokens_out += event["output_tokens"]
+            v[_SHARE + 7] += 1.0
+        v[_TOKENS_IN] += event["input_tokens"]
+        v[_TOKENS_OUT] += event["output_tokens"]
         angle = (ts % DAY_MS) * _RADIANS_PER_MS
-        state.clock_n += 1.0
-        state.clock_cos += math.cos(angle)
-        state.clock_sin += math.sin(angle)
+        v[_CLOCK_N] += 1.0
+        v[_CLOCK_COS] += math.cos(angle)
+        v[_CLOCK_SIN] += math.sin(angle)
         sketch = event["prompt_sketch"]
-        state.seen += 1
+        v[_SEEN] += 1.0
         template = sketch.get("template_hash")
         if template:
             hashed = int(template[:16], 16)
-            state.templates.add(hashed)
+            add_hashed(state.registers, _TEMPLATES, hashed)
             short = hashed & 0xFFFF
             recent = state.recent_templates
             if short in recent:
-                shares[8] += 1.0
+                v[_SHARE + 8] += 1.0
             recent.append(short)
             if len(recent) > RECENT:
                 del recent[0]
         minhash = sketch.get("minhash")
         if minhash and len(minhash) >= 8:
             first = hash((minhash[0], minhash[1], minhash[2], minhash[3])) & 0xFFFFFFFFFFFFFFFF
-            state.topics.add(first)
+            add_hashed(state.registers, _TOPICS, first)
             band1, band2 = first & 0xFFFF, hash((minhash[4], minhash[5], minhash[6], minhash[7])) & 0xFFFF
             bands = state.recent_bands
             if band1 in bands or band2 in bands:
-                shares[9] += 1.0
+                v[_SHARE + 9] += 1.0
             bands.append(band1)
             bands.append(band2)
             if len(bands) > 2 * RECENT:
                 del bands[:2]
-        if state.heavy_age_ms is None and state.count >= HEAVY_USE_REQUESTS and created is not None:
-            state.heavy_age_ms = ts - created
+        if v[_COUNT] >= HEAVY_USE_REQUESTS and math.isnan(v[_HEAVY_AGE_MS]) and not math.isnan(created):
+            v[_HEAVY_AGE_MS] = ts - created
         if ts > self.watermark_ms:
             self.watermark_ms = ts
 
@@ -314,30 +343,31 @@ class AccountBehaviour:
 
     def requests(self, account: str) -> float:
         state = self.accounts.get(account)
-        return 0.0 if state is None else state.count
+        return 0.0 if state is None else state.values[_COUNT]
 
     def tells(self, account: str) -> dict[str, float]:
         state = self.accounts.get(account)
         if state is None:
             return dict(PRIORS)
         k = self.prior_weight
-        n = state.count
-        values = {name: (state.shares[i] + PRIORS[name] * k) / (n + k) for i, name in enumerate(_SHARES)}
-        values["machine_pacing"] = _machine_pacing(state, k)
+        v = state.values
+        n = v[_COUNT]
+        values = {name: (v[_SHARE + i] + PRIORS[name] * k) / (n + k) for i, name in enumerate(_SHARES)}
+        values["machine_pacing"] = _machine_pacing(v, k)
         # 1 - the mean resultant length of the hours it is active at: 0 = always the same hour,
         # near 1 = spread around the clock. Shrunk: a few requests say nothing about a day.
-        if state.clock_n > 0:
-            resultant = math.hypot(state.clock_cos, state.clock_sin) / state.clock_n
-            values["around_the_clock"] = (1.0 - resultant) * state.clock_n / (state.clock_n + 4 * k)
+        clock_n = v[_CLOCK_N]
+        if clock_n > 0:
+            resultant = math.hypot(v[_CLOCK_COS], v[_CLOCK_SIN]) / clock_n
+            values["around_the_clock"] = (1.0 - resultant) * clock_n / (clock_n + 4 * k)
         else:
             values["around_the_clock"] = 0.0
-        age = state.heavy_age_ms
-        values["young_at_heavy_use"] = 1.0 if age is not None and age < YOUNG_ACCOUNT_MS else 0.0
+        values["young_at_heavy_use"] = 1.0 if v[_HEAVY_AGE_MS] < YOUNG_ACCOUNT_MS else 0.0  # False for NaN
         # Distinct templates and prompt topics per request (capped at 1): a batch job repeats one
         # template, a narrow app a few topics; a self-instruct sweep is new almost every time.
-        seen = state.seen + k
-        values["template_diversity"] = min(state.templates.estimate() / seen, 1.0)
-        values["topic_coverage"] = min(state.topics.estimate() / seen, 1.0)
+        seen = v[_SEEN] + k
+        values["template_diversity"] = min(estimate(state.registers, _TEMPLATES) / seen, 1.0)
+        values["topic_coverage"] = min(estimate(state.registers, _TOPICS) / seen, 1.0)
         return values
 
     def score(self, account: str) -> float:
@@ -347,23 +377,26 @@ class AccountBehaviour:
         if state is None:
             return _PRIOR_SCORE
         k = self.prior_weight
-        n = state.count + k
+        v = state.values
+        n = v[_COUNT] + k
         total = 0.0
         for i in range(len(_SHARES)):
-            total += _WEIGHT_LIST[i] * (state.shares[i] + _PRIOR_LIST[i] * k) / n
-        total += WEIGHTS["machine_pacing"] * _machine_pacing(state, k)
+            total += _WEIGHT_LIST[i] * (v[_SHARE + i] + _PRIOR_LIST[i] * k) / n
+        total += WEIGHTS["machine_pacing"] * _machine_pacing(v, k)
         return total / _WEIGHT_SUM
 
     def output_ratio(self, account: str) -> float:
         state = self.accounts.get(account)
-        return 0.0 if state is None or state.tokens_in <= 0 else state.tokens_out / state.tokens_in
+        if state is None or state.values[_TOKENS_IN] <= 0:
+            return 0.0
+        return state.values[_TOKENS_OUT] / state.values[_TOKENS_IN]
 
     def scoreable(self, account: str) -> bool:
         return self.requests(account) >= self.min_requests
 
     def is_reference(self, account: str, ts: int) -> bool:
-        created = self.created.get(account)
-        return created is not None and ts - created >= self.reference_age_ms
+        state = self.accounts.get(account)
+        return state is not None and ts - state.values[_CREATED_MS] >= self.reference_age_ms  # False for NaN
 
     # --- calibration ---
 
@@ -409,8 +442,7 @@ class AccountBehaviour:
             return 0
         self._swept_ms = self.watermark_ms
         horizon = self.watermark_ms - self.forget_ms
-        idle = [a for a, s in self.accounts.items() if s.last_ms < horizon]
+        idle = [a for a, s in self.accounts.items() if s.values[_LAST_MS] < horizon]
         for account in idle:
             del self.accounts[account]
-            self.created.pop(account, None)
         return len(idle)

@@ -29,7 +29,7 @@ from extractguard.detection.windows import EntityWindows
 from extractguard.settings import DetectionSettings
 
 # Bumped when the pickled layout changes; an old checkpoint is then discarded, not misread.
-CHECKPOINT_FORMAT = 10
+CHECKPOINT_FORMAT = 11
 
 
 class DetectionEngine:

@@ -23,6 +23,29 @@ def hash64(value: str) -> int:
     return xxhash.xxh64_intdigest(value.encode())
 
 
+#: Bytes one counter takes; several counters can share one bytearray at offsets of this size.
+REGISTERS = _REGISTERS
+
+
+def add_hashed(registers: bytearray, offset: int, hashed: int) -> None:
+    """Count a 64-bit hash into the counter at `registers[offset:offset + 16]`."""
+    index = offset + (hashed & (_REGISTERS - 1))
+    rest = hashed >> 4
+    rank = 61 - rest.bit_length() if rest else 61  # leading zeros of the remaining 60 bits, + 1
+    if rank > registers[index]:
+        registers[index] = rank
+
+
+def estimate(registers: bytes | bytearray, offset: int = 0) -> float:
+    """The distinct count of the counter at `registers[offset:offset + 16]`."""
+    counter = registers[offset : offset + _REGISTERS]
+    raw = _ALPHA * _REGISTERS * _REGISTERS / sum(2.0**-r for r in counter)
+    empty = counter.count(0)
+    if raw <= 2.5 * _REGISTERS and empty:
+        return _REGISTERS * math.log(_REGISTERS / empty)  # small-range correction
+    return raw
+
+
 class Distinct:
     """HyperLogLog with 16 registers (one byte each) over 64-bit hashes."""
 
@@ -32,16 +55,7 @@ class Distinct:
         self.registers = bytearray(_REGISTERS)
 
     def add(self, hashed: int) -> None:
-        index = hashed & (_REGISTERS - 1)
-        rest = hashed >> 4
-        rank = 61 - rest.bit_length() if rest else 61  # leading zeros of the remaining 60 bits, + 1
-        if rank > self.registers[index]:
-            self.registers[index] = rank
+        add_hashed(self.registers, 0, hashed)
 
     def estimate(self) -> float:
-        registers = self.registers
-        raw = _ALPHA * _REGISTERS * _REGISTERS / sum(2.0**-r for r in registers)
-        empty = registers.count(0)
-        if raw <= 2.5 * _REGISTERS and empty:
-            return _REGISTERS * math.log(_REGISTERS / empty)  # small-range correction
-        return raw
+        return estimate(self.registers)
