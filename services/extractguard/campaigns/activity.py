@@ -36,7 +36,7 @@ from extractguard.detection.windows import ClosedWindow
 
 #: Entity kinds of the windows that are fingerprints for linking (not accounts, orgs, API keys or
 #: models: those are the units and the targets, not shared infrastructure).
-WINDOW_KINDS = frozenset({"ip_prefix", "asn", "tls_ja4", "sdk", "template"})
+WINDOW_KINDS = ("ip_prefix", "asn", "tls_ja4", "sdk", "template")
 COHORT_MS = 600_000
 MAX_SHARERS = 2000  # sharers listed per fingerprint and window; the count says how many there were
 
@@ -83,11 +83,11 @@ class LinkActivity:
             del self.open[start]  # (windows close in order; nothing older can still be open)
         org_of: dict[str, str] = {}
         sharers: dict[str, list[str]] = {}
-        for (kind, value), stats in window.entities.items():
-            if kind == "org":
-                for account in stats.accounts:
-                    org_of[account] = value
-            elif kind in WINDOW_KINDS:
+        for value, stats in window.of_kind("org").items():
+            for account in stats.accounts:
+                org_of[account] = value
+        for kind in WINDOW_KINDS:
+            for value, stats in window.of_kind(kind).items():
                 sharers[f"{kind}:{value}"] = list(stats.accounts)
         by_band: dict[int, list[str]] = {}
         by_cohort: dict[int, list[str]] = {}

@@ -13,7 +13,7 @@ late, not silently merged.
 >>> w.add({**base, "event_time_ms": 1_000})
 []
 >>> closed = w.add({**base, "event_time_ms": 61_000})
->>> [(c.start_ms, c.entities[("account", "a1")].requests) for c in closed]
+>>> [(c.start_ms, c.kinds["account"]["a1"].requests) for c in closed]
 [(0, 1)]
 """
 
@@ -39,6 +39,7 @@ ENTITY_FIELDS: tuple[tuple[str, str], ...] = (
 YOUNG_ACCOUNT_MS = 7 * 86_400_000
 #: Every entity kind a window tracks: the event fields above, and the prompt template.
 ENTITY_KINDS: tuple[str, ...] = (*(kind for kind, _ in ENTITY_FIELDS), "template")
+_FIELD_NAMES = tuple(name for _, name in ENTITY_FIELDS)
 
 
 @dataclass(slots=True)
@@ -55,23 +56,49 @@ class EntityStats:
     accounts: tuple[str] | set[str] = field(default_factory=set)
 
 
-@dataclass(slots=True)
 class ClosedWindow:
-    start_ms: int
-    end_ms: int
-    entities: dict[EntityKey, EntityStats]
-    requests: int
+    """A closed window's entities, by kind: `kinds[kind][name]` (e.g. `kinds["ip_prefix"]["1.2.3.0/24"]`).
+
+    Each detector reads the kinds it judges, so none walks every entity of the window to find
+    its own; `entities` gives the flat view keyed by (kind, name) for those that want all.
+    """
+
+    __slots__ = ("end_ms", "kinds", "requests", "start_ms")
+
+    def __init__(
+        self,
+        start_ms: int,
+        end_ms: int,
+        entities: dict[EntityKey, EntityStats] | None = None,
+        requests: int = 0,
+        kinds: dict[str, dict[str, EntityStats]] | None = None,
+    ) -> None:
+        self.start_ms = start_ms
+        self.end_ms = end_ms
+        self.requests = requests
+        self.kinds: dict[str, dict[str, EntityStats]] = kinds if kinds is not None else {k: {} for k in ENTITY_KINDS}
+        for (kind, name), stats in (entities or {}).items():
+            self.kinds.setdefault(kind, {})[name] = stats
+
+    def of_kind(self, kind: str) -> dict[str, EntityStats]:
+        return self.kinds.get(kind) or {}
+
+    @property
+    def entities(self) -> dict[EntityKey, EntityStats]:
+        return {(kind, name): stats for kind, table in self.kinds.items() for name, stats in table.items()}
 
     def accounts(self) -> list[str]:
         """The accounts active in the window."""
-        return [value for kind, value in self.entities if kind == "account"]
+        return list(self.of_kind("account"))
 
 
-@dataclass(slots=True)
 class _OpenWindow:
-    start_ms: int
-    entities: dict[EntityKey, EntityStats] = field(default_factory=dict)
-    requests: int = 0
+    __slots__ = ("requests", "start_ms", "tables")
+
+    def __init__(self, start_ms: int) -> None:
+        self.start_ms = start_ms
+        self.tables: tuple[dict[str, EntityStats], ...] = tuple({} for _ in ENTITY_KINDS)
+        self.requests = 0
 
 
 class EntityWindows:
@@ -107,15 +134,16 @@ class EntityWindows:
         cot = sketch.get("cot_elicitation", False)
         created = event.get("account_created_ms")
         young = created is not None and ts - created < YOUNG_ACCOUNT_MS
-        keys: list[EntityKey] = [
-            (kind, str(value)) for kind, name in ENTITY_FIELDS if (value := event.get(name)) is not None
-        ]
-        keys.append(("template", sketch["template_hash"]))
-        entities = window.entities
-        for key in keys:
-            stats = entities.get(key)
+        names = [event.get(attribute) for attribute in _FIELD_NAMES]
+        names.append(sketch["template_hash"])
+        for table, name in zip(window.tables, names, strict=True):
+            if name is None:
+                continue
+            if type(name) is not str:
+                name = str(name)  # the ASN
+            stats = table.get(name)
             if stats is None:
-                stats = entities[key] = EntityStats(accounts=(account,))
+                stats = table[name] = EntityStats(accounts=(account,))
             else:
                 accounts = stats.accounts
                 if type(accounts) is tuple:
@@ -142,7 +170,8 @@ class EntityWindows:
         closed = []
         for start in due:
             window = self.open.pop(start)
-            closed.append(ClosedWindow(start, start + self.window_ms, window.entities, window.requests))
+            kinds = dict(zip(ENTITY_KINDS, window.tables, strict=True))
+            closed.append(ClosedWindow(start, start + self.window_ms, requests=window.requests, kinds=kinds))
             self.closed_until_ms = start + self.window_ms
         self.earliest_open_ms = min(self.open, default=float("inf"))
         return closed

@@ -156,10 +156,10 @@ class MixDriftDetector:
 
     def _value(self, window: ClosedWindow, name: str, scope: str) -> float | None:
         if scope == GLOBAL:
-            accounts = [s for key, s in window.entities.items() if key[0] == "account"]
+            accounts = list(window.of_kind("account").values())
             requests = window.requests
         else:
-            stats = window.entities.get(("model", scope))
+            stats = window.of_kind("model").get(scope)
             accounts = [stats] if stats is not None else []
             requests = stats.requests if stats is not None else 0
         if not requests:
@@ -171,7 +171,7 @@ class MixDriftDetector:
         return sum(count(s) for s in accounts) / requests
 
     def _mix_shift(self, window: ClosedWindow) -> Finding | None:
-        counts = {key[1]: stats.requests for key, stats in window.entities.items() if key[0] == "template"}
+        counts = {template: stats.requests for template, stats in window.of_kind("template").items()}
         total = sum(counts.values())
         if not total:
             return None
@@ -224,25 +224,21 @@ class MixDriftDetector:
             return behaviour is None or (behaviour.scoreable(account) and behaviour.score(account) >= threshold)
 
         if scope != GLOBAL:
-            stats = window.entities.get(("model", scope))
+            stats = window.of_kind("model").get(scope)
             return sorted(a for a in (stats.accounts if stats else ()) if shaped(a))
         if name == TOPIC_MIX:
             # Accounts that rarely repeat a template are the ones that moved the mix.
             return [
-                k[1] for k in window.entities
-                if k[0] == "account" and shaped(k[1])
-                and (behaviour is None or behaviour.tells(k[1])["template_repeat"] < 0.5)
+                account for account in window.of_kind("account")
+                if shaped(account) and (behaviour is None or behaviour.tells(account)["template_repeat"] < 0.5)
             ]  # fmt: skip
         if name == OUTPUT_RATIO:
-            return [k[1] for k, s in window.entities.items() if k[0] == "account" and shaped(k[1])]
+            return [account for account in window.of_kind("account") if shaped(account)]
         count = SHARES[name][1]
         return [
-            key[1]
-            for key, stats in window.entities.items()
-            if key[0] == "account"
-            and count(stats) > 0
-            and count(stats) >= self.account_min_share * stats.requests
-            and shaped(key[1])
+            account
+            for account, stats in window.of_kind("account").items()
+            if count(stats) > 0 and count(stats) >= self.account_min_share * stats.requests and shaped(account)
         ]
 
     def _finding(self, window: ClosedWindow, name: str, scope: str, before: float, after: float) -> Finding:

@@ -72,9 +72,7 @@ class ExtractionDetector:
         behaviour = self.behaviour
         threshold = behaviour.threshold()
         findings = []
-        for (kind, account), stats in window.entities.items():
-            if kind != "account":
-                continue
+        for account, stats in window.of_kind("account").items():
             base = behaviour.evaluate(account, window.end_ms)
             if base is None:
                 continue
