@@ -134,6 +134,7 @@ class EntityWindows:
         cot = sketch.get("cot_elicitation", False)
         created = event.get("account_created_ms")
         young = created is not None and ts - created < YOUNG_ACCOUNT_MS
+        single = (account,)  # one tuple for every entity this event starts (tuples are immutable)
         names = [event.get(attribute) for attribute in _FIELD_NAMES]
         names.append(sketch["template_hash"])
         for table, name in zip(window.tables, names, strict=True):
@@ -143,7 +144,7 @@ class EntityWindows:
                 name = str(name)  # the ASN
             stats = table.get(name)
             if stats is None:
-                stats = table[name] = EntityStats(accounts=(account,))
+                stats = table[name] = EntityStats(accounts=single)
             else:
                 accounts = stats.accounts
                 if type(accounts) is tuple:
