@@ -401,7 +401,7 @@ def _latency_event(rng: random.Random, now: int) -> dict[str, Any]:
 
 def stage_memory() -> dict[str, Any]:
     """State per tracked account, each size in a fresh process: resident memory grown by the
-    engine holding N accounts (two requests each), and its checkpoint size."""
+    engine holding N accounts (two requests each, in one open window), and its checkpoint size."""
     figures: dict[str, Any] = {}
     for accounts in (10_000, 100_000, 1_000_000):
         if accounts > MAX_ACCOUNTS:
@@ -419,8 +419,13 @@ def stage_memory() -> dict[str, Any]:
 
 def memory_child(accounts: int) -> None:
     rng = random.Random(5)
-    now = int(time.time() * 1000) - 3_600_000
-    engine = DetectionEngine(DetectionSettings())
+    settings = DetectionSettings()
+    window_ms = int(settings.window_s * 1000)
+    # Both requests of every account in one open window, whenever the bench runs: a window
+    # closing half-way through made the figure depend on the clock (closing a window of N
+    # accounts adds a transient peak: BENCH_MEMORY_CLOSE=1 measures with it).
+    now = (int(time.time() * 1000) - 3_600_000) // window_ms * window_ms + 5_000
+    engine = DetectionEngine(settings)
     page = os.sysconf("SC_PAGE_SIZE")
 
     def resident() -> int:
@@ -435,6 +440,10 @@ def memory_child(accounts: int) -> None:
                 event["account_id"] = f"acct-{i:08d}"
                 events.append(event)
         engine.process(events, partition=0)
+    if os.environ.get("BENCH_MEMORY_CLOSE"):
+        closing = _latency_event(rng, now + window_ms + int(settings.allowed_lateness_s * 1000) + 1_000)
+        engine.process([closing], partition=0)
+    assert engine.windows_closed == (1 if os.environ.get("BENCH_MEMORY_CLOSE") else 0)
     rss = resident() - base
     blob = engine.checkpoint()
     print(orjson.dumps({

@@ -46,10 +46,10 @@ class LinkActivity:
 
     def __init__(self, window_ms: int) -> None:
         self.window_ms = window_ms
-        # Window start -> account -> (its signup cohort, the first MinHash bands of its prompts), as
-        # integers: the fingerprint strings are made once per window at its close, not per event.
-        # (A list, not a set: an account has a few bands a window, and an empty set costs 216 bytes.)
-        self.open: dict[int, dict[str, tuple[int | None, list[int]]]] = {}
+        # Window start -> account -> [its signup cohort, then the first MinHash bands of its
+        # prompts], as integers: the fingerprint strings are made once per window at its close, not
+        # per event. One list an account (a set would cost 216 bytes empty, a tuple beside it 56).
+        self.open: dict[int, dict[str, list[int | None]]] = {}
 
     def add(self, event: dict[str, Any], closed_until_ms: int) -> None:
         ts = event["event_time_ms"]
@@ -62,13 +62,13 @@ class LinkActivity:
         seen = accounts.get(event["account_id"])
         if seen is None:
             created = event.get("account_created_ms")
-            seen = accounts[event["account_id"]] = (None if created is None else created // COHORT_MS, [])
+            seen = accounts[event["account_id"]] = [None if created is None else created // COHORT_MS]
         minhash = event["prompt_sketch"].get("minhash")
         if minhash and len(minhash) >= 4:
             # Python's hash of a tuple of ints is the same in every process (no hash seed for ints).
             band = hash((minhash[0], minhash[1], minhash[2], minhash[3])) & 0xFFFFFFFFFFFFFFFF
-            if band not in seen[1]:
-                seen[1].append(band)
+            if band not in seen:  # (a band equal to the cohort number: one chance in 2**64)
+                seen.append(band)
 
     def shares(self, window: ClosedWindow, shaped: Callable[[str], bool]) -> tuple[list[Share], Census]:
         """The window's shares and its census (accounts judged, how many shaped).
@@ -91,11 +91,12 @@ class LinkActivity:
                 sharers[f"{kind}:{value}"] = list(stats.accounts)
         by_band: dict[int, list[str]] = {}
         by_cohort: dict[int, list[str]] = {}
-        for account, (cohort, bands) in extras.items():
+        for account, seen in extras.items():
+            cohort = seen[0]
             if cohort is not None:
                 by_cohort.setdefault(cohort, []).append(account)
-            for band in bands:
-                by_band.setdefault(band, []).append(account)
+            for band in seen[1:]:
+                by_band.setdefault(band, []).append(account)  # type: ignore[arg-type]
         for band, accounts in by_band.items():
             sharers[f"prompt_band:{band:016x}"] = accounts
         for cohort, accounts in by_cohort.items():
