@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pickle
 import zlib
-from sys import intern
 from collections.abc import Iterable
 from functools import partial
+from sys import intern
 from typing import Any
 
 from extractguard.campaigns.activity import LinkActivity
