@@ -41,7 +41,9 @@ from extractguard.detection.engine import DetectionEngine
 from extractguard.gateway.events import build_event
 from extractguard.gateway.publisher import EventPublisher
 from extractguard.kafka_offsets import end_offsets, group_lag, start_group_at_end
-from extractguard.lander.rows import EVENT_COLUMNS, event_row
+from extractguard.lander.blocks import Block
+from extractguard.lander.rows import EVENT_SCHEMA, event_row
+from extractguard.lander.sinks import sinks
 from extractguard.paths import project_root
 from extractguard.settings import DetectionSettings, KafkaSettings
 from extractguard.simulator.traffic import Scenario, generate, scenario_start_ms
@@ -216,15 +218,23 @@ def stage_lander_insert(events: list[dict[str, Any]]) -> dict[str, Any]:
     payloads = [validate_gateway_event(orjson.dumps(e), max_event_bytes=65_536, max_clock_skew_s=300) for e in events]
     rows = [event_row(p, 0, i) for i, p in enumerate(payloads)]
     figures: dict[str, Any] = {}
-    for mode in ("rows", "columns"):
+    sink = sinks()[GATEWAY_EVENTS]
+    for mode in ("rows", "columns", "arrow"):
+        for table in ("events", "account_minute"):  # each mode on empty tables, not beside the last one's merges
+            client.command(f"TRUNCATE TABLE {table}")
         began = time.perf_counter()
         for i in range(0, len(rows), 50_000):
             batch = rows[i : i + 50_000]
             if mode == "rows":
-                client.insert("events", batch, column_names=EVENT_COLUMNS)
-            else:
-                client.insert("events", list(zip(*batch, strict=True)), column_names=EVENT_COLUMNS,
+                client.insert("events", batch, column_names=EVENT_SCHEMA.names)
+            elif mode == "columns":
+                client.insert("events", list(zip(*batch, strict=True)), column_names=EVENT_SCHEMA.names,
                               column_oriented=True)  # fmt: skip
+            else:  # the lander's way, but from rows built long before (it converts them while fresh)
+                block = Block(sink.schema)
+                for row in batch:
+                    block.add(row)
+                client.insert_arrow("events", block.to_arrow(), settings=dict(sink.insert_settings))
         figures[f"clickhouse_insert_rows_per_s_{mode}"] = round(len(rows) / (time.perf_counter() - began))
     client.close()
     shutil.rmtree(path, ignore_errors=True)

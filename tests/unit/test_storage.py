@@ -41,7 +41,8 @@ def test_migrations_apply_revert_and_reapply(client: Client) -> None:
 
 
 def test_rollup_view_aggregates_per_account_minute(client: Client) -> None:
-    from extractguard.lander.rows import EVENT_COLUMNS, event_row
+    from extractguard.lander.blocks import Block
+    from extractguard.lander.rows import EVENT_SCHEMA, event_row
 
     migrate.apply(client, {"events_ttl_days": 7})
     base = {
@@ -53,9 +54,10 @@ def test_rollup_view_aggregates_per_account_minute(client: Client) -> None:
         "latency_ms": 50, "prompt_sketch": {"minhash": [1] * 16, "template_hash": "0" * 16, "length_chars": 5},
     }  # fmt: skip
     # 1_795_000_020_000 is on a minute boundary: 90 one-second-apart events fill two minutes.
-    rows = [event_row({**base, "event_id": f"e{i:08d}", "event_time_ms": base["event_time_ms"] + i * 1000}, 0, i)
-            for i in range(90)]  # fmt: skip
-    client.insert("events", rows, column_names=EVENT_COLUMNS)
+    block = Block(EVENT_SCHEMA)  # as the lander lands them
+    for i in range(90):
+        block.add(event_row({**base, "event_id": f"e{i:08d}", "event_time_ms": base["event_time_ms"] + i * 1000}, 0, i))
+    client.insert_arrow("events", block.to_arrow())
     result = client.query(
         "SELECT minute, countMerge(requests), sumMerge(output_tokens), sumMerge(logprobs_requests) "
         "FROM account_minute WHERE account_id = 'a1' GROUP BY minute ORDER BY minute"

@@ -4,8 +4,9 @@ Stages, in order, for every batch:
 1. consume up to 1,000 messages from the landed topics (gateway.events, detections, alerts);
 2. split envelopes, validate each payload; invalid ones become dead letters with their source
    topic[partition] offset and line;
-3. when the batch is full or old enough: insert one block per table, produce the dead letters and
-   wait for their acknowledgement, and only then commit the offsets.
+3. when the batch is full or old enough: insert one block per table (its rows, turned into Arrow
+   as they came, sent as one Arrow table: `blocks`), produce the dead letters and wait for their
+   acknowledgement, and only then commit the offsets.
 
 Exactly once in effect: each row carries its Kafka partition and offset, and on partition
 assignment the lander resumes after the highest offset already in ClickHouse when that is ahead
@@ -17,10 +18,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
+import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, Producer, TopicPartition
 
@@ -30,6 +30,7 @@ from extractguard.contracts.intake import receive
 from extractguard.contracts.rejection import InvalidRateGuard
 from extractguard.contracts.topics import dlq_name
 from extractguard.health import PollHealth
+from extractguard.lander.blocks import Block
 from extractguard.lander.sinks import Sink, sinks
 from extractguard.logs import configure
 from extractguard.settings import KafkaSettings, LanderSettings
@@ -68,7 +69,7 @@ class Lander:
         self.guard = InvalidRateGuard(settings.max_invalid_fraction)
         self._stop = threading.Event()
         self.assigned = threading.Event()
-        self._rows: dict[str, list[list[Any]]] = defaultdict(list)
+        self._blocks: dict[str, Block] = {}
         self._dead: list[DeadLetter] = []
         self._positions: dict[tuple[str, int], int] = {}
         self._batch_opened = 0.0
@@ -115,9 +116,11 @@ class Lander:
             message.value() or b"", sink.validate, service=SERVICE, topic=topic, partition=partition,
             offset=offset, guard=self.guard, lines=sink.lines,
         )  # fmt: skip
-        rows = self._rows[sink.table]
+        block = self._blocks.get(sink.table)
+        if block is None:
+            block = self._blocks[sink.table] = Block(sink.schema)
         for payload in intake.valid:
-            rows.append(sink.row(payload, partition, offset))
+            block.add(sink.row(payload, partition, offset))
         for dead in intake.dead:
             log.warning("invalid_message", topic=topic, partition=partition, offset=offset, line=dead.line,
                         reason=str(dead.error.code), detail=dead.error.detail)  # fmt: skip
@@ -127,15 +130,16 @@ class Lander:
     # -- per batch --------------------------------------------------------------------------
 
     def _pending_rows(self) -> int:
-        return sum(len(rows) for rows in self._rows.values())
+        return sum(block.rows for block in self._blocks.values())
 
     def flush(self) -> None:
         if not self._positions:
             return
         try:
-            for table, rows in self._rows.items():
-                if rows:
-                    self._insert(table, rows)
+            for sink in self.sinks.values():
+                block = self._blocks.get(sink.table)
+                if block is not None and block.rows:
+                    self._insert(sink, block.to_arrow())
             if self._dead:
                 self._send_dead_letters()
             self._commit([TopicPartition(t, p, o) for (t, p), o in self._positions.items()])
@@ -143,30 +147,30 @@ class Lander:
             # Whether it worked or not, this batch is done here: after a failure the lander stops,
             # and the batch is read again from the last commit (and not landed twice, see above).
             # Keeping it would let the revoke handler insert it a second time on the way out.
-            self._rows.clear()
+            self._blocks.clear()
             self._dead.clear()
             self._positions.clear()
 
     def _commit(self, offsets: list[TopicPartition]) -> None:
         self.consumer.commit(offsets=offsets, asynchronous=False)
 
-    def _insert(self, table: str, rows: list[list[Any]]) -> None:
-        sink = next(s for s in self.sinks.values() if s.table == table)
+    def _insert(self, sink: Sink, rows: pa.Table) -> None:
+        table = sink.table
         for attempt in range(1, 6):
             started = time.perf_counter()
             try:
                 with self.client_lock:
-                    self.client.insert(table, rows, column_names=sink.columns)
+                    self.client.insert_arrow(table, rows, settings=dict(sink.insert_settings))
             except Exception as error:
                 metrics.LANDER_INSERT_ERRORS.labels(table).inc()
-                log.error("insert_failed", table=table, rows=len(rows), attempt=attempt, error=str(error))
+                log.error("insert_failed", table=table, rows=rows.num_rows, attempt=attempt, error=str(error))
                 if attempt == 5:
                     raise
                 time.sleep(min(2**attempt * 0.2, 5))
                 continue
             metrics.LANDER_INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
-            metrics.LANDER_ROWS.labels(table).inc(len(rows))
-            self.rows_landed += len(rows)
+            metrics.LANDER_ROWS.labels(table).inc(rows.num_rows)
+            self.rows_landed += rows.num_rows
             return
 
     def _send_dead_letters(self) -> None:

@@ -1,23 +1,40 @@
-"""Rows for each ClickHouse table, from validated payloads. One table, one column list, one builder."""
+"""Rows for each ClickHouse table, from validated payloads. One table, one schema, one row builder.
+
+The schema names each column in the order the builder fills it and gives its Arrow type, which is
+how the lander hands a batch to ClickHouse (see `blocks`). Arrow types follow the table's DDL in
+`storage/migrations`: timestamps in milliseconds for `DateTime64(3)` (an Arrow integer would be
+read as seconds), and the DDL's integer and float widths.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
 from extractguard.contracts.schemas import Payload
 
-EVENT_COLUMNS = [
-    "event_id", "event_time", "account_id", "org_id", "end_user_id", "api_key_hash", "account_created",
-    "client_ip_prefix", "client_asn", "client_country", "user_agent", "tls_ja4", "sdk_name",
-    "conversation_id", "turn_index", "operation_name", "provider_name", "request_model", "response_model",
-    "input_tokens", "output_tokens", "request_max_tokens", "request_temperature", "request_top_p",
-    "request_choice_count", "request_logprobs", "request_top_logprobs", "request_logit_bias",
-    "request_tools_count", "response_status", "response_finish_reason", "refusal", "latency_ms",
-    "prompt_minhash", "prompt_template_hash", "prompt_length_chars", "prompt_length_words",
-    "prompt_cot_elicitation", "kafka_partition", "kafka_offset",
-]  # fmt: skip
+_STRING = pa.string()
+_STRINGS = pa.list_(pa.string())
+_TIME = pa.timestamp("ms", tz="UTC")
+_KAFKA = [("kafka_partition", pa.uint16()), ("kafka_offset", pa.uint64())]
+
+EVENT_SCHEMA = pa.schema([
+    ("event_id", _STRING), ("event_time", _TIME), ("account_id", _STRING), ("org_id", _STRING),
+    ("end_user_id", _STRING), ("api_key_hash", _STRING), ("account_created", _TIME),
+    ("client_ip_prefix", _STRING), ("client_asn", pa.uint32()), ("client_country", _STRING),
+    ("user_agent", _STRING), ("tls_ja4", _STRING), ("sdk_name", _STRING), ("conversation_id", _STRING),
+    ("turn_index", pa.uint32()), ("operation_name", _STRING), ("provider_name", _STRING),
+    ("request_model", _STRING), ("response_model", _STRING), ("input_tokens", pa.uint32()),
+    ("output_tokens", pa.uint32()), ("request_max_tokens", pa.uint32()), ("request_temperature", pa.float32()),
+    ("request_top_p", pa.float32()), ("request_choice_count", pa.uint16()), ("request_logprobs", pa.bool_()),
+    ("request_top_logprobs", pa.uint8()), ("request_logit_bias", pa.bool_()), ("request_tools_count", pa.uint16()),
+    ("response_status", pa.uint16()), ("response_finish_reason", _STRING), ("refusal", pa.bool_()),
+    ("latency_ms", pa.uint32()), ("prompt_minhash", pa.list_(pa.uint32())), ("prompt_template_hash", _STRING),
+    ("prompt_length_chars", pa.uint32()), ("prompt_length_words", pa.uint32()),
+    ("prompt_cot_elicitation", pa.bool_()), *_KAFKA,
+])  # fmt: skip
 
 
 def event_row(e: Payload, partition: int, offset: int) -> list[Any]:
@@ -37,11 +54,12 @@ def event_row(e: Payload, partition: int, offset: int) -> list[Any]:
     ]  # fmt: skip
 
 
-DETECTION_COLUMNS = [
-    "detection_id", "detector", "detector_version", "entity_kind", "entity", "score", "threshold",
-    "severity", "window_start", "window_end", "detected_at", "summary", "accounts", "accounts_total",
-    "evidence", "kafka_partition", "kafka_offset",
-]  # fmt: skip
+DETECTION_SCHEMA = pa.schema([
+    ("detection_id", _STRING), ("detector", _STRING), ("detector_version", _STRING), ("entity_kind", _STRING),
+    ("entity", _STRING), ("score", pa.float64()), ("threshold", pa.float64()), ("severity", _STRING),
+    ("window_start", _TIME), ("window_end", _TIME), ("detected_at", _TIME), ("summary", _STRING),
+    ("accounts", _STRINGS), ("accounts_total", pa.uint32()), ("evidence", _STRING), *_KAFKA,
+])  # fmt: skip
 
 
 def detection_row(d: Payload, partition: int, offset: int) -> list[Any]:
@@ -55,11 +73,12 @@ def detection_row(d: Payload, partition: int, offset: int) -> list[Any]:
     ]  # fmt: skip
 
 
-ALERT_COLUMNS = [
-    "alert_id", "dedup_key", "rule", "severity", "status", "summary", "entity_kind", "entity",
-    "detection_ids", "accounts", "first_seen", "last_seen", "fired_at", "labels", "kafka_partition",
-    "kafka_offset",
-]  # fmt: skip
+ALERT_SCHEMA = pa.schema([
+    ("alert_id", _STRING), ("dedup_key", _STRING), ("rule", _STRING), ("severity", _STRING), ("status", _STRING),
+    ("summary", _STRING), ("entity_kind", _STRING), ("entity", _STRING), ("detection_ids", _STRINGS),
+    ("accounts", _STRINGS), ("first_seen", _TIME), ("last_seen", _TIME), ("fired_at", _TIME),
+    ("labels", pa.map_(_STRING, _STRING)), *_KAFKA,
+])  # fmt: skip
 
 
 def alert_row(a: Payload, partition: int, offset: int) -> list[Any]:
@@ -70,10 +89,10 @@ def alert_row(a: Payload, partition: int, offset: int) -> list[Any]:
     ]  # fmt: skip
 
 
-LABEL_COLUMNS = [
-    "account_id", "org_id", "label", "class", "campaign", "source", "scenario", "note", "labelled_at",
-    "kafka_partition", "kafka_offset",
-]  # fmt: skip
+LABEL_SCHEMA = pa.schema([
+    ("account_id", _STRING), ("org_id", _STRING), ("label", _STRING), ("class", _STRING), ("campaign", _STRING),
+    ("source", _STRING), ("scenario", _STRING), ("note", _STRING), ("labelled_at", _TIME), *_KAFKA,
+])  # fmt: skip
 
 
 def label_row(v: Payload, partition: int, offset: int) -> list[Any]:
@@ -83,10 +102,14 @@ def label_row(v: Payload, partition: int, offset: int) -> list[Any]:
     ]  # fmt: skip
 
 
-CAMPAIGN_COLUMNS = [
-    "campaign_id", "status", "merged_into", "split_from", "first_seen", "last_seen", "updated", "severity", "score",
-    "members", "members_total", "shaped_members", "fingerprints", "fronting_orgs", "kafka_partition", "kafka_offset",
-]  # fmt: skip
+_FINGERPRINT = pa.struct([("fingerprint", _STRING), ("weight", pa.float64()), ("sharers", pa.uint32())])
+
+CAMPAIGN_SCHEMA = pa.schema([
+    ("campaign_id", _STRING), ("status", _STRING), ("merged_into", _STRING), ("split_from", _STRING),
+    ("first_seen", _TIME), ("last_seen", _TIME), ("updated", _TIME), ("severity", _STRING), ("score", pa.float64()),
+    ("members", _STRINGS), ("members_total", pa.uint32()), ("shaped_members", pa.uint32()),
+    ("fingerprints", pa.list_(_FINGERPRINT)), ("fronting_orgs", _STRINGS), *_KAFKA,
+])  # fmt: skip
 
 
 def campaign_row(v: Payload, partition: int, offset: int) -> list[Any]:

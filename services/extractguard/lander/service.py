@@ -6,6 +6,7 @@ import signal
 import threading
 from types import FrameType
 
+from extractguard import gc_policy
 from extractguard.health import PollHealth
 from extractguard.lander.consumer import Lander, log
 from extractguard.lander.sql_server import SqlServer
@@ -16,6 +17,7 @@ from extractguard.storage.client import connect, is_embedded
 
 
 def run(apply_migrations: bool = True) -> None:
+    gc_policy.for_streaming()  # a batch of 50,000 rows is millions of short-lived objects
     clickhouse = ClickHouseSettings()
     settings = LanderSettings()
     client = connect(clickhouse.dsn)
