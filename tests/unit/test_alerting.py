@@ -75,6 +75,28 @@ def test_a_restarted_alerter_remembers_what_it_delivered() -> None:
     assert fresh.observe(detection(1), now_ms=5_000) == []
 
 
+def test_a_campaign_merged_into_another_resolves_its_alert_into_the_survivors() -> None:
+    book = AlertBook(DEFAULT_RULES, renotify_s=300)
+    survivor = book.observe(detection(1, entity="cmp-a", detector="campaign", kind="campaign"), now_ms=0)
+    fragment = book.observe(detection(2, entity="cmp-b", detector="campaign", kind="campaign"), now_ms=0)
+    assert len(survivor) == len(fragment) == 1  # found one by one, each paged
+    merged = detection(3, entity="cmp-b", severity="info", detector="campaign", kind="campaign")
+    merged["evidence"]["merged_into"] = "cmp-a"
+    validate("detection", merged)
+    (resolved,) = book.observe(merged, now_ms=10_000)
+    assert (resolved["status"], resolved["dedup_key"]) == ("resolved", fragment[0]["dedup_key"])
+    assert "merged into cmp-a" in resolved["summary"]
+    validate("alert", resolved)
+    assert book.observe(merged, now_ms=20_000) == []  # its alert is gone: a re-sent merge changes nothing
+    (update,) = book.due_updates(now_ms=400_000)  # the survivor now holds the fragment's accounts
+    assert update["dedup_key"] == survivor[0]["dedup_key"] and update["status"] == "firing"
+    assert {f"a2-{i}" for i in range(3)} <= set(update["accounts"])
+    fresh = AlertBook(DEFAULT_RULES, renotify_s=300)  # a restart reading the alerts topic in order
+    for delivered in (*survivor, *fragment, resolved):
+        fresh.remember(delivered)
+    assert set(fresh.open) == {survivor[0]["dedup_key"]}
+
+
 class _Recorder(BaseHTTPRequestHandler):
     bodies: list[Any] = []
     statuses: list[int] = []

@@ -44,14 +44,14 @@ class _OpenAlert:
     notified_severity: str | None = None
     changed: bool = True
 
-    def payload(self, now_ms: int) -> dict[str, Any]:
+    def payload(self, now_ms: int, status: str = "firing") -> dict[str, Any]:
         return {
             "schema_version": 1,
             "alert_id": hashlib.blake2b(self.dedup_key.encode(), digest_size=16).hexdigest(),
             "dedup_key": self.dedup_key,
             "rule": self.rule.name,
             "severity": self.severity,
-            "status": "firing",
+            "status": status,
             "summary": f"{self.rule.summary}: {self.summary}"[:2048],
             "entity_kind": self.entity_kind,
             "entity": self.entity,
@@ -72,6 +72,9 @@ class AlertBook:
 
     def observe(self, detection: dict[str, Any], now_ms: int) -> list[dict[str, Any]]:
         """Apply one detection; returns the alert payloads due for delivery now."""
+        into = detection["evidence"].get("merged_into")
+        if into is not None:
+            return self._fold(detection, into, now_ms)
         due = []
         for rule in self.rules:
             if not rule.matches(detection):
@@ -105,6 +108,29 @@ class AlertBook:
                 due.append(alert.payload(now_ms))
         return due
 
+    def _fold(self, detection: dict[str, Any], into: str, now_ms: int) -> list[dict[str, Any]]:
+        """A campaign merged into another: its open alert is resolved, pointing at the survivor,
+        and its accounts and detections join the survivor's alert. On-call keeps one incident per
+        actor, where the fragments found one by one each kept their own."""
+        due = []
+        for rule in self.rules:
+            if detection["detector"] not in rule.detectors or (
+                rule.entity_kinds is not None and detection["entity_kind"] not in rule.entity_kinds
+            ):
+                continue
+            alert = self.open.pop(rule.dedup_key(detection), None)
+            if alert is None:
+                continue
+            alert.summary = f"merged into {into}: {detection['evidence']['summary']}"
+            due.append(alert.payload(now_ms, status="resolved"))
+            survivor = self.open.get(rule.dedup_key({**detection, "entity": into}))
+            if survivor is not None:
+                survivor.accounts.update(alert.accounts)
+                survivor.detection_ids.extend(d for d in alert.detection_ids if d not in survivor.detection_ids)
+                survivor.first_seen_ms = min(survivor.first_seen_ms, alert.first_seen_ms)
+                survivor.changed = True
+        return due
+
     def due_updates(self, now_ms: int) -> list[dict[str, Any]]:
         """Alerts that changed since their last delivery and may be re-delivered now."""
         due = []
@@ -127,6 +153,9 @@ class AlertBook:
         """Rebuild state from an alert already delivered (read back from the alerts topic at start)."""
         rule = next((r for r in self.rules if r.name == alert["rule"]), None)
         if rule is None:
+            return
+        if alert["status"] == "resolved":
+            self.open.pop(alert["dedup_key"], None)
             return
         self.open[alert["dedup_key"]] = _OpenAlert(
             rule=rule,

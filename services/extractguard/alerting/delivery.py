@@ -44,6 +44,8 @@ def alertmanager_body(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "detections": str(len(alert["detection_ids"])),
                 },
                 "startsAt": _iso(alert["first_seen_ms"]),
+                # Alertmanager resolves an alert whose end has passed.
+                **({"endsAt": _iso(alert["fired_at_ms"])} if alert["status"] == "resolved" else {}),
             }
         )
     return body

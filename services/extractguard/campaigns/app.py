@@ -252,7 +252,10 @@ def campaign_detection(campaign: Campaign, window_ms: int) -> dict[str, Any]:
         ],
         accounts=campaign.members,
     )
-    return finding.to_detection(0, campaign.updated_ms)
+    detection = finding.to_detection(0, campaign.updated_ms)
+    if campaign.merged_into:
+        detection["evidence"]["merged_into"] = campaign.merged_into  # the alerter folds its alert into it
+    return detection
 
 
 def _decode_evidence(value: bytes) -> tuple[int, list[Evidence]]:
