@@ -179,3 +179,22 @@ def test_the_base_rate_comes_from_every_partitions_census_of_accounts() -> None:
     linker.add(0, W, 2 * W, [], census=(0, 0))
     linker.add(1, W, 2 * W, [], census=(0, 0))
     assert abs(linker.base_rate - 4 / 4000) < 1e-12  # accounts counted once, not per fingerprint
+
+
+def test_a_partition_that_is_behind_is_waited_for_and_one_gone_quiet_is_not() -> None:
+    linker = FingerprintLinker(window_ms=W, sources=2, max_wait_windows=3, quiet_s=30)
+    mine, theirs = ("tls_ja4:j", 3, sharers("c", 3, True)), ("tls_ja4:j", 3, sharers("d", 3, True))
+    census = (1000, 3)  # a thousand accounts a window, a few of them shaped: a low base rate
+    linker.add(0, 0, W, [], census, now_s=0)
+    linker.add(1, 0, W, [], census, now_s=0)
+    for minute in range(1, 10):  # partition 0 runs nine windows ahead; partition 1 is slower but sending
+        assert linker.add(0, minute * W, (minute + 1) * W, [mine] if minute == 1 else [], census, now_s=minute) == []
+    linker.add(1, W, 2 * W, [theirs], census, now_s=10)  # its shares of window 1, late but counted
+    evidence = linker.add(1, 2 * W, 3 * W, [], census, now_s=11)
+    (window_1,) = [e for e in evidence if e.window_start_ms == W]
+    assert len(window_1.shaped) == 6  # both partitions' sharers: none dropped as late
+    # Partition 1 goes quiet: after 30 s of silence partition 0's windows are weighed without it.
+    linker.add(0, 10 * W, 11 * W, [], census, now_s=20)
+    assert linker.weighed_until_ms == 2 * W  # still waiting: 20 - 11 s is not quiet
+    linker.add(0, 11 * W, 12 * W, [], census, now_s=45)
+    assert linker.weighed_until_ms == 9 * W  # up to max_wait_windows behind the newest

@@ -57,7 +57,7 @@ settings = CampaignSettings()
 kafka = KafkaSettings()
 sources = contract(GATEWAY_EVENTS).topic.partitions
 link_partitions = contract(FINGERPRINT_ACTIVITY).topic.partitions
-CHECKPOINT_FORMAT = 2
+CHECKPOINT_FORMAT = 3
 RESOLVER_VERSION = "1"
 
 app = worker_app(

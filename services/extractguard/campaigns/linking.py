@@ -15,8 +15,8 @@ extraction-shaped. Sharing is evidence only when it is *surprising*:
   people).
 
 The surprise is the evidence's weight. A window is weighed once every detection partition has
-reported a later window (or `max_wait_windows` later, for a partition gone quiet), so the count of
-sharers is complete.
+reported a later window — or, for a partition gone quiet (nothing for `quiet_s` of wall time),
+once the others are `max_wait_windows` later — so the count of sharers is complete.
 
 The same test runs over a slow horizon (`slow_horizon_s`, an hour): a campaign whose accounts send
 a few requests an hour rarely has three of them in one window, but has dozens in an hour. Only
@@ -38,6 +38,7 @@ two orgs, whatever the routers.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -133,6 +134,7 @@ class FingerprintLinker:
         router_accounts: int = 20,
         max_wait_windows: int = 3,
         slow_horizon_s: float = 3600.0,
+        quiet_s: float = 30.0,
     ) -> None:
         self.window_ms = window_ms
         self.min_share = min_share
@@ -141,6 +143,7 @@ class FingerprintLinker:
         self.min_base_rate = min_base_rate
         self.router_accounts = router_accounts
         self.max_wait_windows = max_wait_windows
+        self.quiet_s = quiet_s
         # The slow horizon: campaigns whose accounts send a few requests an hour rarely meet in one
         # window, but do within an hour. Kept only for fingerprints that had a shaped sharer.
         self.slow_horizon_ms = int(slow_horizon_s * 1000)
@@ -149,6 +152,7 @@ class FingerprintLinker:
         self.census: dict[int, list[int]] = {}  # window start -> [accounts, shaped], summed over partitions
         # Detection partition -> end of the latest window it sent.
         self.reported: dict[int, int] = dict.fromkeys(range(sources), 0)
+        self.heard_s: dict[int, float] = {}  # detection partition -> wall time of its last envelope
         self.weighed_until_ms = 0
         # Shaped and all sharers, decayed over windows: the base rate of shaped accounts.
         self.shaped_seen = 0.0
@@ -160,10 +164,17 @@ class FingerprintLinker:
         return max(self.min_base_rate, observed)
 
     def add(
-        self, source: int, start_ms: int, end_ms: int, shares: Iterable[Share], census: Census | None = None
+        self,
+        source: int,
+        start_ms: int,
+        end_ms: int,
+        shares: Iterable[Share],
+        census: Census | None = None,
+        now_s: float | None = None,
     ) -> list[Evidence]:
         """Take one detection partition's shares of one window; returns the evidence of every
-        window that is now complete, oldest first."""
+        window that is now complete, oldest first. `now_s` is the wall time (default: now)."""
+        now = time.time() if now_s is None else now_s
         if start_ms >= self.weighed_until_ms:
             window = self.pending.setdefault(start_ms, {})
             if census is not None:
@@ -180,18 +191,30 @@ class FingerprintLinker:
         # (Shares of a window already weighed are late: the detection partition was restored from
         # an older checkpoint. They are dropped here, and the window keeps the evidence it gave.)
         self.reported[source] = max(self.reported.get(source, 0), end_ms)
-        return self._weigh_complete()
+        self.heard_s[source] = now
+        return self._weigh_complete(now)
 
-    def _weigh_complete(self) -> list[Evidence]:
+    def _weigh_complete(self, now: float) -> list[Evidence]:
         everyone = min(self.reported.values())  # every partition has sent windows ending by then
         newest = max(self.reported.values())
         evidence: list[Evidence] = []
         for start in sorted(self.pending):
             end = start + self.window_ms
-            if end < everyone or end + self.max_wait_windows * self.window_ms <= newest:
+            if end < everyone or (end + self.max_wait_windows * self.window_ms <= newest and self._quiet(end, now)):
                 evidence += self._weigh(start, end, self.pending.pop(start))
                 self.weighed_until_ms = max(self.weighed_until_ms, end)
         return evidence
+
+    def _quiet(self, end: int, now: float) -> bool:
+        """Whether every partition yet to report past `end` has gone quiet: sent nothing for
+        `quiet_s` of wall time. A partition that is only behind — a replay, or catching up after a
+        restart, where partitions drift minutes of event time apart — is waited for; weighing
+        without it would drop its shares of the window as late."""
+        return all(
+            now - self.heard_s.get(source, float("-inf")) >= self.quiet_s
+            for source, reported in self.reported.items()
+            if reported <= end
+        )
 
     def _weigh(self, start: int, end: int, window: dict[str, _Pending]) -> list[Evidence]:
         # The base rate is counted once per account and window (an account shares many fingerprints):
