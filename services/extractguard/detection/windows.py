@@ -19,7 +19,7 @@ late, not silently merged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +60,7 @@ class ClosedWindow:
     """A closed window's entities, by kind: `kinds[kind][name]` (e.g. `kinds["ip_prefix"]["1.2.3.0/24"]`).
 
     Each detector reads the kinds it judges, so none walks every entity of the window to find
-    its own; `entities` gives the flat view keyed by (kind, name) for those that want all.
+    its own; `items()` walks them all, keyed by (kind, name), for those that judge every kind.
     """
 
     __slots__ = ("end_ms", "kinds", "requests", "start_ms")
@@ -83,9 +83,11 @@ class ClosedWindow:
     def of_kind(self, kind: str) -> dict[str, EntityStats]:
         return self.kinds.get(kind) or {}
 
-    @property
-    def entities(self) -> dict[EntityKey, EntityStats]:
-        return {(kind, name): stats for kind, table in self.kinds.items() for name, stats in table.items()}
+    def items(self) -> Iterator[tuple[EntityKey, EntityStats]]:
+        """Every entity of the window with its (kind, name) key, kind by kind."""
+        for kind, table in self.kinds.items():
+            for name, stats in table.items():
+                yield (kind, name), stats
 
     def accounts(self) -> list[str]:
         """The accounts active in the window."""

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from river import stats
@@ -42,15 +41,9 @@ from river import stats
 from extractguard.detection.behaviour import DAY_MS, AccountBehaviour
 from extractguard.detection.detectors.launch import LaunchDetector
 from extractguard.detection.findings import BenignRate, Feature, Finding, Severity
-from extractguard.detection.windows import ENTITY_KINDS, ClosedWindow, EntityKey, EntityStats
+from extractguard.detection.windows import ENTITY_KINDS, ClosedWindow, EntityKey
 
 KINDS = ENTITY_KINDS
-
-
-def _entities(window: ClosedWindow) -> Iterator[tuple[EntityKey, EntityStats]]:
-    for kind, table in window.kinds.items():
-        for name, entity in table.items():
-            yield (kind, name), entity
 
 
 def _hour(ts: int) -> int:
@@ -148,7 +141,7 @@ class BurstDetector:
         findings: list[Finding] = []
         hour = _hour(window.start_ms)
         if self.windows_seen >= self.warmup_windows:
-            for key, entity in _entities(window):
+            for key, entity in window.items():
                 count = entity.requests
                 if count < self.min_requests:
                     continue
@@ -211,7 +204,7 @@ class BurstDetector:
         baselines = self.baselines
         levels = self.kind_levels
         seen = self.windows_seen
-        for key, entity in _entities(window):
+        for key, entity in window.items():
             count = entity.requests
             baseline = baselines.get(key)
             if baseline is None:
