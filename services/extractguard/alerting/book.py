@@ -114,9 +114,7 @@ class AlertBook:
         actor, where the fragments found one by one each kept their own."""
         due = []
         for rule in self.rules:
-            if detection["detector"] not in rule.detectors or (
-                rule.entity_kinds is not None and detection["entity_kind"] not in rule.entity_kinds
-            ):
+            if not rule.covers(detection):  # a merged campaign's detection is info: not `matches`
                 continue
             alert = self.open.pop(rule.dedup_key(detection), None)
             if alert is None:

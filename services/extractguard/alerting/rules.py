@@ -21,12 +21,14 @@ class AlertRule:
     entity_kinds: frozenset[str] | None = None
     min_severity: str = "warning"
 
-    def matches(self, detection: dict[str, Any]) -> bool:
-        return (
-            detection["detector"] in self.detectors
-            and (self.entity_kinds is None or detection["entity_kind"] in self.entity_kinds)
-            and SEVERITY_RANK[detection["severity"]] >= SEVERITY_RANK[self.min_severity]
+    def covers(self, detection: dict[str, Any]) -> bool:
+        """Whether the detection is of this rule's kind, whatever its severity."""
+        return detection["detector"] in self.detectors and (
+            self.entity_kinds is None or detection["entity_kind"] in self.entity_kinds
         )
+
+    def matches(self, detection: dict[str, Any]) -> bool:
+        return self.covers(detection) and SEVERITY_RANK[detection["severity"]] >= SEVERITY_RANK[self.min_severity]
 
     def dedup_key(self, detection: dict[str, Any]) -> str:
         return f"{self.name}:{detection['entity_kind']}:{detection['entity']}"
