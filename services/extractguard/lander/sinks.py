@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from extractguard.contracts.envelope import split
-from extractguard.contracts.schemas import Payload, decode_json, validate, validate_gateway_event
+from extractguard.contracts.schemas import Payload, decode_valid, validate_gateway_event
 from extractguard.contracts.topics import ACCOUNT_LABELS, ALERTS, CAMPAIGNS, DETECTIONS, GATEWAY_EVENTS
 from extractguard.lander.rows import (
     ALERT_SCHEMA,
@@ -60,19 +60,19 @@ def sinks(ingest: IngestSettings | None = None) -> dict[str, Sink]:
         GATEWAY_EVENTS: Sink(GATEWAY_EVENTS, "events", EVENT_SCHEMA, event_row, split, gateway_event, _EVENTS_INSERT),
         DETECTIONS: Sink(
             DETECTIONS, "detections", DETECTION_SCHEMA, detection_row, _single,
-            lambda raw: validate("detection", decode_json(raw)),
+            lambda raw: decode_valid("detection", raw),
         ),
         ALERTS: Sink(
             ALERTS, "alerts", ALERT_SCHEMA, alert_row, _single,
-            lambda raw: validate("alert", decode_json(raw)),
+            lambda raw: decode_valid("alert", raw),
         ),
         ACCOUNT_LABELS: Sink(
             ACCOUNT_LABELS, "account_labels", LABEL_SCHEMA, label_row, _single,
-            lambda raw: validate("account_label", decode_json(raw)),
+            lambda raw: decode_valid("account_label", raw),
         ),
         CAMPAIGNS: Sink(
             CAMPAIGNS, "campaigns", CAMPAIGN_SCHEMA, campaign_row, _single,
-            lambda raw: validate("campaign", decode_json(raw)),
+            lambda raw: decode_valid("campaign", raw),
         ),
     }  # fmt: skip
 
