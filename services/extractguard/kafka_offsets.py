@@ -2,23 +2,32 @@
 
 Used by the demo, the evaluation and the tests to isolate a run from what earlier runs left on the
 same topics, to tell when a consumer group has caught up, and to read back what a run produced.
+Each look-up retries Kafka's retriable errors (a partition whose leader is still being elected),
+so it can follow a topic's creation at once.
 """
 
 from __future__ import annotations
 
 import time
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from extractguard.kafka_ready import retry_retriable
 from extractguard.settings import KafkaSettings
 
 
 def end_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int]:
     """The next offset of every partition of `topic`."""
     consumer = Consumer({**kafka.client_config(), "group.id": "extractguard-offsets"})
+
+    def look_up() -> dict[int, int]:
+        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        if metadata.error is not None:
+            raise KafkaException(metadata.error)
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in metadata.partitions}
+
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        return retry_retriable(look_up, f"end offsets of {topic}")
     finally:
         consumer.close()
 
@@ -32,7 +41,7 @@ def start_group_at_end(kafka: KafkaSettings, group: str, topics: list[str]) -> N
             for topic in topics
             for partition, end in end_offsets(kafka, topic).items()
         ]
-        consumer.commit(offsets=offsets, asynchronous=False)
+        retry_retriable(lambda: consumer.commit(offsets=offsets, asynchronous=False), f"start of group {group}")
     finally:
         consumer.close()
 
@@ -42,7 +51,10 @@ def group_lag(kafka: KafkaSettings, group: str, topic: str) -> int:
     ends = end_offsets(kafka, topic)
     consumer = Consumer({**kafka.client_config(), "group.id": group, "enable.auto.commit": False})
     try:
-        committed = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=10)
+        committed = retry_retriable(
+            lambda: consumer.committed([TopicPartition(topic, p) for p in ends], timeout=10),
+            f"offsets committed by {group}",
+        )
     finally:
         consumer.close()
     return sum(ends[tp.partition] - max(tp.offset, 0) for tp in committed)

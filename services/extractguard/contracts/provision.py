@@ -20,6 +20,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from extractguard.contracts.topics import TopicSpec, contracts
+from extractguard.kafka_ready import KafkaNotReady, wait_for_leaders
 from extractguard.settings import KafkaSettings
 
 
@@ -42,6 +43,12 @@ def declared_topics() -> list[TopicSpec]:
 
 
 def provision(kafka: KafkaSettings, replication_factor: int = 1, timeout_s: float = 30.0) -> ProvisionResult:
+    """Create or reconcile every declared topic, and return once each declared partition has a leader.
+
+    A topic that was just created answers offset look-ups with NOT_LEADER_FOR_PARTITION until its
+    partitions have leaders; waiting here (bounded by `timeout_s`) means whatever runs next can
+    read offsets at once. Raises `ProvisionError` naming the topics or partitions that failed.
+    """
     admin = AdminClient(kafka.client_config())
     metadata = admin.list_topics(timeout=timeout_s)
     created: list[str] = []
@@ -71,6 +78,10 @@ def provision(kafka: KafkaSettings, replication_factor: int = 1, timeout_s: floa
                 else:
                     raise ProvisionError(f"could not create {name}: {error}") from error
     updated = _reconcile(admin, [specs[name] for name in existing if name in specs], timeout_s)
+    try:
+        wait_for_leaders(admin, {spec.name: spec.partitions for spec in specs.values()}, timeout_s)
+    except KafkaNotReady as error:
+        raise ProvisionError(f"topics provisioned but not ready: {error}") from error
     return ProvisionResult(created=created, existing=existing, updated=updated)
 
 

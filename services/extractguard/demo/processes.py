@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from types import FrameType
 
 import urllib3
 from confluent_kafka.admin import AdminClient
@@ -19,18 +22,45 @@ KAFKA_SCRIPT = ("infra", "kafka", "kafka.sh")
 
 
 def ensure_local_kafka() -> bool:
-    """Start the local broker unless KAFKA_BOOTSTRAP_SERVERS points elsewhere; True if we started it."""
+    """Start the local broker unless one answers or KAFKA_BOOTSTRAP_SERVERS points elsewhere.
+
+    Returns True if this process started it. A broker started here is stopped on every way out of
+    the process — a normal end, an exception, Ctrl-C, SIGTERM (turned into SystemExit so `finally`
+    blocks and exit handlers run) — unless `stop_local_kafka` stopped it first. Only SIGKILL can
+    leave it running.
+    """
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         return False
     script = project_root().joinpath(*KAFKA_SCRIPT)
     if subprocess.run([str(script), "status"], capture_output=True, text=True).returncode == 0:
         return False
+    # Registered before `up`: a start that fails half-way (the broker launched, never answered)
+    # is stopped too.
+    atexit.register(stop_local_kafka)
+    exit_on_sigterm()
     subprocess.run([str(script), "up"], check=True)
     return True
 
 
 def stop_local_kafka() -> None:
+    atexit.unregister(stop_local_kafka)
     subprocess.run([str(project_root().joinpath(*KAFKA_SCRIPT)), "down"], check=False)
+
+
+def exit_on_sigterm() -> None:
+    """Make SIGTERM end this process like Ctrl-C does: through `finally` blocks and exit handlers.
+
+    Only where SIGTERM still has its default action (which ends the process without running
+    either) and only from the main thread; a handler someone else installed is left alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _raise_system_exit)
+
+
+def _raise_system_exit(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 class Service:

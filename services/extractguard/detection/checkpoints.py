@@ -16,6 +16,7 @@ from confluent_kafka import Consumer as KafkaConsumer
 from confluent_kafka import KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from extractguard.kafka_ready import KafkaNotReady, retry_retriable, wait_for_leaders
 from extractguard.settings import KafkaSettings
 
 
@@ -63,6 +64,10 @@ class CheckpointStore:
             except Exception as error:
                 if "TOPIC_ALREADY_EXISTS" not in str(error):
                     raise CheckpointError(f"could not create {self.topic}: {error}") from error
+        try:
+            wait_for_leaders(admin, {self.topic: self.partitions}, timeout_s=60)
+        except KafkaNotReady as error:
+            raise CheckpointError(f"{self.topic} created but not ready: {error}") from error
 
     def save(self, partition: int, blob: bytes, timeout_s: float = 30.0) -> None:
         """Write a checkpoint and return once Kafka has it (acks=all)."""
@@ -89,7 +94,11 @@ class CheckpointStore:
             }
         )
         try:
-            low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, partition), timeout=timeout_s)
+            low, high = retry_retriable(
+                lambda: consumer.get_watermark_offsets(TopicPartition(self.topic, partition), timeout=timeout_s),
+                f"checkpoint offsets of {self.topic}[{partition}]",
+                timeout_s,
+            )
             if high <= low:
                 return None
             consumer.assign([TopicPartition(self.topic, partition, high - 1)])
