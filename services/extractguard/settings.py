@@ -110,8 +110,19 @@ class DetectionSettings(BaseSettings):
     )
     link_min_requests: int = Field(default=2, ge=1, description="...and from this many requests on.")
     launch_grace_s: float = Field(default=6 * 3600, gt=0, description="How long a launch's surge is expected.")
-    behaviour_half_life_s: float = Field(
-        default=3600.0, gt=0, description="Horizon of the per-account behaviour tallies (exponential half-life)."
+    behaviour_horizons_s: list[float] = Field(
+        default_factory=lambda: [3600.0, 86_400.0, 7 * 86_400.0],
+        min_length=1,
+        description="Horizons of the per-account behaviour tallies (exponential half-lives), shortest first.",
+    )
+    link_request_shape: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description=(
+            "An account too faint to be judged yet counts as shaped for linking when a request of its in the window"
+            " shows at least this share of the request-level tells."
+        ),
     )
     session_timeout_s: float = Field(
         default=15.0, gt=0, description="How long a dead worker holds its partitions before a rebalance."

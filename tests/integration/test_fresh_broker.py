@@ -65,9 +65,7 @@ def test_a_fresh_broker_serves_offsets_right_after_provisioning_and_dies_with_it
         "EXTRACTGUARD_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
         "EXTRACTGUARD_KAFKA_HEAP": "512m",
     }
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD], env=env, stdout=subprocess.PIPE, text=True
-    )
+    child = subprocess.Popen([sys.executable, "-c", CHILD], env=env, stdout=subprocess.PIPE, text=True)
     pidfile = home / "kafka" / "broker.pid"
     try:
         assert child.stdout is not None

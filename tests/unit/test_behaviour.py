@@ -76,3 +76,54 @@ def test_few_requests_cannot_look_extreme() -> None:
     assert not b.scoreable("new")
     assert b.tells("new")["output_heavy"] < 0.5 < b.tells("busy")["output_heavy"]
     assert b.score("new") < b.score("busy")
+
+
+def _hourly(b: AccountBehaviour, account: str, hours: int, **extra: Any) -> None:
+    for hour in range(hours):
+        b.learn_event(event(account, START_MS + hour * 3_600_000 + 17_000, f"{hour:016x}", **extra))
+
+
+def test_an_account_at_one_request_an_hour_is_judged_within_hours_not_never() -> None:
+    """At the public case's rate an hour's horizon never holds five requests; the day's does by hour five."""
+    harvest = {"turn_index": 0, "output_tokens": 4000, "request_logprobs": True}
+    b = AccountBehaviour()
+    _hourly(b, "harvester", 6, **harvest)
+    _hourly(b, "person", 6)
+    assert not b.scoreable("harvester", horizon=0)
+    assert b.scoreable("harvester", horizon=1)
+    judged = b.evaluate("harvester", START_MS + 6 * 3_600_000)
+    assert judged is not None and judged[1] > 0
+    assert b.is_shaped("harvester")
+    assert not b.is_shaped("person")
+    one_horizon = AccountBehaviour(horizons_s=(3600.0,))
+    _hourly(one_horizon, "harvester", 6, **harvest)
+    assert one_horizon.evaluate("harvester", START_MS + 6 * 3_600_000) is None  # the old blind spot
+
+
+def test_each_horizon_is_calibrated_on_its_own_reference() -> None:
+    b = AccountBehaviour()
+    rng = random.Random(5)
+    for i in range(400):  # established accounts, a request every ~20 minutes for a day
+        account = f"ref{i}"
+        ts = START_MS
+        for _ in range(60):
+            ts += int(rng.expovariate(1 / 1_200_000))
+            b.learn_event(event(account, ts, f"{rng.getrandbits(64):016x}", turn_index=rng.choice((0, 1, 1))))
+        b.evaluate(account, ts)
+    assert all(r.weight > 0 for r in b.references)
+    # Each threshold stays within its bounds and reports false alarms from the reference.
+    assert all(b.min_threshold <= b.threshold(h) <= b.max_threshold for h in range(b.horizons))
+    assert b.expected_false_alarms_per_day() >= 0
+
+
+def test_a_request_shape_counts_only_what_one_request_shows() -> None:
+    b = AccountBehaviour()
+    full = b.learn_event(
+        event("a", START_MS, "00000000000000a0", turn_index=0, output_tokens=4000, request_logprobs=True,
+              prompt_sketch={"cot_elicitation": True})
+    )  # fmt: skip
+    plain = b.learn_event(event("b", START_MS, "00000000000000b1", turn_index=0))
+    follow_up = b.learn_event(event("c", START_MS, "00000000000000c2"))
+    assert full == 1.0
+    assert 0 < plain < 0.5
+    assert follow_up == 0.0

@@ -164,7 +164,7 @@ def test_a_window_lists_the_sharers_only_of_fingerprints_a_shaped_account_used()
     for event in events:
         activity.add(event, windows.closed_until_ms)
         closed += windows.add(event)
-    shares, census = activity.shares(closed[0], shaped=lambda account: account == "a6")
+    shares, census = activity.shares(closed[0], shaped=lambda account, _request_shape: account == "a6")
     listed = {fp: (n, sorted(a for a, _o, _s in s)) for fp, n, s in shares}
     assert listed["ip_prefix:10.0.0.0/24"] == (5, [])  # no shaped sharer: its count only
     assert listed["ip_prefix:198.51.100.0/24"] == (3, ["a5", "a6", "a7"])
@@ -198,3 +198,48 @@ def test_a_partition_that_is_behind_is_waited_for_and_one_gone_quiet_is_not() ->
     assert linker.weighed_until_ms == 2 * W  # still waiting: 20 - 11 s is not quiet
     linker.add(0, 11 * W, 12 * W, [], census, now_s=45)
     assert linker.weighed_until_ms == 9 * W  # up to max_wait_windows behind the newest
+
+
+def test_faint_accounts_at_one_request_an_hour_are_linked_as_a_population() -> None:
+    """No account of the fleet is ever judgeable in the hour it is seen, yet their requests, shaped,
+    concentrate on the fleet's prefixes; organic faint accounts (plain requests) link nobody, even
+    on the prefix they share with the fleet or on the one client fingerprint everybody uses."""
+    import random
+
+    import orjson
+
+    from extractguard.detection.engine import DetectionEngine
+    from extractguard.paths import schemas_dir
+    from extractguard.settings import DetectionSettings
+
+    base = orjson.loads((schemas_dir() / "examples" / "gateway_event" / "chat_organic.json").read_bytes())
+    rng = random.Random(11)
+    start = 1_795_000_000_000 - 1_795_000_000_000 % 3_600_000
+    events = []
+    for i in range(400):  # the fleet: one request each in the hour, from 8 prefixes, shaped requests
+        events.append({
+            **base, "account_id": f"fleet{i}", "org_id": f"org-f{i}", "client_ip_prefix": f"185.1.{i % 8}.0/24",
+            "event_time_ms": start + rng.randrange(3_600_000), "turn_index": 0, "output_tokens": 3000,
+            "request_logprobs": True, "account_created_ms": start - 400 * 86_400_000,
+        })  # fmt: skip
+    for i in range(4000):  # organic: one or two plain requests, some on the fleet's prefixes
+        prefix = f"185.1.{i % 8}.0/24" if i % 50 == 0 else f"203.{i % 200}.0.0/24"
+        for _ in range(rng.choice((1, 2))):
+            events.append({
+                **base, "account_id": f"person{i}", "org_id": f"org-p{i // 10}", "client_ip_prefix": prefix,
+                "event_time_ms": start + rng.randrange(3_600_000), "turn_index": rng.choice((0, 1, 2)),
+            })  # fmt: skip
+    events.sort(key=lambda e: e["event_time_ms"])
+    events.append({**base, "account_id": "clock", "event_time_ms": start + 3_700_000})  # closes the last window
+    engine = DetectionEngine(DetectionSettings())
+    linker = FingerprintLinker(window_ms=W, quiet_s=0)
+    evidence: list[Evidence] = []
+    for event in events:
+        engine.process([event], 0)
+        for window_start, window_end, shares, census in engine.take_link_shares():
+            evidence += linker.add(0, window_start, window_end, shares, census, now_s=0.0)
+    assert all(engine.behaviour.leans(f"fleet{i}", 0.8) is None for i in range(400))  # none judgeable alone
+    linked = {a for e in evidence for a in e.shaped}
+    assert len({a for a in linked if a.startswith("fleet")}) >= 300
+    assert not {a for a in linked if a.startswith("person")}
+    assert not [e for e in evidence if e.kind == "tls_ja4"]  # everybody's client: no evidence

@@ -18,7 +18,7 @@ detection partition has reported a window.
 >>> for ts in (1_000, 61_000):
 ...     activity.add({**event, "event_time_ms": ts}, windows.closed_until_ms)
 ...     closed = windows.add({**event, "event_time_ms": ts})
->>> shares, census = activity.shares(closed[0], shaped=lambda account: False)
+>>> shares, census = activity.shares(closed[0], shaped=lambda account, request_shape: False)
 >>> sorted(fp for fp, _, _ in shares), census
 (['ip_prefix:1.2.3.0/24', 'prompt_band:08334bdca70af290', 'signup_cohort:0', 'template:00000000000000t1'], (1, 0))
 """
@@ -46,12 +46,13 @@ class LinkActivity:
 
     def __init__(self, window_ms: int) -> None:
         self.window_ms = window_ms
-        # Window start -> account -> [its signup cohort, then the first MinHash bands of its
-        # prompts], as integers: the fingerprint strings are made once per window at its close, not
-        # per event. One list an account (a set would cost 216 bytes empty, a tuple beside it 56).
-        self.open: dict[int, dict[str, list[int | None]]] = {}
+        # Window start -> account -> [its signup cohort, the largest request shape among its
+        # requests in the window, then the first MinHash bands of its prompts as integers]: the
+        # fingerprint strings are made once per window at its close, not per event. One list an
+        # account (a set would cost 216 bytes empty, a tuple beside it 56).
+        self.open: dict[int, dict[str, list[Any]]] = {}
 
-    def add(self, event: dict[str, Any], closed_until_ms: int) -> None:
+    def add(self, event: dict[str, Any], closed_until_ms: int, request_shape: float = 0.0) -> None:
         ts = event["event_time_ms"]
         start = ts - ts % self.window_ms
         if start < closed_until_ms:
@@ -62,7 +63,9 @@ class LinkActivity:
         seen = accounts.get(event["account_id"])
         if seen is None:
             created = event.get("account_created_ms")
-            seen = accounts[event["account_id"]] = [None if created is None else created // COHORT_MS]
+            seen = accounts[event["account_id"]] = [None if created is None else created // COHORT_MS, request_shape]
+        elif request_shape > seen[1]:
+            seen[1] = request_shape
         minhash = event["prompt_sketch"].get("minhash")
         if minhash and len(minhash) >= 4:
             # Python's hash of a tuple of ints is the same in every process (no hash seed for ints).
@@ -70,8 +73,9 @@ class LinkActivity:
             if band not in seen:  # (a band equal to the cohort number: one chance in 2**64)
                 seen.append(band)
 
-    def shares(self, window: ClosedWindow, shaped: Callable[[str], bool]) -> tuple[list[Share], Census]:
-        """The window's shares and its census (accounts judged, how many shaped).
+    def shares(self, window: ClosedWindow, shaped: Callable[[str, float], bool]) -> tuple[list[Share], Census]:
+        """The window's shares and its census (accounts judged, how many shaped). `shaped` judges
+        an account given the largest shape of its requests in the window.
 
         A fingerprint none of whose sharers here is shaped goes with its count only: the linker
         needs its sharers only when shaped accounts concentrate on it, and then the partitions that
@@ -95,17 +99,17 @@ class LinkActivity:
             cohort = seen[0]
             if cohort is not None:
                 by_cohort.setdefault(cohort, []).append(account)
-            for band in seen[1:]:
-                by_band.setdefault(band, []).append(account)  # type: ignore[arg-type]
+            for band in seen[2:]:
+                by_band.setdefault(band, []).append(account)
         for band, accounts in by_band.items():
             sharers[f"prompt_band:{band:016x}"] = accounts
         for cohort, accounts in by_cohort.items():
             sharers[f"signup_cohort:{cohort}"] = accounts
         # Each account judged once per window, and its (account, org, judgement) built once.
-        sharer = {a: (a, org_of.get(a, a), shaped(a)) for a in window.accounts()}
-        for account in extras:
+        sharer = {a: (a, org_of.get(a, a), shaped(a, extras[a][1] if a in extras else 0.0)) for a in window.accounts()}
+        for account, seen in extras.items():
             if account not in sharer:
-                sharer[account] = (account, org_of.get(account, account), shaped(account))
+                sharer[account] = (account, org_of.get(account, account), shaped(account, seen[1]))
         leaning = {a for a, (_a, _o, is_shaped) in sharer.items() if is_shaped}
         return [
             (fp, len(accounts), [] if leaning.isdisjoint(accounts) else

@@ -11,7 +11,6 @@ from __future__ import annotations
 import pickle
 import zlib
 from collections.abc import Iterable
-from functools import partial
 from sys import intern
 from typing import Any
 
@@ -30,14 +29,14 @@ from extractguard.detection.windows import EntityWindows
 from extractguard.settings import DetectionSettings
 
 # Bumped when the pickled layout changes; an old checkpoint is then discarded, not misread.
-CHECKPOINT_FORMAT = 11
+CHECKPOINT_FORMAT = 12
 
 
 class DetectionEngine:
     def __init__(self, settings: DetectionSettings) -> None:
         self.windows = EntityWindows(settings.window_s * 1000, settings.allowed_lateness_s * 1000)
         # One view of each account's behaviour, shared by the detectors that judge by it.
-        self.behaviour = AccountBehaviour(half_life_s=settings.behaviour_half_life_s)
+        self.behaviour = AccountBehaviour(horizons_s=tuple(settings.behaviour_horizons_s))
         launches = LaunchDetector(
             [(launch.model, launch.at_ms) for launch in settings.launches],
             grace_s=settings.launch_grace_s,
@@ -54,6 +53,7 @@ class DetectionEngine:
         self.link_shares: list[tuple[int, int, list[Share], Census]] = []
         self.link_score_factor = settings.link_score_factor
         self.link_min_requests = settings.link_min_requests
+        self.link_request_shape = settings.link_request_shape
         self.events_seen = 0
         self.windows_closed = 0
         self.last_offset = -1
@@ -75,27 +75,31 @@ class DetectionEngine:
             # Every event brings its own copy of the account id; the state keeps it in several
             # places (tallies, windows, sets), and one shared copy per account saves ~60 bytes each.
             event["account_id"] = intern(event["account_id"])
-            learn(event)
+            shape = learn(event)
             for detector in detectors:
                 detector.learn_event(event)
             if activity is not None:
-                activity.add(event, self.windows.closed_until_ms)
+                activity.add(event, self.windows.closed_until_ms, shape)
             for window in add(event):
                 self.windows_closed += 1
                 for detector in detectors:
                     for finding in detector.update(window):
                         detections.append(finding.to_detection(partition, self.windows.watermark_ms))
                 if activity is not None:
-                    shaped = partial(
-                        self.behaviour.leans,
-                        threshold=self.link_score_factor * self.behaviour.threshold(),
-                        min_requests=self.link_min_requests,
-                    )
-                    self.link_shares.append((window.start_ms, window.end_ms, *activity.shares(window, shaped)))
+                    self.link_shares.append((window.start_ms, window.end_ms, *activity.shares(window, self.leaning)))
         if offset is not None:
             self.last_offset = offset
         self.behaviour.forget_idle()
         return detections
+
+    def leaning(self, account: str, request_shape: float) -> bool:
+        """Whether linking counts the account as extraction-shaped in a window: by its behaviour at
+        some horizon when it has requests enough to be judged, else by the shape of its requests in
+        the window (a faint account's one vote; the linker's base rate counts such votes too)."""
+        leans = self.behaviour.leans(account, self.link_score_factor, self.link_min_requests)
+        if leans is None:
+            return request_shape >= self.link_request_shape
+        return leans
 
     def take_link_shares(self) -> list[tuple[int, int, list[Share], Census]]:
         taken, self.link_shares = self.link_shares, []

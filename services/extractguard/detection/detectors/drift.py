@@ -220,10 +220,9 @@ class MixDriftDetector:
 
     def _drivers(self, window: ClosedWindow, name: str, scope: str) -> list[str]:
         behaviour = self.behaviour
-        threshold = behaviour.threshold() if behaviour is not None else 0.0
 
         def shaped(account: str) -> bool:
-            return behaviour is None or (behaviour.scoreable(account) and behaviour.score(account) >= threshold)
+            return behaviour is None or behaviour.is_shaped(account)
 
         if scope != GLOBAL:
             stats = window.of_kind("model").get(scope)

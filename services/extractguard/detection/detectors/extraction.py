@@ -70,15 +70,16 @@ class ExtractionDetector:
 
     def update(self, window: ClosedWindow) -> list[Finding]:
         behaviour = self.behaviour
-        threshold = behaviour.threshold()
         findings = []
         for account, stats in window.of_kind("account").items():
-            base = behaviour.evaluate(account, window.end_ms)
-            if base is None:
+            judged = behaviour.evaluate(account, window.end_ms)
+            if judged is None:
                 continue
+            base, horizon = judged
+            threshold = behaviour.threshold(horizon)
             verdict = self.verdicts.get(account) if self.verdicts is not None else None
             # The tells only when a verdict teaches from them or the taught model reads them.
-            tells = behaviour.tells(account) if verdict is not None or self.model.ready() else None
+            tells = behaviour.tells(account, horizon) if verdict is not None or self.model.ready() else None
             if verdict is not None and tells is not None:
                 self.model.learn(tells, verdict)
             score = self.score(base, tells)
@@ -88,15 +89,19 @@ class ExtractionDetector:
             if last is not None and self.windows_seen - last < self.repeat_windows:
                 continue
             self.reported[account] = self.windows_seen
-            findings.append(self._finding(window, account, score, threshold, stats.requests))
+            findings.append(self._finding(window, account, score, threshold, horizon, stats.requests))
         self.windows_seen += 1
         if self.windows_seen % 64 == 0:
             self.reported = {a: w for a, w in self.reported.items() if self.windows_seen - w < self.repeat_windows}
         return findings
 
-    def _finding(self, window: ClosedWindow, account: str, score: float, threshold: float, in_window: int) -> Finding:
+    def _finding(
+        self, window: ClosedWindow, account: str, score: float, threshold: float, horizon: int, in_window: int
+    ) -> Finding:
         behaviour = self.behaviour
-        tells = behaviour.tells(account)
+        tells = behaviour.tells(account, horizon)
+        recent = behaviour.requests(account, horizon)
+        horizon_s = behaviour.half_lives_ms[horizon] // 1000
         top = sorted(TELLS, key=lambda t: WEIGHTS[t] * tells[t], reverse=True)
         severity: Severity = "critical" if score >= self.critical_score else "warning"
         described = ", ".join(f"{t.replace('_', ' ')} {tells[t]:.0%}" for t in top[:4])
@@ -112,14 +117,28 @@ class ExtractionDetector:
             severity=severity,
             summary=(
                 f"account {account}: extraction-shaped use (score {score:.2f} >= {threshold:.2f}): {described}; "
-                f"{behaviour.requests(account):.0f} recent requests, output/input {behaviour.output_ratio(account):.1f}"
+                f"{recent:.0f} recent requests (half-life {_duration(horizon_s)}), "
+                f"output/input {behaviour.output_ratio(account):.1f}"
             ),
             features=[
                 *(Feature(t, tells[t], PRIORS[t]) for t in top),
-                Feature("recent_requests", behaviour.requests(account)),
+                Feature("recent_requests", recent),
+                Feature("horizon_s", horizon_s),
                 Feature("requests_in_window", in_window),
                 Feature("output_input_ratio", behaviour.output_ratio(account)),
             ],
             accounts=[account],
-            expected_false_alarms_per_day=behaviour.expected_false_alarms_per_day(threshold),
+            expected_false_alarms_per_day=behaviour.expected_false_alarms_per_day(),
         )
+
+
+def _duration(seconds: int) -> str:
+    """
+    >>> _duration(3600), _duration(86_400), _duration(604_800), _duration(90)
+    ('1 h', '1 d', '7 d', '90 s')
+    """
+    if seconds >= 86_400 and seconds % 86_400 == 0:
+        return f"{seconds // 86_400} d"
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    return f"{seconds} s"
