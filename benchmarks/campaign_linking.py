@@ -20,8 +20,9 @@ import time
 import tracemalloc
 from typing import Any
 
-from extractguard.campaigns.linking import FingerprintLinker, Share
+from extractguard.campaigns.linking import FingerprintLinker
 from extractguard.campaigns.resolver import CampaignResolver
+from extractguard.contracts.link_activity import Share
 
 ORGANIC, CAMPAIGN, SOURCES, W = 250_000, 25_000, 2, 60_000
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from extractguard.campaigns.linking import Evidence, FingerprintLinker, Sharer
+from extractguard.campaigns.linking import Evidence, FingerprintLinker
 from extractguard.campaigns.resolver import CampaignResolver
+from extractguard.contracts.link_activity import Sharer
 
 W = 60_000
 
@@ -149,7 +150,7 @@ def test_a_handful_of_linked_accounts_is_recorded_and_pages_once_it_grows() -> N
 
 
 def test_a_window_lists_the_sharers_only_of_fingerprints_a_shaped_account_used() -> None:
-    from extractguard.campaigns.activity import LinkActivity
+    from extractguard.detection.link_activity import LinkActivity
     from extractguard.detection.windows import EntityWindows
 
     windows, activity = EntityWindows(W, 0), LinkActivity(W)

@@ -34,7 +34,9 @@ def test_every_topic_has_a_dlq_twin_and_a_schema_for_its_payload() -> None:
     assert {n for n, c in declared.items() if c.topic.internal} == {"fingerprint.activity", "link.evidence"}
 
 
-@pytest.mark.parametrize("payload", ["gateway_event", "detection", "alert", "account_label", "campaign"])
+@pytest.mark.parametrize(
+    "payload", ["gateway_event", "detection", "alert", "account_label", "campaign", "fingerprint_activity"]
+)
 def test_golden_examples_validate(payload: str, golden: dict[str, list[Path]]) -> None:
     assert golden[payload], f"no golden examples for {payload}"
     for path in golden[payload]:

@@ -31,9 +31,13 @@ import faust
 import orjson
 
 from extractguard import gc_policy, metrics
-from extractguard.campaigns.linking import Census, Evidence, FingerprintLinker, Share
+from extractguard.campaigns.linking import Evidence, FingerprintLinker
 from extractguard.campaigns.resolver import Campaign, CampaignResolver
+from extractguard.checkpoints import CheckpointStore
 from extractguard.contracts.dead_letters import DeadLetter
+from extractguard.contracts.findings import Feature, Finding
+from extractguard.contracts.link_activity import Census, Share
+from extractguard.contracts.link_activity import decode as decode_activity
 from extractguard.contracts.rejection import InvalidMessage, Reason
 from extractguard.contracts.topics import (
     CAMPAIGNS,
@@ -44,8 +48,6 @@ from extractguard.contracts.topics import (
     contract,
     dlq_name,
 )
-from extractguard.detection.checkpoints import CheckpointStore
-from extractguard.detection.findings import Feature, Finding
 from extractguard.faust_app import worker_app
 from extractguard.logs import configure
 from extractguard.settings import CampaignSettings, KafkaSettings
@@ -85,7 +87,7 @@ resolver_checkpoints = CheckpointStore(kafka, f"{settings.app_id}-resolver-check
 
 
 #: What a stage's `decode` may raise on a malformed message: the message goes to the DLQ.
-_MALFORMED = (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError)
+_MALFORMED = (InvalidMessage, orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError)
 
 
 class _Stage:
@@ -169,9 +171,14 @@ class _Stage:
 
     async def dead_letter(self, partition: int, offset: int, value: bytes, error: Exception) -> None:
         topic = self.topic
-        reason = Reason.NOT_JSON if isinstance(error, orjson.JSONDecodeError) else Reason.SCHEMA_VIOLATION
+        if isinstance(error, InvalidMessage):  # the contract's own check: its reason as it gave it
+            invalid = error
+        else:
+            reason = Reason.NOT_JSON if isinstance(error, orjson.JSONDecodeError) else Reason.SCHEMA_VIOLATION
+            invalid = InvalidMessage(reason, f"{type(error).__name__}: {error}"[:500])
+        reason = invalid.code
         dead = DeadLetter(
-            original=value, error=InvalidMessage(reason, f"{type(error).__name__}: {error}"[:500]), service=SERVICE,
+            original=value, error=invalid, service=SERVICE,
             source=f"{topic}[{partition}]@{offset}", source_topic=topic, source_partition=partition,
             source_offset=offset,
         )  # fmt: skip
@@ -200,12 +207,8 @@ resolving = _Stage("resolve", LINK_EVIDENCE, resolver_checkpoints, _resolver)
 
 
 def _decode_shares(value: bytes) -> tuple[int, int, int, list[Share], Census | None]:
-    doc = orjson.loads(value)
-    shares = [(str(fp), int(n), [(str(a), str(o), bool(s)) for a, o, s in sharers]) for fp, n, sharers in doc["shares"]]
-    # Workers before the census listed every sharer; the linker counts those itself.
-    census = doc.get("census")
-    counted = (int(census[0]), int(census[1])) if census is not None else None
-    return int(doc["source"]), int(doc["window_start_ms"]), int(doc["window_end_ms"]), shares, counted
+    envelope = decode_activity(value)
+    return envelope.source, envelope.window_start_ms, envelope.window_end_ms, envelope.shares, envelope.census
 
 
 @app.agent(activity_topic)

@@ -45,14 +45,7 @@ from typing import Any
 
 from scipy.stats import binom
 
-#: (account, org, extraction-shaped) of one sharer, as the detection workers send it.
-Sharer = tuple[str, str, bool]
-#: One fingerprint's sharers in one window of one detection partition: (fingerprint, how many
-#: accounts shared it in that partition, the sharers listed, possibly capped; none when no sharer
-#: in that partition is extraction-shaped).
-Share = tuple[str, int, list[Sharer]]
-#: A detection partition's census of one window: (accounts active in it, how many of them shaped).
-Census = tuple[int, int]
+from extractguard.contracts.link_activity import Census, Share
 
 CONTENT_KINDS = frozenset({"template", "prompt_band"})
 TIMING_KINDS = frozenset({"signup_cohort"})

@@ -36,12 +36,12 @@ import faust
 import orjson
 
 from extractguard import gc_policy, metrics
-from extractguard.campaigns.activity import envelopes
+from extractguard.checkpoints import CheckpointStore
 from extractguard.contracts.intake import receive
+from extractguard.contracts.link_activity import envelopes
 from extractguard.contracts.rejection import InvalidRateGuard
 from extractguard.contracts.schemas import validate_gateway_event
 from extractguard.contracts.topics import DETECTIONS, FINGERPRINT_ACTIVITY, GATEWAY_EVENTS, contract, dlq_name
-from extractguard.detection.checkpoints import CheckpointStore
 from extractguard.detection.engine import DetectionEngine
 from extractguard.detection.verdicts import Verdicts
 from extractguard.faust_app import worker_app

@@ -14,8 +14,7 @@ from collections.abc import Iterable
 from sys import intern
 from typing import Any
 
-from extractguard.campaigns.activity import LinkActivity
-from extractguard.campaigns.linking import Census, Share
+from extractguard.contracts.link_activity import Census, Share
 from extractguard.detection.behaviour import AccountBehaviour
 from extractguard.detection.detectors import (
     BurstDetector,
@@ -25,6 +24,7 @@ from extractguard.detection.detectors import (
     MixDriftDetector,
 )
 from extractguard.detection.detectors.extraction import VerdictSource
+from extractguard.detection.link_activity import LinkActivity
 from extractguard.detection.windows import EntityWindows
 from extractguard.settings import DetectionSettings
 

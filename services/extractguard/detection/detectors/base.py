@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from extractguard.detection.findings import Finding
+from extractguard.contracts.findings import Finding
 from extractguard.detection.windows import ClosedWindow
 
 

@@ -38,9 +38,9 @@ from typing import Any, ClassVar
 
 from river import stats
 
+from extractguard.contracts.findings import BenignRate, Feature, Finding, Severity
 from extractguard.detection.behaviour import DAY_MS, AccountBehaviour
 from extractguard.detection.detectors.launch import LaunchDetector
-from extractguard.detection.findings import BenignRate, Feature, Finding, Severity
 from extractguard.detection.windows import ENTITY_KINDS, ClosedWindow, EntityKey
 
 KINDS = ENTITY_KINDS

@@ -47,8 +47,8 @@ from typing import Any, ClassVar
 
 from river import drift
 
+from extractguard.contracts.findings import BenignRate, Feature, Finding, Severity
 from extractguard.detection.behaviour import AccountBehaviour
-from extractguard.detection.findings import BenignRate, Feature, Finding, Severity
 from extractguard.detection.windows import YOUNG_ACCOUNT_MS, ClosedWindow, EntityStats
 
 GLOBAL = ""

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Protocol
 
+from extractguard.contracts.findings import Feature, Finding, Severity
 from extractguard.detection.behaviour import PRIORS, TELLS, WEIGHTS, AccountBehaviour
-from extractguard.detection.findings import Feature, Finding, Severity
 from extractguard.detection.verdicts import VerdictModel
 from extractguard.detection.windows import ClosedWindow
 

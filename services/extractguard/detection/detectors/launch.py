@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from extractguard.contracts.findings import Feature, Finding, Severity
 from extractguard.detection.behaviour import DAY_MS, AccountBehaviour
-from extractguard.detection.findings import Feature, Finding, Severity
 from extractguard.detection.windows import ClosedWindow
 
 

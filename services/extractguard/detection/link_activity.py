@@ -6,9 +6,8 @@ that only linking needs — the first MinHash band of each prompt (near-duplicat
 signup cohort (accounts created in the same 10 minutes) — and mark each account extraction-shaped
 or not, as the partition's behaviour view judges it now.
 
-Shares are grouped by the partition of `fingerprint.activity` their fingerprint hashes to, and
-every partition gets an envelope for every window, empty or not: that is how the linker knows a
-detection partition has reported a window.
+The worker sends them as envelopes of the `fingerprint.activity` contract
+(`contracts.link_activity`), one per partition of that topic and window, empty or not.
 
 >>> from extractguard.detection.windows import EntityWindows
 >>> windows, activity = EntityWindows(60_000, 0), LinkActivity(60_000)
@@ -28,10 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-import xxhash
-
-from extractguard.campaigns.linking import Census, Share
+from extractguard.contracts.link_activity import Census, Share
 from extractguard.detection.windows import ClosedWindow
 
 #: Entity kinds of the windows that are fingerprints for linking (not accounts, orgs, API keys or
@@ -116,23 +112,3 @@ class LinkActivity:
              [sharer[a] for a in (accounts if len(accounts) <= MAX_SHARERS else sorted(accounts)[:MAX_SHARERS])])
             for fp, accounts in sharers.items()
         ], (len(sharer), len(leaning))  # fmt: skip
-
-
-def partition_of(fingerprint: str, partitions: int) -> int:
-    return xxhash.xxh64_intdigest(fingerprint.encode()) % partitions
-
-
-def envelopes(
-    source: int, start_ms: int, end_ms: int, shares: list[Share], census: Census, partitions: int
-) -> dict[int, bytes]:
-    """One envelope per partition of `fingerprint.activity`, every one of them, empty or not, each
-    with the window's census (every linker partition learns the base rate from it)."""
-    grouped: dict[int, list[Share]] = {p: [] for p in range(partitions)}
-    for share in shares:
-        grouped[partition_of(share[0], partitions)].append(share)
-    return {
-        p: orjson.dumps(
-            {"source": source, "window_start_ms": start_ms, "window_end_ms": end_ms, "census": census, "shares": s}
-        )
-        for p, s in grouped.items()
-    }
