@@ -196,6 +196,13 @@ def demo(seconds: float) -> None:
     is_flag=True,
     help="Let the detectors learn from the simulation labels already on account.labels (a second-run experiment).",
 )
+@click.option(
+    "--in-process",
+    is_flag=True,
+    help="No Kafka, no services: feed the detection engines, linker, resolver and alert book directly (to iterate "
+    "on detection; `make eval` stays the measurement). Scorecard in reports/eval-inprocess by default.",
+)
+@click.option("--hours", type=float, default=None, help="Replay only the first HOURS of each scenario's event time.")
 def evaluate(
     scale: str,
     names: tuple[str, ...],
@@ -206,6 +213,8 @@ def evaluate(
     duration_s: float | None,
     out_dir: Path | None,
     learn_from_labels: bool,
+    in_process: bool,
+    hours: float | None,
 ) -> None:
     """Run the labelled scenarios (or a labelled event file) through the real pipeline and write the scorecard."""
     import re
@@ -213,10 +222,29 @@ def evaluate(
     from extractguard.evaluation.run import run_eval, run_stream_eval
 
     learn_from = ["analyst", "simulation"] if learn_from_labels else None
+    if hours is not None and stream is not None:
+        raise click.UsageError("--hours cuts scenarios; with --stream, cut the file")
+    if in_process:
+        from extractguard.evaluation.in_process import run_in_process
+        from extractguard.evaluation.run import say, scenario_replays
+        from extractguard.evaluation.sources import Replay, StreamReplay
+        from extractguard.paths import project_root
+
+        replays: list[Replay]
+        if stream is not None:
+            if labels is None:
+                raise click.UsageError("--stream needs --labels (the ground truth it is scored against)")
+            replays = [StreamReplay(stream, labels, name, duration_s=duration_s or 0.0)]
+        else:
+            replays = list(scenario_replays(scale, list(names) or None, hours))
+        out = out_dir or project_root() / "reports" / "eval-inprocess"
+        card = run_in_process(replays, out, scale if stream is None else "stream", say)
+        print(card.markdown().split("## Organic traffic")[0])
+        return
     if stream is None:
         if labels is not None or launch_specs or duration_s is not None:
             raise click.UsageError("--labels, --launch and --duration-s go with --stream")
-        card = run_eval(scale, list(names) or None, out_dir, learn_from)
+        card = run_eval(scale, list(names) or None, out_dir, learn_from, hours)
     else:
         if labels is None:
             raise click.UsageError("--stream needs --labels (the ground truth it is scored against)")

@@ -70,6 +70,22 @@ def scenario_files(scale: str, names: list[str] | None = None) -> list[Path]:
     return files
 
 
+def replays_of(files: list[Path], start_ms: int | None = None, hours: float | None = None) -> list[Replay]:
+    """Scenario files as replays; `hours` keeps only the first hours of each (to iterate quickly)."""
+    now = int(time.time() * 1000)
+    replays: list[Replay] = []
+    for scenario in (Scenario.from_yaml(f) for f in files):
+        if hours is not None:
+            scenario = scenario.model_copy(update={"duration_s": min(scenario.duration_s, hours * 3600)})
+        begin = start_ms if start_ms is not None else scenario_start_ms(scenario, now)
+        replays.append(SimulatedReplay(scenario, begin))
+    return replays
+
+
+def scenario_replays(scale: str, names: list[str] | None = None, hours: float | None = None) -> list[Replay]:
+    return replays_of(scenario_files(scale, names), hours=hours)
+
+
 def _wait_caught_up(kafka: KafkaSettings, group: str, topic: str, timeout_s: float, service: Service) -> None:
     deadline = time.monotonic() + timeout_s
     while (lag := group_lag(kafka, group, topic)) > 0:
@@ -110,14 +126,9 @@ class Evaluation:
         log_name = f"{name}-{scenario}" if scenario else name
         return Service(name, {**dsn, **env}, self.log_dir, log_name=log_name)
 
-    def run(self, files: list[Path], start_ms: int | None = None) -> Scorecard:
+    def run(self, files: list[Path], start_ms: int | None = None, hours: float | None = None) -> Scorecard:
         """Evaluate scenario files; `start_ms` pins their event-time start (default: each ends before now)."""
-        now = int(time.time() * 1000)
-        replays: list[Replay] = []
-        for scenario in (Scenario.from_yaml(f) for f in files):
-            begin = start_ms if start_ms is not None else scenario_start_ms(scenario, now)
-            replays.append(SimulatedReplay(scenario, begin))
-        return self.run_replays(replays)
+        return self.run_replays(replays_of(files, start_ms, hours))
 
     def run_replays(self, replays: list[Replay]) -> Scorecard:
         started = time.monotonic()
@@ -292,9 +303,10 @@ def run_eval(
     names: list[str] | None = None,
     out_dir: Path | None = None,
     learn_from: list[str] | None = None,
+    hours: float | None = None,
 ) -> Scorecard:
     out = out_dir or project_root() / "reports" / "eval"
-    card = Evaluation(scale, out, learn_from=learn_from).run(scenario_files(scale, names))
+    card = Evaluation(scale, out, learn_from=learn_from).run(scenario_files(scale, names), hours=hours)
     say(f"scorecard written to {out / 'scorecard.json'} and {out / 'scorecard.md'}")
     return card
 
