@@ -268,7 +268,7 @@ class Scenario(_Spec):
         """Corpus paths in a file are relative to that file."""
 
         def resolve(path: Path | None) -> Path | None:
-            return None if path is None or path.is_absolute() else base / path
+            return path if path is None or path.is_absolute() else base / path
 
         organic = self.organic.model_copy(update={"corpus": resolve(self.organic.corpus)})
         campaigns = [c.model_copy(update={"corpus": resolve(c.corpus)}) for c in self.campaigns]
