@@ -8,7 +8,9 @@ from pathlib import Path
 
 import orjson
 import pytest
+from click.testing import CliRunner
 
+from extractguard.cli import main
 from extractguard.evaluation.done_when import done_when
 from extractguard.evaluation.in_process import replay_in_process, run_in_process
 from extractguard.evaluation.scorecard import Scorecard
@@ -94,3 +96,15 @@ def test_in_process_a_plain_campaign_is_found_and_its_files_score_the_same(tmp_p
     assert written["scenarios"][0]["campaigns"][0]["detected"] is True
     assert written["overall"]["done_when"]["every_campaign_detected"] is True
     assert card.scenarios[0].extra["in_process"] is True
+
+
+def test_eval_stream_needs_its_labels_and_a_name_fit_for_topics(tmp_path: Path) -> None:
+    events = tmp_path / "events.ndjson"
+    events.write_text("")
+    runner = CliRunner()
+    result = runner.invoke(main, ["eval", "--stream", str(events)])
+    assert result.exit_code == 2 and "--stream needs --labels" in result.output
+    result = runner.invoke(main, ["eval", "--stream", str(events), "--labels", str(events), "--name", "Bad Name"])
+    assert result.exit_code == 2 and "--name 'Bad Name'" in result.output
+    result = runner.invoke(main, ["eval", "--labels", str(events)])
+    assert result.exit_code == 2 and "go with --stream" in result.output
