@@ -74,7 +74,7 @@ def cpu_seconds(pid: int) -> float:
 def workload(count: int) -> list[dict[str, Any]]:
     """`count` sketched events of the hydra scenario (organic traffic, look-alikes and a campaign),
     re-timed to end now so that no validation rejects them as future or stale."""
-    scenario = Scenario.from_yaml(ROOT / "scenarios" / "eval" / "hydra.yaml")
+    scenario = Scenario.from_yaml(ROOT / "scenarios" / "eval-fast" / "hydra.yaml")
     start = scenario_start_ms(scenario, int(time.time() * 1000))
     events = []
     for _account, request in generate(scenario, start):

@@ -1,6 +1,6 @@
 """Detection engine throughput on one core: a scenario's events through `DetectionEngine.process`.
 
-    .venv/bin/python benchmarks/detection_engine.py [scenarios/eval/hydra.yaml]
+    .venv/bin/python benchmarks/detection_engine.py [scenarios/eval-fast/hydra.yaml]
 
 Prints events per second of the engine alone (no Kafka, no Faust), and its detections by kind.
 The events are built (sketched) first and not timed.
@@ -20,7 +20,7 @@ from extractguard.simulator.traffic import Scenario, generate, scenario_start_ms
 
 
 def main() -> None:
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else "scenarios/eval/hydra.yaml")
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else "scenarios/eval-fast/hydra.yaml")
     scenario = Scenario.from_yaml(path)
     start = scenario_start_ms(scenario, int(time.time() * 1000))
     events = [build_event(request, b"bench") for _, request in generate(scenario, start)]

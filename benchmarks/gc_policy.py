@@ -1,7 +1,7 @@
 """What the cyclic garbage collector costs the detection engine, with Python's defaults and with
 `gc_policy.for_streaming()`, each in a fresh process on the same events.
 
-    .venv/bin/python benchmarks/gc_policy.py [scenarios/eval/hydra.yaml]
+    .venv/bin/python benchmarks/gc_policy.py [scenarios/eval-fast/hydra.yaml]
 
 Prints CPU microseconds per event for counting the events into windows alone and for the whole
 engine, under each policy. The events are built (sketched) once, written to a temporary file, and
@@ -46,7 +46,7 @@ def main() -> None:
     from extractguard.gateway.events import build_event
     from extractguard.simulator.traffic import Scenario, generate, scenario_start_ms
 
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else "scenarios/eval/hydra.yaml")
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else "scenarios/eval-fast/hydra.yaml")
     scenario = Scenario.from_yaml(path)
     start = scenario_start_ms(scenario, int(time.time() * 1000))
     events = [build_event(request, b"bench") for _, request in generate(scenario, start)]

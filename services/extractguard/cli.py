@@ -153,30 +153,115 @@ def demo(seconds: float) -> None:
 @main.command(name="eval")
 @click.option(
     "--scale",
-    type=click.Choice(["default", "full"]),
+    type=click.Choice(["default", "fast", "full"]),
     default="default",
     show_default=True,
-    help="default: scenarios/eval (minutes on 2 cores); full: scenarios/eval-full (the public case's size).",
+    help="default: scenarios/eval (the public case's rates, ~30-45 min on 2 cores); fast: scenarios/eval-fast "
+    "(the earlier hour-scale scenarios, ~5 min); full: scenarios/eval-full (the public case's size, hours).",
 )
 @click.option("--scenario", "names", multiple=True, help="Run only these scenarios (file stems); repeatable.")
+@click.option(
+    "--stream",
+    "stream",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Instead of scenarios: a labelled gateway-event file (NDJSON, as `extractguard simulate` writes or an "
+    "operator exports); needs --labels.",
+)
+@click.option(
+    "--labels",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="With --stream: the account_label records (JSONL) judging its accounts.",
+)
+@click.option("--name", default="stream", show_default=True, help="With --stream: the name it is scored under.")
+@click.option(
+    "--launch",
+    "launch_specs",
+    multiple=True,
+    help="With --stream: a model launch to announce to the engine, MODEL@EVENT_TIME_MS; repeatable.",
+)
+@click.option(
+    "--duration-s", type=float, default=None, help="With --stream: the span scored (default: the events' span)."
+)
 @click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Where the scorecard goes (default reports/eval).",
+    help="Where the scorecard goes (default reports/eval, or reports/eval-stream with --stream).",
 )
 @click.option(
     "--learn-from-labels",
     is_flag=True,
     help="Let the detectors learn from the simulation labels already on account.labels (a second-run experiment).",
 )
-def evaluate(scale: str, names: tuple[str, ...], out_dir: Path | None, learn_from_labels: bool) -> None:
-    """Run the labelled scenarios through the real pipeline and write the scorecard."""
-    from extractguard.evaluation.run import run_eval
+@click.option(
+    "--in-process",
+    is_flag=True,
+    help="No Kafka, no services: feed the detection engines, linker, resolver and alert book directly (to iterate "
+    "on detection; `make eval` stays the measurement). Scorecard in reports/eval-inprocess by default.",
+)
+@click.option("--hours", type=float, default=None, help="Replay only the first HOURS of each scenario's event time.")
+def evaluate(
+    scale: str,
+    names: tuple[str, ...],
+    stream: Path | None,
+    labels: Path | None,
+    name: str,
+    launch_specs: tuple[str, ...],
+    duration_s: float | None,
+    out_dir: Path | None,
+    learn_from_labels: bool,
+    in_process: bool,
+    hours: float | None,
+) -> None:
+    """Run the labelled scenarios (or a labelled event file) through the real pipeline and write the scorecard."""
+    import re
+
+    from extractguard.evaluation.run import run_eval, run_stream_eval
 
     learn_from = ["analyst", "simulation"] if learn_from_labels else None
-    card = run_eval(scale, list(names) or None, out_dir, learn_from)
+    if hours is not None and stream is not None:
+        raise click.UsageError("--hours cuts scenarios; with --stream, cut the file")
+    if in_process:
+        from extractguard.evaluation.in_process import run_in_process
+        from extractguard.evaluation.run import say, scenario_replays
+        from extractguard.evaluation.sources import Replay, StreamReplay
+        from extractguard.paths import project_root
+
+        replays: list[Replay]
+        if stream is not None:
+            if labels is None:
+                raise click.UsageError("--stream needs --labels (the ground truth it is scored against)")
+            replays = [StreamReplay(stream, labels, name, duration_s=duration_s or 0.0)]
+        else:
+            replays = list(scenario_replays(scale, list(names) or None, hours))
+        out = out_dir or project_root() / "reports" / "eval-inprocess"
+        card = run_in_process(replays, out, scale if stream is None else "stream", say)
+        print(card.markdown().split("## Organic traffic")[0])
+        return
+    if stream is None:
+        if labels is not None or launch_specs or duration_s is not None:
+            raise click.UsageError("--labels, --launch and --duration-s go with --stream")
+        card = run_eval(scale, list(names) or None, out_dir, learn_from, hours)
+    else:
+        if labels is None:
+            raise click.UsageError("--stream needs --labels (the ground truth it is scored against)")
+        if names:
+            raise click.UsageError("--scenario and --stream are alternatives")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name):
+            raise click.UsageError(f"--name {name!r}: lower-case letters, digits, '_' and '-' (it names topics)")
+        launches = []
+        for spec in launch_specs:
+            model, _, at = spec.rpartition("@")
+            if not model or not at.isdigit():
+                raise click.UsageError(f"--launch {spec!r}: expected MODEL@EVENT_TIME_MS")
+            launches.append({"model": model, "at_ms": int(at)})
+        try:
+            card = run_stream_eval(stream, labels, name, out_dir, launches, duration_s, learn_from)
+        except ValueError as error:
+            raise click.ClickException(str(error)) from None
     print(card.markdown().split("## Organic traffic")[0])
 
 

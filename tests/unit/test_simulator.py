@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from itertools import islice
+from itertools import islice, pairwise
 from pathlib import Path
 
 import orjson
 import pytest
 
-from extractguard.gateway.events import build_event, client_ip_prefix
+from extractguard.gateway.events import ObservedRequest, build_event, client_ip_prefix
 from extractguard.gateway.sketch import sketch_prompt
-from extractguard.simulator.population import SimAccount
+from extractguard.simulator.population import SimAccount, residential_asns
 from extractguard.simulator.scenario import (
     CampaignSpec,
     EnterpriseBatch,
     EvalHarness,
     Evasion,
+    Fingerprint,
+    Gateway,
     LookAlikes,
     OrganicSpec,
     Pivot,
@@ -26,6 +28,7 @@ from extractguard.simulator.scenario import (
     Researchers,
     Reseller,
     Scenario,
+    Strategies,
     ViralLaunch,
 )
 from extractguard.simulator.stream_file import write_stream
@@ -224,3 +227,108 @@ def test_every_scenario_file_loads_and_unknown_settings_are_named(tmp_path: Path
     bad.write_text("name: x\ncampaigns: [{name: c, accounts: 5, acounts: 6}]\n")
     with pytest.raises(ValueError, match="acounts"):
         Scenario.from_yaml(bad)
+
+
+# --- the world at the public case's rates -------------------------------------------------------
+
+
+def _campaign_stream(campaign: CampaignSpec, **scenario: object) -> list[tuple[SimAccount, ObservedRequest]]:
+    world = Scenario(
+        **{"duration_s": 6 * 3600, "organic": OrganicSpec(accounts=200, rate_median_per_min=0.05), **scenario},  # type: ignore[arg-type]
+        campaigns=[campaign],
+    )
+    return list(generate(world, START_MS))
+
+
+def test_a_round_robin_controller_sends_each_account_once_a_period_at_its_own_phase() -> None:
+    campaign = CampaignSpec(
+        name="rr", accounts=60, start_s=0, rate_per_min=1 / 60, dispatch="round_robin",
+        evasion=Evasion(pacing_jitter=0.1),
+    )  # fmt: skip
+    times: dict[str, list[int]] = defaultdict(list)
+    for account, request in _campaign_stream(campaign):
+        if account.campaign == "rr":
+            times[account.account_id].append(request.event_time_ms)
+    assert len(times) == 60
+    for stamps in times.values():
+        assert len(stamps) in (5, 6, 7)  # one an hour for six hours (jitter may fit one more in)
+        gaps = [b - a for a, b in pairwise(stamps)]
+        assert all(0.85 * 3_600_000 <= g <= 1.15 * 3_600_000 for g in gaps)
+    # The controller spreads its accounts over the hour: one starts every minute, in turn.
+    phases = sorted(stamps[0] - START_MS for stamps in times.values())
+    assert phases[0] < 4 * 60_000 and phases[-1] > 55 * 60_000
+    assert max(b - a for a, b in pairwise(phases)) < 8 * 60_000
+
+
+def test_an_adaptive_campaign_wears_the_most_common_organic_client_and_no_gateway_gives_signup_dates() -> None:
+    campaign = CampaignSpec(
+        name="mimic", accounts=40, start_s=0, rate_per_min=0.2, fingerprint=Fingerprint(mimic_top_organic=True),
+        proxy=ProxyPool(residential=True), evasion=Evasion(paraphrase_rate=1.0, camouflage=0.5, aged_accounts=1.0),
+    )  # fmt: skip
+    stream = _campaign_stream(
+        campaign, gateway=Gateway(account_created=False), residential_asns=64,
+        organic=OrganicSpec(accounts=400, rate_median_per_min=0.05, client_zipf=1.0),
+    )  # fmt: skip
+    organic = Counter(
+        (a.user_agent, a.sdk, a.ja4) for a in {a.account_id: a for a, _ in stream}.values() if a.label == "organic"
+    )
+    top, count = organic.most_common(1)[0]
+    assert count > 0.15 * organic.total()  # Zipf: one client dominates, as openai-python does
+    mimics = {(r.user_agent, r.sdk_name, r.tls_ja4) for a, r in stream if a.campaign == "mimic"}
+    assert mimics == {top}
+    assert all(r.account_created_ms is None for _, r in stream)  # organic or not
+    asns = {r.client_asn for a, r in stream if a.campaign == "mimic"}
+    organic_asns = {r.client_asn for a, r in stream if a.label == "organic"}
+    assert len(asns) > 20 and asns <= organic_asns | set(residential_asns(64))
+    assert len(asns - set(residential_asns(10))) > 10  # spread beyond the historical ten
+
+
+def test_refusal_mapping_is_refused_half_the_time_and_rubric_harvests_ask_for_reasoning() -> None:
+    mapping = CampaignSpec(
+        name="map", accounts=30, start_s=0, rate_per_min=0.5,
+        strategies=Strategies(self_instruct=0, templated=0, paraphrase=0, refusal_probe=0, refusal_map=1.0,
+                              refusal_rate=0.5),
+    )  # fmt: skip
+    probes = [r for a, r in _campaign_stream(mapping, duration_s=3600) if a.campaign == "map"]
+    refused = [r for r in probes if r.refusal]
+    assert 0.35 < len(refused) / len(probes) < 0.65
+    assert all(r.output_tokens <= 120 for r in refused)
+    assert len({sketch_prompt(r.prompt).template_hash for r in probes}) > 5  # a sweep, not one probe
+    rubric = CampaignSpec(
+        name="rubric", accounts=30, start_s=0, rate_per_min=0.5,
+        strategies=Strategies(self_instruct=0, templated=0, paraphrase=0, refusal_probe=0, rubric=1.0),
+    )  # fmt: skip
+    harvested = [r for a, r in _campaign_stream(rubric, duration_s=3600) if a.campaign == "rubric"]
+    assert harvested and not any(r.refusal for r in harvested)
+    assert all(any(w in r.prompt for w in ("rubric", "chain of thought", "step by step")) for r in harvested)
+
+
+def test_a_scenario_extends_another_and_loops_are_named(tmp_path: Path) -> None:
+    (tmp_path / "world.yaml").write_text(
+        "name: world\nseed: 1\nduration_s: 7200\norganic: {accounts: 50, corpus: prompts.jsonl}\ncampaigns: []\n"
+    )
+    (tmp_path / "prompts.jsonl").write_text('{"text": "hello there"}\n')
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "attack.yaml").write_text("extends: ../world.yaml\nname: attack\ncampaigns: [{name: c, accounts: 5}]\n")
+    attack = Scenario.from_yaml(sub / "attack.yaml")
+    assert (attack.name, attack.seed, attack.duration_s, attack.organic.accounts) == ("attack", 1, 7200, 50)
+    assert attack.organic.corpus is not None and attack.organic.corpus.read_text().startswith('{"text"')
+    assert [c.name for c in attack.campaigns] == ["c"]
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\nname: a\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\nname: b\n")
+    with pytest.raises(ValueError, match="loops back"):
+        Scenario.from_yaml(tmp_path / "a.yaml")
+
+
+def test_the_default_scenarios_are_at_the_public_case_rates() -> None:
+    for path in sorted((SCENARIOS / "eval").glob("*.yaml")):
+        scenario = Scenario.from_yaml(path)
+        assert scenario.duration_s >= 3 * 86_400 and scenario.launch is not None, path
+        assert scenario.organic.accounts >= 30_000, path
+        for campaign in scenario.campaigns:
+            assert campaign.accounts >= 1_000 and 10 * campaign.accounts <= scenario.organic_accounts, path
+            assert campaign.rate_per_min <= 1 / 60 + 1e-6, path  # at most one request per account per hour
+    adaptive = Scenario.from_yaml(SCENARIOS / "eval" / "adaptive.yaml")
+    assert not adaptive.gateway.account_created
+    assert Scenario.from_yaml(SCENARIOS / "eval-fast" / "hydra.yaml").campaigns[0].rate_per_min == 0.8

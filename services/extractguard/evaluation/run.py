@@ -1,5 +1,8 @@
 """`make eval`: the labelled scenarios through the real pipeline, scored against their ground truth.
 
+What is replayed is a scenario generated on the fly or any labelled event file (`sources`:
+`extractguard eval --stream events.ndjson --labels labels.jsonl`); both are scored alike.
+
 One lander (owning a fresh embedded ClickHouse under `.extractguard/eval/`) runs for the whole
 evaluation. Each scenario gets a detection worker and an alerter of its own, with a fresh Faust app
 id and consumer groups that start at the topics' ends, so no scenario sees another's state. The
@@ -32,22 +35,23 @@ from extractguard.contracts.topics import (
 from extractguard.demo.processes import Service, ensure_local_kafka, stop_local_kafka, wait_group_stable, wait_http
 from extractguard.evaluation.scorecard import Scorecard
 from extractguard.evaluation.scoring import ScenarioScore, Truth, points_at, score_resolved_campaigns, score_scenario
+from extractguard.evaluation.sources import Replay, SimulatedReplay, StreamReplay
 from extractguard.evaluation.timeline import render_timeline
-from extractguard.gateway.events import build_event
 from extractguard.gateway.publisher import EventPublisher
 from extractguard.kafka_offsets import end_offsets, group_lag, read_since, start_group_at_end
 from extractguard.lander.sinks import landed_topics
 from extractguard.paths import data_home, project_root
 from extractguard.settings import DetectionSettings, KafkaSettings, LanderSettings
-from extractguard.simulator.ground_truth import publish_labels
-from extractguard.simulator.population import SimAccount
+from extractguard.simulator.ground_truth import publish_label_records
 from extractguard.simulator.scenario import Scenario
-from extractguard.simulator.stream_file import SIMULATION_KEY_SECRET
-from extractguard.simulator.traffic import generate, scenario_start_ms
+from extractguard.simulator.traffic import scenario_start_ms
 from extractguard.storage.query import query_lander
 
 MINUTE_MS = 60_000
-SCALES = {"default": "eval", "full": "eval-full"}
+#: default: the public case's rates at a tenth of its size (~4.5M events, ~30-45 min on 2 cores);
+#: fast: the earlier hour-scale scenarios (~0.4M events, ~5 min), kept so older figures reproduce;
+#: full: the public case's size (25,000 campaign accounts), for long runs.
+SCALES = {"default": "eval", "fast": "eval-fast", "full": "eval-full"}
 
 
 def say(message: str) -> None:
@@ -64,6 +68,22 @@ def scenario_files(scale: str, names: list[str] | None = None) -> list[Path]:
             raise ValueError(f"no scenario {unknown} in {folder}; there are {sorted(by_stem)}")
         files = [by_stem[n] for n in names]
     return files
+
+
+def replays_of(files: list[Path], start_ms: int | None = None, hours: float | None = None) -> list[Replay]:
+    """Scenario files as replays; `hours` keeps only the first hours of each (to iterate quickly)."""
+    now = int(time.time() * 1000)
+    replays: list[Replay] = []
+    for scenario in (Scenario.from_yaml(f) for f in files):
+        if hours is not None:
+            scenario = scenario.model_copy(update={"duration_s": min(scenario.duration_s, hours * 3600)})
+        begin = start_ms if start_ms is not None else scenario_start_ms(scenario, now)
+        replays.append(SimulatedReplay(scenario, begin))
+    return replays
+
+
+def scenario_replays(scale: str, names: list[str] | None = None, hours: float | None = None) -> list[Replay]:
+    return replays_of(scenario_files(scale, names), hours=hours)
 
 
 def _wait_caught_up(kafka: KafkaSettings, group: str, topic: str, timeout_s: float, service: Service) -> None:
@@ -106,9 +126,12 @@ class Evaluation:
         log_name = f"{name}-{scenario}" if scenario else name
         return Service(name, {**dsn, **env}, self.log_dir, log_name=log_name)
 
-    def run(self, files: list[Path]) -> Scorecard:
+    def run(self, files: list[Path], start_ms: int | None = None, hours: float | None = None) -> Scorecard:
+        """Evaluate scenario files; `start_ms` pins their event-time start (default: each ends before now)."""
+        return self.run_replays(replays_of(files, start_ms, hours))
+
+    def run_replays(self, replays: list[Replay]) -> Scorecard:
         started = time.monotonic()
-        scenarios = [Scenario.from_yaml(f) for f in files]
         started_kafka = ensure_local_kafka()
         provision(self.kafka)
         shutil.rmtree(self.home / "clickhouse", ignore_errors=True)
@@ -128,9 +151,12 @@ class Evaluation:
             wait_http(f"http://{sql.sql_host}:{sql.sql_port}/healthz", 120, lander)
             wait_group_stable(self.kafka, lander_group, 120, lander)
             self.say(f"lander up (ClickHouse at {self.home / 'clickhouse'}); logs in {self.log_dir}")
-            for number, scenario in enumerate(scenarios, 1):
-                self.say(f"scenario {number}/{len(scenarios)}: {scenario.name} - {scenario.description}")
-                card.scenarios.append(self._scenario(scenario))
+            for number, replay in enumerate(replays, 1):
+                self.say(f"scenario {number}/{len(replays)}: {replay.name} - {replay.description}")
+                began = time.monotonic()
+                score = self._scenario(replay)
+                score.extra["wall_seconds"] = round(time.monotonic() - began, 1)
+                card.scenarios.append(score)
             self.say("waiting for ClickHouse to land everything")
             for topic in lander_topics:
                 _wait_caught_up(self.kafka, lander_group, topic, 300, lander)
@@ -152,7 +178,7 @@ class Evaluation:
         )
         return int(rows[0][0])
 
-    def _scenario(self, scenario: Scenario) -> ScenarioScore:
+    def _scenario(self, scenario: Replay) -> ScenarioScore:
         kafka = self.kafka
         tag = f"{scenario.name}-{self.run_id}"
         app_id = f"extractguard-detect-eval-{tag}"
@@ -162,13 +188,9 @@ class Evaluation:
         start_group_at_end(kafka, alerter_group, [DETECTIONS])
         start_group_at_end(kafka, campaigns_id, [FINGERPRINT_ACTIVITY, LINK_EVIDENCE])
         since = {topic: end_offsets(kafka, topic) for topic in (DETECTIONS, ALERTS, CAMPAIGNS)}
-        start_ms = scenario_start_ms(scenario, int(time.time() * 1000))
+        start_ms = scenario.start_ms
         # A launch in the scenario is announced to the engine, as an operator would.
-        launches = (
-            [{"model": scenario.launch.model, "at_ms": start_ms + int(scenario.launch.at_s * 1000)}]
-            if scenario.launch
-            else []
-        )
+        launches = scenario.launches
         detect = self._service("detect", {
             "EXTRACTGUARD_DETECT_APP_ID": app_id,
             "EXTRACTGUARD_DETECT_LEARN_FROM_SOURCES": orjson.dumps(self.learn_from).decode(),
@@ -188,10 +210,10 @@ class Evaluation:
             wait_group_stable(kafka, app_id, 180, detect)
             wait_group_stable(kafka, campaigns_id, 180, campaigns)
             wait_group_stable(kafka, alerter_group, 120, alerter)
-            truth, traffic, accounts, seconds = self._publish(scenario, start_ms)
+            truth, traffic, seconds = self._publish(scenario, start_ms)
             events = sum(truth.requests_by_class.values())
-            self.say(f"  {events:,} events produced in {seconds:.0f}s; labels of {len(accounts):,} accounts sent")
-            publish_labels(kafka, scenario.name, accounts.values())
+            labelled = publish_label_records(kafka, scenario.label_records())
+            self.say(f"  {events:,} events produced in {seconds:.0f}s; labels of {labelled:,} accounts sent")
             waited = time.monotonic()
             _wait_caught_up(kafka, app_id, GATEWAY_EVENTS, 120 + events / 1000, detect)
             _wait_caught_up(kafka, campaigns_id, FINGERPRINT_ACTIVITY, 120, campaigns)
@@ -215,6 +237,10 @@ class Evaluation:
                 "detections": dict(Counter(f"{d['detector']}/{d['severity']}" for d in detections)),
                 "start_ms": start_ms,
                 "seed": scenario.seed,
+                "accounts": {
+                    "campaign": sum(1 for label in truth.label.values() if label == "campaign"),
+                    "organic": sum(1 for label in truth.label.values() if label == "organic"),
+                },
             }
         )
         firsts: dict[str, dict[str, Any]] = {}
@@ -239,33 +265,32 @@ class Evaluation:
         )
         return score
 
-    def _publish(
-        self, scenario: Scenario, start_ms: int
-    ) -> tuple[Truth, dict[str, Counter[int]], dict[str, SimAccount], float]:
-        truth = Truth()
+    def _publish(self, scenario: Replay, start_ms: int) -> tuple[Truth, dict[str, Counter[int]], float]:
+        truth = Truth(kinds=dict(scenario.kinds))
         traffic: dict[str, Counter[int]] = {}
-        accounts: dict[str, SimAccount] = {}
         began = last = time.monotonic()
         span_ms = scenario.duration_s * 1000
         with EventPublisher(self.kafka) as publisher:
-            for account, request in generate(scenario, start_ms):
-                ts = request.event_time_ms
-                if account.account_id not in accounts:
-                    accounts[account.account_id] = account
-                truth.observe(account.account_id, account.label, account.klass, account.campaign, ts)
-                series = account.campaign or "organic"
+            for row in scenario.events():
+                event = row.event
+                ts = event["event_time_ms"]
+                tokens = event.get("output_tokens")
+                truth.observe(
+                    row.account_id, row.label, row.klass, row.campaign, ts, tokens if isinstance(tokens, int) else 0
+                )
+                series = row.campaign or "organic"
                 counts = traffic.get(series)
                 if counts is None:
                     counts = traffic[series] = Counter()
                 counts[(ts - start_ms) // MINUTE_MS] += 1
-                publisher.publish(build_event(request, SIMULATION_KEY_SECRET))
+                publisher.publish(event)
                 now = time.monotonic()
                 if now - last >= 10:
                     last = now
                     done = sum(truth.requests_by_class.values())
                     self.say(f"  {done:,} events sent, {(ts - start_ms) / span_ms:.0%} of the scenario's event time")
             publisher.flush()
-        return truth, traffic, accounts, time.monotonic() - began
+        return truth, traffic, time.monotonic() - began
 
     def _write(self, card: Scorecard) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -278,8 +303,26 @@ def run_eval(
     names: list[str] | None = None,
     out_dir: Path | None = None,
     learn_from: list[str] | None = None,
+    hours: float | None = None,
 ) -> Scorecard:
     out = out_dir or project_root() / "reports" / "eval"
-    card = Evaluation(scale, out, learn_from=learn_from).run(scenario_files(scale, names))
+    card = Evaluation(scale, out, learn_from=learn_from).run(scenario_files(scale, names), hours=hours)
+    say(f"scorecard written to {out / 'scorecard.json'} and {out / 'scorecard.md'}")
+    return card
+
+
+def run_stream_eval(
+    events: Path,
+    labels: Path,
+    name: str,
+    out_dir: Path | None = None,
+    launches: list[dict[str, Any]] | None = None,
+    duration_s: float | None = None,
+    learn_from: list[str] | None = None,
+) -> Scorecard:
+    """`extractguard eval --stream`: a labelled event file through the pipeline, scored like a scenario."""
+    out = out_dir or project_root() / "reports" / "eval-stream"
+    replay = StreamReplay(events, labels, name, launches=launches or [], duration_s=duration_s or 0.0)
+    card = Evaluation("stream", out, learn_from=learn_from).run_replays([replay])
     say(f"scorecard written to {out / 'scorecard.json'} and {out / 'scorecard.md'}")
     return card

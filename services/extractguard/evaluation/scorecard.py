@@ -6,6 +6,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from extractguard.evaluation.done_when import done_when
 from extractguard.evaluation.scoring import ScenarioScore
 from extractguard.evaluation.scoring import __doc__ as DEFINITIONS
 
@@ -50,6 +51,7 @@ class Scorecard:
             "organic_false_positive_rate": round(flagged / organic, 4) if organic else 0.0,
             "organic_alerts_per_day": round(sum(s.organic_alerts for s in self.scenarios) / days, 2) if days else 0.0,
             "events": sum(s.events for s in self.scenarios),
+            "done_when": done_when(self.scenarios),
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -92,6 +94,25 @@ class Scorecard:
                 )
         lines += [
             "",
+            "### Red-team view: what each campaign took, and what it lost",
+            "",
+            "The harvest before the first alert pointing at it (all of it when never detected), the accounts an "
+            "operator would suspend (members named by any alert), and what the never-named members took.",
+            "",
+            "| scenario | campaign | requests | output tokens | requests before detection | output tokens before "
+            "detection | accounts burned | requests by unburned | output tokens by unburned |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for s in self.scenarios:
+            for c in s.campaigns:
+                lines.append(
+                    f"| {s.name} | {c.name} | {c.requests:,} | {c.output_tokens:,} | {c.requests_before_detection:,} | "
+                    f"{c.output_tokens_before_detection:,} | {c.accounts_burned:,} of {c.accounts:,} "
+                    f"({c.accounts_burned_fraction:.1%}) | {c.requests_by_unburned_accounts:,} | "
+                    f"{c.output_tokens_by_unburned_accounts:,} |"
+                )
+        lines += [
+            "",
             "### As the campaign resolver links them",
             "",
             "Resolved campaigns pointing at each true campaign (1 = found as one actor), and over their members:",
@@ -110,6 +131,7 @@ class Scorecard:
             "Organic accounts that are members of any resolved campaign, by class: "
             + "; ".join(f"{s.name}: {_rules(s.organic_in_campaigns)}" for s in self.scenarios),
             "",
+            *_done_when_lines(o["done_when"]),
             "## Organic traffic",
             "",
             "| scenario | organic accounts | flagged | false-positive rate | organic alerts | per day | alerts by rule"
@@ -157,6 +179,45 @@ class Scorecard:
         for title, sql in INVESTIGATE_SQL:
             lines += [f"-- {title}", "```sql", sql + ";", "```"]
         return "\n".join(lines) + "\n"
+
+
+def _done_when_lines(verdict: dict[str, Any]) -> list[str]:
+    def mark(ok: bool) -> str:
+        return "yes" if ok else "**no**"
+
+    lines = [
+        "## Done when (issue 14)",
+        "",
+        f"All criteria met: {mark(verdict['all_passed'])}. Every campaign detected: "
+        f"{mark(verdict['every_campaign_detected'])}"
+        + (f" (missed: {', '.join(verdict['campaigns_missed'])})" if verdict["campaigns_missed"] else "")
+        + ".",
+        "",
+        "| criterion | campaign | figures | met |",
+        "|---|---|---|---|",
+    ]
+    for row in verdict["criteria"]["hydra"]:
+        lines.append(
+            f"| hydra: within 1 h, <= 1% of requests first, recall >= 95%, precision >= 99% | {row['scenario']}/"
+            f"{row['campaign']} | within 1 h: {mark(row['detected_within_1h'])}; requests before: "
+            f"{_num(row['requests_before_detection_fraction'], '{:.1%}')}; recall {row['member_recall']:.1%}; "
+            f"precision {_num(row['cluster_precision'], '{:.1%}')} | {mark(row['passed'])} |"
+        )
+    for row in verdict["criteria"]["low_and_slow"]:
+        lines.append(
+            f"| low and slow: within a day at >= 80% recall | {row['scenario']}/{row['campaign']} | within a day: "
+            f"{mark(row['detected_within_1d'])}; recall {row['member_recall']:.1%} | {mark(row['passed'])} |"
+        )
+    paged = "; ".join(f"{s}: {', '.join(k)}" for s, k in verdict["lookalike_classes_paged"].items()) or "none"
+    lines += [
+        f"| organic accounts flagged <= 0.1% | all | {verdict['organic_flagged_fraction']:.3%} | "
+        f"{mark(verdict['organic_flagged_fraction_ok'])} |",
+        f"| organic pages <= 1 a day | all | {verdict['organic_pages_per_day']:.2f} | "
+        f"{mark(verdict['organic_pages_per_day_ok'])} |",
+        f"| no look-alike class pages | all | paged: {paged} | {mark(not verdict['lookalike_classes_paged'])} |",
+        "",
+    ]
+    return lines
 
 
 def _definitions() -> str:

@@ -8,12 +8,20 @@ Definitions (the scorecard repeats them):
   the end of the window of the first alert pointing at it (`last_seen_ms`: the earliest event
   time at which that alert could have been raised).
 - `requests_before_detection_fraction`: C's requests sent before that moment, over all of them.
+- The red-team view, what the attacker reads: `requests_before_detection` and
+  `output_tokens_before_detection` (the harvest C took before its first alert; all of it when
+  never detected); `accounts_burned` (C's members named by any alert, which an operator would
+  suspend) and `accounts_burned_fraction`; `requests_by_unburned_accounts` and
+  `output_tokens_by_unburned_accounts` (what C's never-named members took over the whole run).
+- `detected_within_1h` / `detected_within_1d`: `seconds_to_detect` at most 3,600 / 86,400.
 - `member_recall`: C's members named by alerts pointing at C, over C's members.
 - `cluster_precision`: of all accounts named by alerts pointing at C, the share that are members.
 - `flagged_fraction` of an organic class: its accounts named by any alert, over its accounts.
 - `organic_false_positive_rate`: organic accounts named by any alert, over organic accounts.
-- `organic_alerts_per_day`: alerts (distinct dedup keys) that point at no campaign, per day of
-  scenario event time.
+- `organic_alerts_per_day` (also `organic_pages_per_day`): alerts (distinct dedup keys) that point
+  at no campaign, per day of scenario event time. `organic_flagged_fraction` is
+  `organic_false_positive_rate` by the issue's name; `lookalike_classes_paged` lists the organic
+  classes other than `regular` with any account named by any alert.
 - Resolved campaigns (the resolver's latest record of each campaign id, merged ones left out)
   point at C by the same majority rule. `resolved_as`: how many point at C (1 = found as one
   actor); `resolved_member_recall` and `resolved_cluster_precision` are computed over their
@@ -30,6 +38,8 @@ Definitions (the scorecard repeats them):
 (True, 60.0, 0.75, 0.75)
 >>> (score.organic_false_positive_rate, score.organic_alerts_per_day)
 (0.1667, 0.0)
+>>> (c.requests_before_detection, c.accounts_burned, c.requests_by_unburned_accounts, c.detected_within_1h)
+(4, 3, 1, True)
 """
 
 from __future__ import annotations
@@ -49,9 +59,24 @@ class Truth:
     klass: dict[str, str] = field(default_factory=dict)
     campaign: dict[str, str] = field(default_factory=dict)
     campaign_times: dict[str, array[int]] = field(default_factory=dict)
+    #: Output tokens of each campaign request, in the order of `campaign_times`.
+    campaign_tokens: dict[str, array[int]] = field(default_factory=dict)
     requests_by_class: Counter[str] = field(default_factory=Counter)
+    #: Per campaign member: requests and output tokens (for what its unburned accounts took).
+    member_requests: Counter[str] = field(default_factory=Counter)
+    member_tokens: Counter[str] = field(default_factory=Counter)
+    #: What each campaign is judged as by the done-when criteria (its kind; default its name).
+    kinds: dict[str, str] = field(default_factory=dict)
 
-    def observe(self, account_id: str, label: str, klass: str, campaign: str | None, event_time_ms: int) -> None:
+    def observe(
+        self,
+        account_id: str,
+        label: str,
+        klass: str,
+        campaign: str | None,
+        event_time_ms: int,
+        output_tokens: int = 0,
+    ) -> None:
         if account_id not in self.label:
             self.label[account_id] = label
             self.klass[account_id] = klass
@@ -62,7 +87,11 @@ class Truth:
             times = self.campaign_times.get(campaign)
             if times is None:
                 times = self.campaign_times[campaign] = array("q")
+                self.campaign_tokens[campaign] = array("q")
             times.append(event_time_ms)  # streams are in event-time order, so this stays sorted
+            self.campaign_tokens[campaign].append(output_tokens)
+            self.member_requests[account_id] += 1
+            self.member_tokens[account_id] += output_tokens
 
     def members(self, campaign: str) -> set[str]:
         return {a for a, c in self.campaign.items() if c == campaign}
@@ -87,6 +116,17 @@ class CampaignScore:
     resolved_as: int = 0
     resolved_member_recall: float = 0.0
     resolved_cluster_precision: float | None = None
+    kind: str = ""
+    output_tokens: int = 0
+    # The red-team view (see the definitions above).
+    requests_before_detection: int = 0
+    output_tokens_before_detection: int = 0
+    accounts_burned: int = 0
+    accounts_burned_fraction: float = 0.0
+    requests_by_unburned_accounts: int = 0
+    output_tokens_by_unburned_accounts: int = 0
+    detected_within_1h: bool = False
+    detected_within_1d: bool = False
 
 
 @dataclass(slots=True)
@@ -113,6 +153,10 @@ class ScenarioScore:
     alerts_by_rule: dict[str, int]
     organic_in_campaigns: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # The done-when figures by the issue's names (same values as the fields above).
+    organic_flagged_fraction: float = 0.0
+    organic_pages_per_day: float = 0.0
+    lookalike_classes_paged: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,8 +196,13 @@ def score_scenario(name: str, duration_s: float, truth: Truth, alert_versions: l
     for campaign in sorted(truth.campaign_times):
         members = truth.members(campaign)
         times = truth.campaign_times[campaign]
+        tokens = truth.campaign_tokens[campaign]
         detected_at = first_at.get(campaign)
         named = named_by.get(campaign, set())
+        before = len(times) if detected_at is None else bisect.bisect_left(times, detected_at)
+        burned = members & flagged
+        unburned = members - flagged
+        delay = None if detected_at is None else (detected_at - times[0]) / 1000
         campaigns.append(
             CampaignScore(
                 name=campaign,
@@ -171,6 +220,16 @@ def score_scenario(name: str, duration_s: float, truth: Truth, alert_versions: l
                 detected_at_ms=detected_at,
                 alerts_by_rule=dict(Counter(rules_by_target.get(campaign, {}).values())),
                 first_rule=first_rule.get(campaign),
+                kind=truth.kinds.get(campaign, campaign),
+                output_tokens=sum(tokens),
+                requests_before_detection=before,
+                output_tokens_before_detection=sum(tokens[:before]),
+                accounts_burned=len(burned),
+                accounts_burned_fraction=round(len(burned) / len(members), 4),
+                requests_by_unburned_accounts=sum(truth.member_requests[a] for a in unburned),
+                output_tokens_by_unburned_accounts=sum(truth.member_tokens[a] for a in unburned),
+                detected_within_1h=delay is not None and delay <= 3_600,
+                detected_within_1d=delay is not None and delay <= 86_400,
             )
         )
 
@@ -184,6 +243,8 @@ def score_scenario(name: str, duration_s: float, truth: Truth, alert_versions: l
         classes[klass] = ClassScore(len(accounts), truth.requests_by_class[klass], hit, round(hit / len(accounts), 4))
     organic_flagged = sum(a in flagged for a in organic)
     organic_alerts = len(keys_by_target.get(None, ()))
+    fp_rate = round(organic_flagged / len(organic), 4) if organic else 0.0
+    per_day = round(organic_alerts / (duration_s / 86_400), 2)
     return ScenarioScore(
         name=name,
         duration_s=duration_s,
@@ -192,11 +253,14 @@ def score_scenario(name: str, duration_s: float, truth: Truth, alert_versions: l
         organic_classes=classes,
         organic_accounts=len(organic),
         organic_accounts_flagged=organic_flagged,
-        organic_false_positive_rate=round(organic_flagged / len(organic), 4) if organic else 0.0,
+        organic_false_positive_rate=fp_rate,
         organic_alerts=organic_alerts,
-        organic_alerts_per_day=round(organic_alerts / (duration_s / 86_400), 2),
+        organic_alerts_per_day=per_day,
         alerts=len(rules),
         alerts_by_rule=dict(Counter(rules.values())),
+        organic_flagged_fraction=fp_rate,
+        organic_pages_per_day=per_day,
+        lookalike_classes_paged=sorted(k for k, c in classes.items() if k != "regular" and c.flagged),
     )
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 import random
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from extractguard.gateway.events import ObservedRequest
 from extractguard.simulator import prompts
-from extractguard.simulator.population import SimAccount, residential_ip
+from extractguard.simulator.population import SimAccount, residential_asns, residential_ip
 from extractguard.simulator.scenario import CampaignSpec, Scenario
 
 DAY_MS = 86_400_000
@@ -96,6 +96,7 @@ class Actor:
     account: SimAccount
     models: list[str]
     launch: tuple[str, int, float] | None  # (model, at_ms, organic adoption)
+    created_visible: bool = True  # False: the gateway passes no signup time
 
     def model(self, ts: int, rng: random.Random) -> str:
         if self.launch is not None and ts >= self.launch[1] and rng.random() < self.launch[2]:
@@ -110,7 +111,8 @@ class Actor:
         ip, asn = self.address(rng)
         return ObservedRequest(
             account_id=a.account_id, org_id=a.org_id, api_key=a.api_key, client_ip=ip, client_asn=asn,
-            prompt=prompt, event_time_ms=ts, account_created_ms=a.created_ms, user_agent=a.user_agent,
+            prompt=prompt, event_time_ms=ts, account_created_ms=a.created_ms if self.created_visible else None,
+            user_agent=a.user_agent,
             tls_ja4=a.ja4, sdk_name=a.sdk, client_country=a.country, event_id=event_id(rng),
             **shape,  # type: ignore[arg-type]
         )  # fmt: skip
@@ -217,9 +219,16 @@ class CampaignActor(Actor):
     pivot_ms: int = 0
     limit: int = 10
     corpus: prompts.Corpus | None = None
+    organic_corpus: prompts.Corpus | None = None
     recent: deque[int] = field(default_factory=deque)
     pool: list[tuple[str, int]] = field(default_factory=list)  # the proxy pool ([] = residential)
+    residential_asns: list[int] = field(default_factory=list)
     current: tuple[str, int] | None = None
+    # Round-robin dispatch: the controller's schedule for this account (its next slot, the period).
+    slot_ms: float = 0.0
+    period_ms: float = 0.0
+    phase: float = 0.0  # i / N for account i of the campaign's N
+    campaign_start_ms: int = 0
 
     def address(self, rng: random.Random) -> tuple[str, int]:
         """The account's exit address, moved to another one of the pool at the rotation rate."""
@@ -231,7 +240,7 @@ class CampaignActor(Actor):
                 prefix, asn = rng.choice(self.pool)
                 self.current = (f"{prefix}.{rng.randint(1, 254)}", asn)
             else:
-                self.current = residential_ip(rng)
+                self.current = residential_ip(rng, self.residential_asns or residential_asns())
         return self.current
 
     @property
@@ -240,9 +249,27 @@ class CampaignActor(Actor):
         return self.spec
 
     def first(self, _start_ms: int, rng: random.Random) -> int | None:
+        if self.campaign.dispatch == "round_robin":
+            # The controller's grid: account i of N at phase i/N of every period since the campaign
+            # began; an account of a later signup wave takes its first slot after it goes live.
+            grid = self.campaign_start_ms + self.phase * self.period_ms
+            skipped = max(0, math.ceil((self.start_ms - grid) / self.period_ms))
+            self.slot_ms = grid + skipped * self.period_ms
+            return self._on_slot(self.slot_ms, rng)
         return self.start_ms + int(rng.uniform(0, MINUTE_MS / self.account.rate_per_min))
 
+    def _on_slot(self, slot_ms: float, rng: random.Random) -> int | None:
+        # Queueing and network delay move a request around its slot by up to half the jitter's share of a period.
+        sent = int(slot_ms + self.campaign.evasion.pacing_jitter * self.period_ms * (rng.random() - 0.5))
+        return sent if sent < self.end_ms else None
+
     def next(self, ts: int, rng: random.Random) -> int | None:
+        if self.campaign.dispatch == "round_robin":
+            self.slot_ms += self.period_ms
+            following = self._on_slot(self.slot_ms, rng)
+            if following is not None and len(self.recent) >= self.limit:
+                following = max(following, self.recent[0] + MINUTE_MS)
+            return None if following is None or following >= self.end_ms else max(following, ts + 1)
         base = MINUTE_MS / self.account.rate_per_min
         jitter = self.campaign.evasion.pacing_jitter
         candidate = ts + max(int(base * ((1 - jitter) * rng.uniform(0.95, 1.05) + jitter * rng.expovariate(1.0))), 1)
@@ -257,12 +284,13 @@ class CampaignActor(Actor):
             self.recent.popleft()
         spec = self.campaign
         shape = spec.strategies
+        probing = False
         if rng.random() < spec.evasion.camouflage:
-            prompt = prompts.organic_prompt(rng.choice(list(prompts.ORGANIC_DOMAINS)), rng)
+            prompt = self._camouflage(rng)
         elif self.corpus is not None:
             prompt = self.corpus.draw(rng)
         else:
-            prompt = self._strategy_prompt(rng)
+            prompt, probing = self._strategy_prompt(rng)
         if rng.random() < shape.cot:
             prompt = prompts.with_cot(prompt, rng)
         if rng.random() < spec.evasion.paraphrase_rate:
@@ -272,6 +300,10 @@ class CampaignActor(Actor):
             model = spec.pivot.model
         longest = rng.random() < shape.max_output
         output = rng.randint(2500, 4096) if longest else rng.randint(300, 1500)
+        # Drawn only when the scenario asks, so scenarios without refusals keep their exact streams.
+        refused = probing and shape.refusal_rate > 0 and rng.random() < shape.refusal_rate
+        if refused:
+            output = rng.randint(20, 120)
         logprobs = rng.random() < shape.logprobs
         return self.request(
             ts, rng, prompt, request_model=model, input_tokens=rng.randint(60, 220), output_tokens=output,
@@ -279,22 +311,36 @@ class CampaignActor(Actor):
             max_tokens=4096 if longest else rng.choice([1024, 2048]), temperature=rng.choice([0.0, 0.7, 1.0]),
             logprobs=logprobs, top_logprobs=rng.choice([5, 20]) if logprobs else 0,
             logit_bias=rng.random() < shape.logit_bias, finish_reason="length" if output >= 4096 else "stop",
+            refusal=refused,
         )  # fmt: skip
 
-    def _strategy_prompt(self, rng: random.Random) -> str:
+    def _camouflage(self, rng: random.Random) -> str:
+        """An organic-looking prompt: from the organic corpus when the world has one, as a mimic would draw."""
+        if self.organic_corpus is not None:
+            return self.organic_corpus.draw(rng)
+        return prompts.organic_prompt(rng.choice(list(prompts.ORGANIC_DOMAINS)), rng)
+
+    def _strategy_prompt(self, rng: random.Random) -> tuple[str, bool]:
+        """A prompt of one of the campaign's strategies, and whether it probes a refusal boundary."""
         s = self.campaign.strategies
         assert self.sweep is not None
         _area, leaf = self.sweep.next_leaf()
-        pick = rng.uniform(0, s.self_instruct + s.templated + s.paraphrase + s.refusal_probe)
+        pick = rng.uniform(0, s.total_weight)
         if pick < s.self_instruct:
-            return prompts.self_instruct_prompt(leaf, rng)
+            return prompts.self_instruct_prompt(leaf, rng), False
         pick -= s.self_instruct
         if pick < s.templated:
-            return prompts.templated_prompt(leaf, rng)
+            return prompts.templated_prompt(leaf, rng), False
         pick -= s.templated
         if pick < s.paraphrase:
-            return prompts.paraphrase_family_prompt(leaf, rng)
-        return prompts.refusal_probe_prompt(rng)
+            return prompts.paraphrase_family_prompt(leaf, rng), False
+        pick -= s.paraphrase
+        if pick < s.refusal_probe or (s.refusal_map + s.rubric) == 0:
+            return prompts.refusal_probe_prompt(rng), True
+        pick -= s.refusal_probe
+        if pick < s.refusal_map or s.rubric == 0:
+            return prompts.refusal_map_prompt(self.sweep.position, rng), True
+        return prompts.rubric_prompt(leaf, rng), False
 
 
 def cast(
@@ -319,22 +365,29 @@ def cast(
     corpora = {c.name: prompts.Corpus(c.corpus) for c in scenario.campaigns if c.corpus}
     amplitude = scenario.organic.diurnal_amplitude
     batch_templates = 0
+    visible = scenario.gateway.account_created
+    wide = residential_asns(scenario.residential_asns)
+    members: Counter[str] = Counter()
     actors: list[OrganicActor | CampaignActor] = []
     for account in accounts:
         if account.klass == "campaign":
             spec = campaigns[str(account.campaign)]
+            index = members[spec.name]
+            members[spec.name] += 1
             actors.append(
                 CampaignActor(
-                    account, models, launch, spec=spec, sweep=sweeps[spec.name], start_ms=account.active_ms,
+                    account, models, launch, visible, spec=spec, sweep=sweeps[spec.name], start_ms=account.active_ms,
                     end_ms=at(spec.end_s if spec.end_s is not None else scenario.duration_s),
                     pivot_ms=at(spec.pivot.at_s) if spec.pivot else 0,
                     limit=math.floor(scenario.rate_limit(spec)), corpus=corpora.get(spec.name),
-                    pool=(proxy_pools or {}).get(spec.name, []),
+                    organic_corpus=organic_corpus, pool=(proxy_pools or {}).get(spec.name, []),
+                    residential_asns=wide, phase=index / spec.accounts, campaign_start_ms=at(spec.start_s),
+                    period_ms=MINUTE_MS / min(spec.rate_per_min, scenario.rate_limit(spec) * 0.9),
                 )
             )  # fmt: skip
             continue
         actor = OrganicActor(
-            account, models, launch, profile=Diurnal(account.rate_per_min, amplitude),
+            account, models, launch, visible, profile=Diurnal(account.rate_per_min, amplitude),
             follow_up=scenario.organic.follow_up_probability, corpus=organic_corpus,
         )  # fmt: skip
         if account.klass == "viral_launch" and extra.viral_launch:
@@ -348,7 +401,8 @@ def cast(
             batch_templates += 1
         elif account.klass == "eval_harness" and extra.eval_harness:
             h = extra.eval_harness
-            actor.profile = Runs(h.rate_per_min, at(h.at_s), int(h.run_s * 1000))
+            every = int(h.every_s * 1000) if h.every_s is not None else None
+            actor.profile = Runs(h.rate_per_min, at(h.at_s), int(h.run_s * 1000), every)
             actor.style = "harness"
         elif account.klass == "researcher":
             actor.style = "researcher"

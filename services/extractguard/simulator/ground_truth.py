@@ -33,8 +33,13 @@ def label_record(scenario: str, account: SimAccount, labelled_at_ms: int | None 
 
 def publish_labels(kafka: KafkaSettings, scenario: str, accounts: Iterable[SimAccount]) -> int:
     """Produce every account's label to `account.labels` (keyed by account); returns how many."""
-    producer = Producer({**kafka.client_config(), "enable.idempotence": True, "acks": "all", "linger.ms": 50})
     now = int(time.time() * 1000)
+    return publish_label_records(kafka, (label_record(scenario, account, now) for account in accounts))
+
+
+def publish_label_records(kafka: KafkaSettings, records: Iterable[dict[str, Any]]) -> int:
+    """Produce `account_label` records (validated) to `account.labels`, keyed by account; returns how many."""
+    producer = Producer({**kafka.client_config(), "enable.idempotence": True, "acks": "all", "linger.ms": 50})
     failures: list[str] = []
 
     def delivered(error: KafkaError | None, _message: Message) -> None:
@@ -42,10 +47,10 @@ def publish_labels(kafka: KafkaSettings, scenario: str, accounts: Iterable[SimAc
             failures.append(str(error))
 
     count = 0
-    for account in accounts:
-        record = validate("account_label", label_record(scenario, account, now))
+    for raw in records:
+        record = validate("account_label", raw)
         producer.produce(
-            ACCOUNT_LABELS, key=account.account_id.encode(), value=orjson.dumps(record), on_delivery=delivered
+            ACCOUNT_LABELS, key=str(record["account_id"]).encode(), value=orjson.dumps(record), on_delivery=delivered
         )
         producer.poll(0)
         count += 1

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from extractguard.simulator.prompts import ORGANIC_DOMAINS
 from extractguard.simulator.scenario import CampaignSpec, Scenario
+
+_T = TypeVar("_T")
 
 ORGANIC_JA4 = [
     "t13d1516h2_8daaf6152771_02713d6af862",
@@ -33,6 +37,64 @@ ORGANIC_AGENTS = [
     ("langchain/0.3.7", "langchain"),
 ]
 RESIDENTIAL_ASNS = [7922, 3320, 12322, 2856, 5089, 3215, 701, 6830, 4134, 9121]
+#: Residential ISPs beyond the first ten, for worlds where home users (and the residential proxy
+#: networks that resell their addresses) spread over many ASNs (`Scenario.residential_asns`).
+MORE_RESIDENTIAL_ASNS = [
+    7018,
+    20115,
+    22773,
+    11427,
+    6327,
+    812,
+    5650,
+    1221,
+    4837,
+    4808,
+    17676,
+    2516,
+    4713,
+    9829,
+    45609,
+    55836,
+    18881,
+    26599,
+    28573,
+    8151,
+    7303,
+    27699,
+    6739,
+    3352,
+    12479,
+    3269,
+    1136,
+    6805,
+    3301,
+    5432,
+    2119,
+    8881,
+    12389,
+    8402,
+    31213,
+    9198,
+    5607,
+    7552,
+    45899,
+    17974,
+    23969,
+    9299,
+    4766,
+    9318,
+    2018,
+    36903,
+    37457,
+    36935,
+    24560,
+    38266,
+    10620,
+    27747,
+    6147,
+    1267,
+]
 CLOUD_ASNS = {16509: "3", 15169: "34", 8075: "20", 14061: "159", 24940: "95"}
 UNIVERSITY_ASNS = [1103, 2200, 786]
 COUNTRIES = ["US", "DE", "FR", "JP", "BR", "IN", "GB", "PL", "NG", "CA"]
@@ -82,10 +144,20 @@ class Ids:
         return f"sk-{self.rng.getrandbits(96):024x}"
 
 
-def residential_ip(rng: random.Random) -> tuple[str, int]:
-    return f"{rng.randint(24, 180)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}", rng.choice(
-        RESIDENTIAL_ASNS
-    )
+def residential_asns(count: int = 10) -> list[int]:
+    """The first `count` residential ASNs (ten: the historical set, so older scenarios draw alike)."""
+    return (RESIDENTIAL_ASNS + MORE_RESIDENTIAL_ASNS)[:count]
+
+
+def residential_ip(rng: random.Random, asns: list[int] = RESIDENTIAL_ASNS) -> tuple[str, int]:
+    return f"{rng.randint(24, 180)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}", rng.choice(asns)
+
+
+def _pick(rng: random.Random, options: list[_T], zipf: float) -> _T:
+    """Uniform when `zipf` is 0 (the draw older scenarios made), else Zipf-weighted by position."""
+    if zipf <= 0:
+        return rng.choice(options)
+    return rng.choices(options, weights=[1 / (rank**zipf) for rank in range(1, len(options) + 1)])[0]
 
 
 def cloud_prefix(rng: random.Random) -> tuple[str, int]:
@@ -115,6 +187,13 @@ class World:
         self._reseller: Org | None = None
         #: Each campaign's proxy pool as (/24 prefix, ASN); empty for residential pools.
         self.proxy_pools: dict[str, list[tuple[str, int]]] = {}
+        self.residential_asns = residential_asns(scenario.residential_asns)
+        self.zipf = scenario.organic.client_zipf
+        #: (user agent, SDK, JA4) of every organic account made so far: what a mimic copies.
+        self.organic_clients: Counter[tuple[str, str, str]] = Counter()
+
+    def _residential(self) -> tuple[str, int]:
+        return residential_ip(self.rng, self.residential_asns)
 
     def _org(self, domain: str | None = None, app: bool | None = None) -> Org:
         rng = self.rng
@@ -124,8 +203,8 @@ class World:
             domain=domain or rng.choice(list(ORGANIC_DOMAINS)),
             app=is_app,
             prefixes=[cloud_prefix(rng) for _ in range(rng.randint(1, 2))] if is_app else [],
-            agent=rng.choice(ORGANIC_AGENTS[:2] + ORGANIC_AGENTS[4:]) if is_app else rng.choice(ORGANIC_AGENTS),
-            ja4=rng.choice(ORGANIC_JA4),
+            agent=_pick(rng, ORGANIC_AGENTS[:2] + ORGANIC_AGENTS[4:] if is_app else ORGANIC_AGENTS, self.zipf),
+            ja4=_pick(rng, ORGANIC_JA4, self.zipf),
             country=rng.choice(COUNTRIES),
         )
 
@@ -135,8 +214,9 @@ class World:
             prefix, asn = rng.choice(org.prefixes)
             ip, agent, ja4 = f"{prefix}.{rng.randint(1, 254)}", org.agent, org.ja4
         else:
-            ip, asn = residential_ip(rng)
-            agent, ja4 = rng.choice(ORGANIC_AGENTS), rng.choice(ORGANIC_JA4)
+            ip, asn = self._residential()
+            agent, ja4 = _pick(rng, ORGANIC_AGENTS, self.zipf), _pick(rng, ORGANIC_JA4, self.zipf)
+        self.organic_clients[(agent[0], agent[1], ja4)] += 1
         return SimAccount(
             account_id=self.ids.account(), org_id=org.org_id, api_key=self.ids.key(), label="organic",
             klass=klass, campaign=None, domain=domain or org.domain, ip=ip, asn=asn, ja4=ja4,
@@ -216,6 +296,7 @@ class World:
         ]
         self.proxy_pools[spec.name] = [] if proxy.residential else prefixes
         ja4s = ORGANIC_JA4 if fingerprint.mimic_organic else CAMPAIGN_JA4S[: fingerprint.ja4_pool]
+        top_client = self.organic_clients.most_common(1)[0][0] if self.organic_clients else None
         reseller = self.reseller_org() if spec.evasion.via_reseller else None
         rate = min(spec.rate_per_min, self.scenario.rate_limit(spec) * 0.9)
         accounts = []
@@ -227,7 +308,7 @@ class World:
                 org_id, agent, ja4 = reseller.org_id, reseller.agent, reseller.ja4
             else:
                 if proxy.residential:
-                    ip, asn = residential_ip(rng)
+                    ip, asn = self._residential()
                     prefix = ip.rsplit(".", 1)[0]
                 else:
                     prefix, asn = rng.choice(prefixes)
@@ -237,6 +318,8 @@ class World:
                 if fingerprint.mimic_organic:
                     agent = rng.choice(ORGANIC_AGENTS)
                 ja4 = rng.choice(ja4s)
+                if fingerprint.mimic_top_organic and top_client is not None:
+                    agent, ja4 = (top_client[0], top_client[1]), top_client[2]
             if rng.random() < spec.evasion.aged_accounts:
                 created = self.start_ms - rng.randint(60, 900) * 86_400_000  # bought, or taken over
             else:  # signed up shortly before its wave goes live

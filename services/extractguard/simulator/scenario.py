@@ -17,7 +17,7 @@ True
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -43,6 +43,12 @@ class OrganicSpec(_Spec):
     diurnal_amplitude: Share = Field(default=0.5, description="0 = flat; busiest at 15:00 UTC.")
     follow_up_probability: Share = 0.6
     corpus: Path | None = Field(default=None, description="JSONL of {'text': ...} prompts to draw from.")
+    client_zipf: float = Field(
+        default=0.0,
+        ge=0,
+        description="0 = every client (SDK, browser, TLS stack) equally common; s > 0 = Zipf weights 1/rank^s, "
+        "so one client dominates as openai-python does in real API traffic.",
+    )
 
 
 class ViralLaunch(_Spec):
@@ -72,6 +78,7 @@ class EvalHarness(_Spec):
     rate_per_min: PerMinute = 40.0
     at_s: Seconds = 5400
     run_s: float = Field(default=3600, gt=0)
+    every_s: float | None = Field(default=None, gt=0, description="Run again every so often (a nightly suite).")
 
 
 class Researchers(_Spec):
@@ -111,6 +118,11 @@ class Fingerprint(_Spec):
     sdk: str = "httpx"
     ja4_pool: int = Field(default=1, ge=1, description="Distinct TLS fingerprints across the fleet.")
     mimic_organic: bool = Field(default=False, description="Draw fingerprints from organic clients instead.")
+    mimic_top_organic: bool = Field(
+        default=False,
+        description="Every account uses the organic population's most common (user agent, SDK, JA4): "
+        "an attacker who knows which client hides best.",
+    )
 
 
 class Strategies(_Spec):
@@ -120,14 +132,23 @@ class Strategies(_Spec):
     templated: float = Field(default=0.4, ge=0)
     paraphrase: float = Field(default=0.2, ge=0)
     refusal_probe: float = Field(default=0.1, ge=0)
+    refusal_map: float = Field(default=0.0, ge=0, description="Systematic sweep of refusal boundaries.")
+    rubric: float = Field(default=0.0, ge=0, description="Grading/rubric and reasoning-trace harvesting.")
+    refusal_rate: Share = Field(default=0.0, description="Chance a refusal probe or boundary-map prompt is refused.")
     cot: Share = Field(default=0.6, description="Chance a prompt asks for step-by-step reasoning.")
     logprobs: Share = 0.7
     logit_bias: Share = 0.0
     max_output: Share = Field(default=0.8, description="Chance a request asks for the longest answer.")
 
+    @property
+    def total_weight(self) -> float:
+        # In this order: older scenarios (the last two 0) must draw exactly as before.
+        plain = self.self_instruct + self.templated + self.paraphrase + self.refusal_probe
+        return plain + self.refusal_map + self.rubric
+
     @model_validator(mode="after")
     def _some_weight(self) -> Strategies:
-        if self.self_instruct + self.templated + self.paraphrase + self.refusal_probe <= 0:
+        if self.total_weight <= 0:
             raise ValueError("at least one prompt strategy needs a positive weight")
         return self
 
@@ -150,6 +171,11 @@ class Pivot(_Spec):
 
 class CampaignSpec(_Spec):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    kind: str | None = Field(
+        default=None,
+        max_length=64,
+        description="What the scorecard's done-when criteria judge it as (hydra, low_and_slow, ...); default: name.",
+    )
     accounts: int = Field(ge=1)
     start_s: Seconds = 420
     end_s: Seconds | None = None
@@ -163,6 +189,15 @@ class CampaignSpec(_Spec):
     evasion: Evasion = Field(default_factory=Evasion)
     pivot: Pivot | None = None
     corpus: Path | None = None
+    dispatch: Literal["independent", "round_robin"] = Field(
+        default="independent",
+        description="independent: each account paces itself; round_robin: a controller hands work to its accounts "
+        "in turn like a load balancer, so account i of N sends at phase i/N of every period.",
+    )
+
+    @property
+    def judged_as(self) -> str:
+        return self.kind or self.name
 
 
 class ModelLaunch(_Spec):
@@ -171,8 +206,21 @@ class ModelLaunch(_Spec):
     organic_adoption: Share = Field(default=0.05, description="Share of organic requests that try it.")
 
 
+class Gateway(_Spec):
+    """What the gateway in front of the API passes on, which real ones differ in."""
+
+    account_created: bool = Field(
+        default=True, description="False: the gateway knows no signup time; every event omits account_created_ms."
+    )
+
+
 class Scenario(_Spec):
-    """What to simulate; `Scenario.from_yaml` reads one from a file (see `scenarios/`)."""
+    """What to simulate; `Scenario.from_yaml` reads one from a file (see `scenarios/`).
+
+    A file may say `extends: other.yaml` (relative to itself): the other file's top-level settings
+    are the defaults, and the file's own replace them whole, so several scenarios can share one
+    organic world and differ only in their campaigns.
+    """
 
     name: str = Field(default="demo", min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
     description: str = ""
@@ -182,6 +230,13 @@ class Scenario(_Spec):
     rate_limit_per_min: PerMinute = 10.0
     models: list[str] = Field(default_factory=lambda: ["guard-large-2", "guard-small-2"], min_length=1)
     launch: ModelLaunch | None = None
+    gateway: Gateway = Field(default_factory=Gateway)
+    residential_asns: int = Field(
+        default=10,
+        ge=1,
+        le=64,
+        description="How many residential ISPs' ASNs home users and residential proxies come from (both alike).",
+    )
     organic: OrganicSpec = Field(default_factory=OrganicSpec)
     lookalikes: LookAlikes = Field(default_factory=LookAlikes)
     campaigns: list[CampaignSpec] = Field(default_factory=lambda: [CampaignSpec(name="campaign", accounts=300)])
@@ -202,7 +257,7 @@ class Scenario(_Spec):
 
     @classmethod
     def from_yaml(cls, path: Path) -> Scenario:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = _load_extended(path, ())
         try:
             scenario = cls.model_validate(raw)
         except ValidationError as error:
@@ -213,11 +268,15 @@ class Scenario(_Spec):
         """Corpus paths in a file are relative to that file."""
 
         def resolve(path: Path | None) -> Path | None:
-            return None if path is None or path.is_absolute() else base / path
+            return path if path is None or path.is_absolute() else base / path
 
         organic = self.organic.model_copy(update={"corpus": resolve(self.organic.corpus)})
         campaigns = [c.model_copy(update={"corpus": resolve(c.corpus)}) for c in self.campaigns]
         return self.model_copy(update={"organic": organic, "campaigns": campaigns})
+
+    @property
+    def duration_days(self) -> float:
+        return self.duration_s / 86_400
 
     @property
     def campaign_accounts(self) -> int:
@@ -237,3 +296,25 @@ class Scenario(_Spec):
             )
             if spec is not None
         )
+
+
+def _load_extended(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """A scenario file's settings over those of the file it `extends`, recursively."""
+    resolved = path.resolve()
+    if resolved in seen:
+        raise ValueError(f"{path}: 'extends' loops back to itself through {[str(p) for p in seen]}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a scenario file holds a mapping of settings")
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    base_path = path.parent / str(base)
+    if not base_path.is_file():
+        raise ValueError(f"{path}: extends {base}, which is not a file")
+    inherited = _load_extended(base_path, (*seen, resolved))
+    # A corpus in the base file is relative to the base file.
+    organic = inherited.get("organic")
+    if isinstance(organic, dict) and organic.get("corpus") and not Path(organic["corpus"]).is_absolute():
+        inherited["organic"] = {**organic, "corpus": str((base_path.parent / organic["corpus"]).resolve())}
+    return {**inherited, **raw}

@@ -1,0 +1,110 @@
+"""The measuring stick without Kafka: labelled files replay as their scenario does, the scorecard's
+red-team and done-when figures, and the in-process replay finding a plain campaign."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from extractguard.cli import main
+from extractguard.evaluation.done_when import done_when
+from extractguard.evaluation.in_process import replay_in_process, run_in_process
+from extractguard.evaluation.scorecard import Scorecard
+from extractguard.evaluation.scoring import Truth, score_scenario
+from extractguard.evaluation.sources import UNLABELLED, SimulatedReplay, StreamReplay
+from extractguard.simulator.scenario import CampaignSpec, OrganicSpec, ProxyPool, Scenario
+from extractguard.simulator.stream_file import write_stream
+
+START_MS = 1_795_000_020_000 - 1_795_000_020_000 % 86_400_000 + 9 * 3_600_000
+MINI = Scenario(
+    name="mini", seed=9, duration_s=1500, organic=OrganicSpec(accounts=250),
+    campaigns=[CampaignSpec(name="swarm", kind="hydra", accounts=150, start_s=600, rate_per_min=4,
+                            proxy=ProxyPool(prefixes=2))],
+)  # fmt: skip
+
+
+def test_a_simulated_files_replay_gives_the_scenario_events_and_truth(tmp_path: Path) -> None:
+    short = MINI.model_copy(update={"duration_s": 900})
+    files = write_stream(short, START_MS, tmp_path)
+    simulated = list(SimulatedReplay(short, START_MS).events())
+    stream = StreamReplay(files.events, files.labels, "mini")
+    replayed = list(stream.events())
+    assert [r.event for r in replayed] == [r.event for r in simulated]
+    assert [r[:4] for r in replayed] == [r[:4] for r in simulated]
+    assert stream.start_ms == simulated[0].event["event_time_ms"] and stream.kinds == {"swarm": "swarm"}
+    records = stream.label_records()
+    assert len(records) == files.accounts and {r["scenario"] for r in records} == {"mini"}
+
+
+def test_an_export_out_of_order_is_sorted_and_unlabelled_accounts_count_as_organic(tmp_path: Path) -> None:
+    files = write_stream(MINI.model_copy(update={"duration_s": 700}), START_MS, tmp_path)
+    lines = files.events.read_bytes().splitlines()
+    files.events.write_bytes(b"\n".join(reversed(lines)) + b"\n")
+    labels = [orjson.loads(line) for line in files.labels.read_bytes().splitlines()]
+    dropped = next(r for r in labels if r["label"] == "organic")["account_id"]
+    files.labels.write_bytes(b"\n".join(orjson.dumps(r) for r in labels if r["account_id"] != dropped))
+    rows = list(StreamReplay(files.events, files.labels, "export").events())
+    times = [r.event["event_time_ms"] for r in rows]
+    assert times == sorted(times) and len(rows) == len(lines)
+    assert {r.klass for r in rows if r.account_id == dropped} == {UNLABELLED}
+
+    files.labels.write_text('{"schema_version": 1, "account_id": "a", "label": "bot", "source": "analyst"}\n')
+    with pytest.raises(ValueError, match=r"labels.jsonl:1: not an account_label record"):
+        StreamReplay(files.events, files.labels, "export")
+
+
+def test_the_red_team_view_counts_the_harvest_before_detection_and_the_accounts_burned() -> None:
+    truth = Truth(kinds={"c": "hydra"})
+    for minute in range(10):  # two members, 100 output tokens a request; c1 never named
+        truth.observe("c0", "campaign", "campaign", "c", minute * 60_000, 100)
+        truth.observe("c1", "campaign", "campaign", "c", minute * 60_000 + 1, 100)
+    truth.observe("o0", "organic", "eval_harness", None, 5)
+    alerts = [{"dedup_key": "k", "accounts": ["c0"], "last_seen_ms": 180_000, "rule": "r"}]
+    score = score_scenario("s", 86_400, truth, alerts)
+    [c] = score.campaigns
+    assert (c.requests_before_detection, c.output_tokens_before_detection, c.output_tokens) == (6, 600, 2000)
+    assert (c.accounts_burned, c.accounts_burned_fraction) == (1, 0.5)
+    assert (c.requests_by_unburned_accounts, c.output_tokens_by_unburned_accounts) == (10, 1000)
+    assert c.detected_within_1h and c.kind == "hydra" and c.requests_before_detection_fraction == 0.3
+    verdict = done_when([score])
+    assert verdict["criteria"]["hydra"][0]["passed"] is False  # 30% served first, half the members
+    assert verdict["every_campaign_detected"] and not verdict["lookalike_classes_paged"]
+    markdown = Scorecard("t", "now", [score]).markdown()
+    assert "| s | c | 20 | 2,000 | 6 | 600 | 1 of 2 (50.0%) | 10 | 1,000 |" in markdown
+    assert "## Done when" in markdown and "All criteria met: **no**" in markdown
+
+
+def test_in_process_a_plain_campaign_is_found_and_its_files_score_the_same(tmp_path: Path) -> None:
+    simulated = replay_in_process(SimulatedReplay(MINI, START_MS))
+    [swarm] = simulated.score.campaigns
+    assert swarm.detected and swarm.seconds_to_detect is not None and swarm.seconds_to_detect < 900
+    assert swarm.resolved_as == 1 and swarm.resolved_member_recall > 0.8 and swarm.resolved_cluster_precision == 1.0
+    assert simulated.score.organic_accounts_flagged == 0
+
+    files = write_stream(MINI, START_MS, tmp_path / "files")
+    replayed = replay_in_process(StreamReplay(files.events, files.labels, "mini", duration_s=MINI.duration_s))
+    # The labels carry no kind: a file's campaign is judged by its name.
+    assert replayed.score.campaigns == [replace(c, kind=c.name) for c in simulated.score.campaigns]
+    assert replayed.score.organic_classes == simulated.score.organic_classes
+
+    card = run_in_process([SimulatedReplay(MINI, START_MS)], tmp_path / "out", "test", lambda _line: None)
+    written = orjson.loads((tmp_path / "out" / "scorecard.json").read_bytes())
+    assert written["scenarios"][0]["campaigns"][0]["detected"] is True
+    assert written["overall"]["done_when"]["every_campaign_detected"] is True
+    assert card.scenarios[0].extra["in_process"] is True
+
+
+def test_eval_stream_needs_its_labels_and_a_name_fit_for_topics(tmp_path: Path) -> None:
+    events = tmp_path / "events.ndjson"
+    events.write_text("")
+    runner = CliRunner()
+    result = runner.invoke(main, ["eval", "--stream", str(events)])
+    assert result.exit_code == 2 and "--stream needs --labels" in result.output
+    result = runner.invoke(main, ["eval", "--stream", str(events), "--labels", str(events), "--name", "Bad Name"])
+    assert result.exit_code == 2 and "--name 'Bad Name'" in result.output
+    result = runner.invoke(main, ["eval", "--labels", str(events)])
+    assert result.exit_code == 2 and "go with --stream" in result.output
