@@ -32,9 +32,9 @@ import orjson
 
 from extractguard.alerting.book import AlertBook
 from extractguard.alerting.rules import DEFAULT_RULES, OPTIONAL_RULES
-from extractguard.campaigns.activity import partition_of
-from extractguard.campaigns.linking import Census, Evidence, FingerprintLinker, Share
+from extractguard.campaigns.linking import Evidence, FingerprintLinker
 from extractguard.campaigns.resolver import CampaignResolver
+from extractguard.contracts.link_activity import Census, Share, partition_of
 from extractguard.contracts.topics import FINGERPRINT_ACTIVITY, GATEWAY_EVENTS, contract
 from extractguard.detection.engine import DetectionEngine
 from extractguard.evaluation.scorecard import Scorecard
