@@ -164,8 +164,10 @@ class CampaignSettings(BaseSettings):
     min_surprise: float = Field(default=6.0, gt=0, description="Least surprise (-log10 p) for evidence.")
     min_members: int = Field(default=3, ge=2)
     half_life_s: float = Field(default=3600.0, gt=0)
-    dormant_after_s: float = Field(default=1800.0, gt=0)
-    close_after_s: float = Field(default=6 * 3600.0, gt=0)
+    dormant_after_s: float = Field(default=2 * 3600.0, gt=0)
+    close_after_s: float = Field(
+        default=86_400.0, gt=0, description="A campaign (and a member) without evidence this long is closed (dropped)."
+    )
     session_timeout_s: float = 15.0
     commit_interval_s: float = 2.8
     checkpoint_interval_s: float = Field(default=2.0, gt=0)

@@ -115,11 +115,12 @@ def test_infrastructure_alone_does_not_make_an_honest_customer_a_member() -> Non
     assert found.members == campaign
 
 
-def test_dormant_after_a_quiet_half_hour() -> None:
+def test_dormant_after_two_quiet_hours() -> None:
     r = CampaignResolver()
     r.add(ev("ip_prefix:p1", ["a", "b", "c"], W))
     r.resolve(W)
-    (quiet,) = r.resolve(W + 1_800_000)
+    assert r.resolve(W + 3_600_000) == []  # an hour without evidence is not yet dormant
+    (quiet,) = r.resolve(W + 7_200_000)
     assert quiet.status == "dormant"
 
 
@@ -132,9 +133,27 @@ def test_the_slow_horizon_finds_accounts_that_never_meet_in_one_window() -> None
         shares = [("tls_ja4:slow", 1, slow), ("sdk:popular", 41, popular)]
         found += linker.add(0, minute * W, (minute + 1) * W, shares)
     assert {e.fingerprint for e in found} == {"tls_ja4:slow"}  # never 3 in a window, dozens in an hour
-    last = [e for e in found if e.fingerprint == "tls_ja4:slow"][-1]
-    assert last.window_end_ms - last.window_start_ms == 3_600_000 and len(last.shaped) >= 40
-    assert all(a.startswith("c") for a in last.accounts)  # names the shaped sharers only
+    slow_evidence = [e for e in found if e.fingerprint == "tls_ja4:slow"]
+    last = slow_evidence[-1]
+    assert last.window_end_ms - last.window_start_ms == 3_600_000 and last.sharers_total >= 40
+    named = {a for e in slow_evidence for a in e.accounts}
+    assert len(named) >= 40 and all(a.startswith("c") for a in named)  # names the shaped sharers only
+    # Each account is named once, when first seen after the book last spoke: messages stay small.
+    assert sum(len(e.accounts) for e in slow_evidence) == len(named)
+
+
+def test_a_day_horizon_links_accounts_that_send_once_every_few_hours() -> None:
+    linker = FingerprintLinker(window_ms=W)
+    found: list[Evidence] = []
+    for window in range(16 * 60):  # 16 hours: a campaign account every 40 minutes, another every 20
+        shaped = [(f"c{window}", f"org-c{window}", True)] if window % 40 == 0 else []
+        others = sharers(f"o{window}-", 1, shaped=False) if window % 20 == 5 else []
+        share = ("template:sweep", len(shaped) + len(others), [*shaped, *others])
+        found += linker.add(0, window * W, (window + 1) * W, [share], census=(1000, 1))
+    day = [e for e in found if e.window_end_ms - e.window_start_ms == 86_400_000]
+    assert not [e for e in found if e.window_end_ms - e.window_start_ms < 86_400_000]  # never 3 in an hour
+    assert day and len({a for e in day for a in e.accounts}) >= 15
+    assert all(a.startswith("c") for e in day for a in e.accounts)
 
 
 def test_a_handful_of_linked_accounts_is_recorded_and_pages_once_it_grows() -> None:

@@ -18,11 +18,12 @@ The surprise is the evidence's weight. A window is weighed once every detection 
 reported a later window — or, for a partition gone quiet (nothing for `quiet_s` of wall time),
 once the others are `max_wait_windows` later — so the count of sharers is complete.
 
-The same test runs over a slow horizon (`slow_horizon_s`, an hour): a campaign whose accounts send
-a few requests an hour rarely has three of them in one window, but has dozens in an hour. Only
-fingerprints that had a shaped sharer keep a slow book (its shaped sharers over the horizon and a
-decayed count of the others per window); its evidence names the shaped sharers only, and it needs
-two orgs, whatever the routers.
+The same test runs over slow horizons (`slow_horizons_s`, an hour and a day): a campaign whose
+accounts send a request an hour rarely has three of them in one window, but has dozens in an hour;
+one whose accounts send one every few hours has hundreds in a day. Only fingerprints that had a
+shaped sharer keep a slow book per horizon (its shaped sharers over the horizon and a decayed count
+of the others per window); its evidence names the shaped sharers only, and it needs two orgs,
+whatever the routers. A longer horizon speaks only when the shorter ones said nothing in the window.
 
 >>> linker = FingerprintLinker(window_ms=60_000, sources=2)
 >>> proxy = [(f"c{i}", f"o{i}", True) for i in range(8)] + [("a1", "oa", False)]
@@ -96,6 +97,7 @@ class _Slow:
     updated_ms: int
     shaped: dict[str, tuple[str, int]] = field(default_factory=dict)  # account -> (org, last seen)
     others: float = 0.0
+    spoke_ms: int = 0  # end of the last window this book gave evidence for
 
 
 @dataclass(slots=True)
@@ -126,7 +128,7 @@ class FingerprintLinker:
         min_base_rate: float = 0.002,
         router_accounts: int = 20,
         max_wait_windows: int = 3,
-        slow_horizon_s: float = 3600.0,
+        slow_horizons_s: tuple[float, ...] = (3600.0, 86_400.0),
         quiet_s: float = 30.0,
     ) -> None:
         self.window_ms = window_ms
@@ -137,10 +139,10 @@ class FingerprintLinker:
         self.router_accounts = router_accounts
         self.max_wait_windows = max_wait_windows
         self.quiet_s = quiet_s
-        # The slow horizon: campaigns whose accounts send a few requests an hour rarely meet in one
-        # window, but do within an hour. Kept only for fingerprints that had a shaped sharer.
-        self.slow_horizon_ms = int(slow_horizon_s * 1000)
-        self.slow: dict[str, _Slow] = {}
+        # The slow horizons: campaigns whose accounts send a few requests an hour rarely meet in one
+        # window, but do within an hour or a day. Kept only for fingerprints that had a shaped sharer.
+        self.slow_horizons_ms = [int(h * 1000) for h in sorted(slow_horizons_s)]
+        self.slow: dict[int, dict[str, _Slow]] = {h: {} for h in self.slow_horizons_ms}
         self.pending: dict[int, dict[str, _Pending]] = {}  # window start -> fingerprint -> sharers
         self.census: dict[int, list[int]] = {}  # window start -> [accounts, shaped], summed over partitions
         # Detection partition -> end of the latest window it sent.
@@ -227,15 +229,21 @@ class FingerprintLinker:
             sharers = pending.sharers
             n = max(pending.total, len(sharers))
             shaped = [a for a, (_org, is_shaped) in sharers.items() if is_shaped]
-            fast = self._weigh_window(fingerprint, start, end, sharers, n, shaped, base_rate)
-            if fast is not None:
-                found.append(fast)
-            slow = self._weigh_slow(fingerprint, end, n, sharers, shaped, base_rate, already=fast is not None)
-            if slow is not None:
-                found.append(slow)
-        if len(self.slow) > 1000 and end % (10 * self.window_ms) < self.window_ms:
-            horizon = end - self.slow_horizon_ms
-            self.slow = {f: b for f, b in self.slow.items() if b.updated_ms > horizon}
+            said = self._weigh_window(fingerprint, start, end, sharers, n, shaped, base_rate)
+            if said is not None:
+                found.append(said)
+            for horizon_ms in self.slow_horizons_ms:
+                slow = self._weigh_slow(
+                    horizon_ms, fingerprint, end, n, sharers, shaped, base_rate, already=said is not None
+                )
+                if slow is not None:
+                    found.append(slow)
+                    said = slow
+        if end % (10 * self.window_ms) < self.window_ms:
+            for horizon_ms, books in self.slow.items():
+                if len(books) > 1000:
+                    horizon = end - horizon_ms
+                    self.slow[horizon_ms] = {f: b for f, b in books.items() if b.updated_ms > horizon}
         return sorted(found, key=lambda e: e.fingerprint)
 
     def _concentrated(self, shaped: int, sharers: int) -> bool:
@@ -269,25 +277,26 @@ class FingerprintLinker:
         )
 
     def _weigh_slow(
-        self, fingerprint: str, end: int, n: int, sharers: dict[str, tuple[str, bool]], shaped: list[str],
-        base_rate: float, already: bool,
+        self, horizon_ms: int, fingerprint: str, end: int, n: int, sharers: dict[str, tuple[str, bool]],
+        shaped: list[str], base_rate: float, already: bool,
     ) -> Evidence | None:  # fmt: skip
-        """Update the fingerprint's slow book with this window; its evidence over the horizon, if any
-        (`already`: the window gave evidence, so the slow horizon need not)."""
-        book = self.slow.get(fingerprint)
+        """Update the fingerprint's book of one slow horizon with this window; its evidence over the
+        horizon, if any (`already`: a shorter view gave evidence this window, so this one need not)."""
+        books = self.slow[horizon_ms]
+        book = books.get(fingerprint)
         if book is None:
             if not shaped:
                 return None
-            book = self.slow[fingerprint] = _Slow(created_ms=end, updated_ms=end)
-        keep = 0.5 ** (self.window_ms / (self.slow_horizon_ms / 2))  # per window; half-life half the horizon
+            book = books[fingerprint] = _Slow(created_ms=end, updated_ms=end)
+        keep = 0.5 ** (self.window_ms / (horizon_ms / 2))  # per window; half-life half the horizon
         book.others = book.others * keep ** ((end - book.updated_ms) / self.window_ms)
         book.others += n - len(shaped)
         book.updated_ms = end
         for account in shaped:
             book.shaped[account] = (sharers[account][0], end)
-        if not shaped or already or end - book.created_ms < self.slow_horizon_ms / 4:
+        if not shaped or already or end - book.created_ms < horizon_ms / 4:
             return None  # nothing new, already evidence this window, or too young to know its sharers
-        horizon = end - self.slow_horizon_ms
+        horizon = end - horizon_ms
         book.shaped = {a: v for a, v in book.shaped.items() if v[1] > horizon}
         k = len(book.shaped)
         n_slow = k + int(book.others)
@@ -299,5 +308,9 @@ class FingerprintLinker:
         weight = surprise(k, n_slow, base_rate)
         if weight < self.min_surprise:
             return None
-        accounts = sorted(book.shaped)
+        # Only the sharers seen since the book last spoke: the resolver keeps every account it was
+        # told of (for its own horizon), and listing the whole day's thousands again every window
+        # would make each message as large as the campaign.
+        accounts = sorted(a for a, (_org, seen) in book.shaped.items() if seen > book.spoke_ms)
+        book.spoke_ms = end
         return Evidence(fingerprint, horizon, end, round(weight, 3), accounts, accounts, n_slow, len(orgs))

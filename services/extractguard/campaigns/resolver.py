@@ -106,8 +106,8 @@ class CampaignResolver:
         self,
         min_members: int = 3,
         half_life_s: float = 3600.0,
-        dormant_after_s: float = 1800.0,
-        close_after_s: float = 6 * 3600.0,
+        dormant_after_s: float = 2 * 3600.0,
+        close_after_s: float = 86_400.0,
         growth_to_publish: float = 0.05,
     ) -> None:
         self.min_members = min_members
