@@ -102,6 +102,9 @@ class DetectionSettings(BaseSettings):
     launches: list[ModelLaunch] = Field(
         default_factory=list, description='Announced launches, e.g. [{"model": "m-3", "at_ms": 1795000000000}].'
     )
+    detectors: list[str] | None = Field(
+        default=None, description='Detectors to run, by registered name (default: all), e.g. ["burst", "extraction"].'
+    )
     link_accounts: bool = Field(
         default=True, description="Send fingerprint shares of each closed window to the campaign linker."
     )

@@ -16,13 +16,8 @@ from typing import Any
 
 from extractguard.contracts.link_activity import Census, Share
 from extractguard.detection.behaviour import AccountBehaviour
-from extractguard.detection.detectors import (
-    BurstDetector,
-    Detector,
-    ExtractionDetector,
-    LaunchDetector,
-    MixDriftDetector,
-)
+from extractguard.detection.detectors import Detector, ExtractionDetector
+from extractguard.detection.detectors import build as build_detectors
 from extractguard.detection.detectors.extraction import VerdictSource
 from extractguard.detection.link_activity import LinkActivity
 from extractguard.detection.windows import EntityWindows
@@ -37,17 +32,7 @@ class DetectionEngine:
         self.windows = EntityWindows(settings.window_s * 1000, settings.allowed_lateness_s * 1000)
         # One view of each account's behaviour, shared by the detectors that judge by it.
         self.behaviour = AccountBehaviour(horizons_s=tuple(settings.behaviour_horizons_s))
-        launches = LaunchDetector(
-            [(launch.model, launch.at_ms) for launch in settings.launches],
-            grace_s=settings.launch_grace_s,
-            behaviour=self.behaviour,
-        )
-        self.detectors: list[Detector] = [
-            BurstDetector(threshold=settings.burst_threshold, behaviour=self.behaviour, launches=launches),
-            launches,
-            MixDriftDetector(delta=settings.drift_delta, behaviour=self.behaviour),
-            ExtractionDetector(self.behaviour),
-        ]
+        self.detectors: list[Detector] = build_detectors(settings.detectors, settings, self.behaviour)
         # Fingerprint shares of each closed window, for the campaign linker (taken by the worker).
         self.activity = LinkActivity(settings.window_s * 1000) if settings.link_accounts else None
         self.link_shares: list[tuple[int, int, list[Share], Census]] = []

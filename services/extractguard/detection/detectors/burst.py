@@ -41,6 +41,7 @@ from river import stats
 from extractguard.contracts.findings import BenignRate, Feature, Finding, Severity
 from extractguard.detection.behaviour import DAY_MS, AccountBehaviour
 from extractguard.detection.detectors.launch import LaunchDetector
+from extractguard.detection.detectors.registry import DetectorContext, register
 from extractguard.detection.windows import ENTITY_KINDS, ClosedWindow, EntityKey
 
 KINDS = ENTITY_KINDS
@@ -226,3 +227,12 @@ class BurstDetector:
             self.baselines = {k: b for k, b in self.baselines.items() if b.last_window >= horizon}
             since = window.end_ms - self.daily_memory_ms
             self.daily = {k: d for k, d in self.daily.items() if d[1] >= since}
+
+
+@register("burst")
+def _build(context: DetectorContext) -> BurstDetector:
+    return BurstDetector(
+        threshold=context.settings.burst_threshold,
+        behaviour=context.behaviour,
+        launches=context.get("launch", LaunchDetector),
+    )

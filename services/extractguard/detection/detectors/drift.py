@@ -49,6 +49,7 @@ from river import drift
 
 from extractguard.contracts.findings import BenignRate, Feature, Finding, Severity
 from extractguard.detection.behaviour import AccountBehaviour
+from extractguard.detection.detectors.registry import DetectorContext, register
 from extractguard.detection.windows import YOUNG_ACCOUNT_MS, ClosedWindow, EntityStats
 
 GLOBAL = ""
@@ -296,3 +297,8 @@ def _jensen_shannon(p: dict[str, float], q: dict[str, float], q_total: float | N
             total += qk * math.log2(qk / m)
     total += max(1.0 - shared, 0.0)  # each qk alone: qk * log2(qk / (qk / 2)) = qk
     return min(max(total / 2, 0.0), 1.0)
+
+
+@register("mix_drift")
+def _build(context: DetectorContext) -> MixDriftDetector:
+    return MixDriftDetector(delta=context.settings.drift_delta, behaviour=context.behaviour)

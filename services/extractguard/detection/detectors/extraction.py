@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Protocol
 
 from extractguard.contracts.findings import Feature, Finding, Severity
 from extractguard.detection.behaviour import PRIORS, TELLS, WEIGHTS, AccountBehaviour
+from extractguard.detection.detectors.registry import DetectorContext, register
 from extractguard.detection.verdicts import VerdictModel
 from extractguard.detection.windows import ClosedWindow
 
@@ -142,3 +143,8 @@ def _duration(seconds: int) -> str:
     if seconds >= 3600 and seconds % 3600 == 0:
         return f"{seconds // 3600} h"
     return f"{seconds} s"
+
+
+@register("extraction")
+def _build(context: DetectorContext) -> ExtractionDetector:
+    return ExtractionDetector(context.behaviour)

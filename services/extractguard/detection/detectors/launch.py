@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 from extractguard.contracts.findings import Feature, Finding, Severity
 from extractguard.detection.behaviour import DAY_MS, AccountBehaviour
+from extractguard.detection.detectors.registry import DetectorContext, register
 from extractguard.detection.windows import ClosedWindow
 
 
@@ -148,3 +149,13 @@ class LaunchDetector:
             accounts=movers,
             expected_false_alarms_per_day=round(self.benign_cohorts * DAY_MS / elapsed, 3),
         )
+
+
+@register("launch")
+def _build(context: DetectorContext) -> LaunchDetector:
+    settings = context.settings
+    return LaunchDetector(
+        [(launch.model, launch.at_ms) for launch in settings.launches],
+        grace_s=settings.launch_grace_s,
+        behaviour=context.behaviour,
+    )
