@@ -15,10 +15,10 @@ help:
 	@echo "make lint         ruff and mypy"
 	@echo "make kafka-up     start the local Kafka broker (kafka-down stops it)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml gateway/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e ./gateway -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)

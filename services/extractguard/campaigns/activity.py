@@ -63,7 +63,7 @@ class LinkActivity:
         if seen is None:
             created = event.get("account_created_ms")
             seen = accounts[event["account_id"]] = [None if created is None else created // COHORT_MS]
-        minhash = event["prompt_sketch"].get("minhash")
+        minhash = (event.get("prompt_sketch") or {}).get("minhash")  # v2: an event may have no sketch
         if minhash and len(minhash) >= 4:
             # Python's hash of a tuple of ints is the same in every process (no hash seed for ints).
             band = hash((minhash[0], minhash[1], minhash[2], minhash[3])) & 0xFFFFFFFFFFFFFFFF

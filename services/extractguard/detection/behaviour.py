@@ -122,6 +122,7 @@ _DECAYED = (_COUNT, _TOKENS_IN, _TOKENS_OUT, *range(_SHARE, _SHARE + len(_SHARES
 _FRESH = array("d", [0.0] * (_SHARE + len(_SHARES)))
 _FRESH[_HEAVY_AGE_MS] = _FRESH[_CREATED_MS] = math.nan
 _TEMPLATES, _TOPICS = 0, REGISTERS  # offsets of the two distinct counters in `registers`
+_NO_SKETCH: dict[str, Any] = {}  # an event without a prompt sketch (gateway_event v2)
 
 
 class AccountState:
@@ -293,7 +294,8 @@ class AccountBehaviour:
             v[_SHARE + 1] += 1.0
         if event["request_logprobs"] or event.get("request_top_logprobs") or event.get("request_logit_bias"):
             v[_SHARE + 2] += 1.0
-        if event["prompt_sketch"].get("cot_elicitation"):
+        sketch = event.get("prompt_sketch") or _NO_SKETCH  # v2: a gateway that logs no prompt
+        if sketch.get("cot_elicitation"):
             v[_SHARE + 3] += 1.0
         if ts - created < YOUNG_ACCOUNT_MS:
             v[_SHARE + 4] += 1.0
@@ -309,7 +311,6 @@ class AccountBehaviour:
         v[_CLOCK_N] += 1.0
         v[_CLOCK_COS] += math.cos(angle)
         v[_CLOCK_SIN] += math.sin(angle)
-        sketch = event["prompt_sketch"]
         v[_SEEN] += 1.0
         template = sketch.get("template_hash")
         if template:
