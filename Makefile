@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install kafka-up kafka-down kafka-status topics demo eval test test-unit lint format sql clean helm-check bench
+.PHONY: help install litellm-venv kafka-up kafka-down kafka-status topics demo eval test test-unit lint format sql clean helm-check bench
 
 help:
 	@echo "make demo         run Kafka, every service and a simulated campaign; print and write a report"
@@ -22,6 +22,17 @@ $(STAMP): pyproject.toml gateway/pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# The real LiteLLM proxy with the shipped callback, in an environment of its own (as a gateway
+# runs it), for tests/integration/test_litellm_proxy.py.
+LITELLM_VENV ?= .venv-litellm
+LITELLM_VERSION ?= 1.108.7
+$(LITELLM_VENV)/.installed: gateway/pyproject.toml
+	@test -x $(LITELLM_VENV)/bin/python || $(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/pip install --quiet 'litellm[proxy]==$(LITELLM_VERSION)' -e ./gateway
+	@touch $@
+
+litellm-venv: $(LITELLM_VENV)/.installed
 
 kafka-up:
 	@infra/kafka/kafka.sh up
@@ -41,7 +52,7 @@ demo: install
 eval: install
 	$(BIN)/extractguard eval --scale $${SCALE:-default}
 
-test: install kafka-up
+test: install litellm-venv kafka-up
 	$(MAKE) helm-check
 	$(BIN)/extractguard topics
 	$(BIN)/pytest $(PYTEST_ARGS)
