@@ -61,14 +61,14 @@ test-unit: install
 	$(BIN)/pytest -m "not kafka and not clickhouse" $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check services tests infra benchmarks
-	$(BIN)/ruff format --check services tests infra benchmarks
+	$(BIN)/ruff check services tests infra benchmarks gateway/src
+	$(BIN)/ruff format --check services tests infra benchmarks gateway/src
 	$(BIN)/mypy
 	$(BIN)/mypy infra benchmarks
 
 format: install
-	$(BIN)/ruff format services tests infra benchmarks
-	$(BIN)/ruff check --fix services tests infra benchmarks
+	$(BIN)/ruff format services tests infra benchmarks gateway/src
+	$(BIN)/ruff check --fix services tests infra benchmarks gateway/src
 
 bench: install kafka-up
 	$(BIN)/extractguard topics

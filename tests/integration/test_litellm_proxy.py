@@ -208,6 +208,13 @@ def test_every_request_through_the_real_litellm_proxy_is_accounted_for(
     # Accounted for: every request landed exactly once, and nothing was dead-lettered.
     assert [m.value()[:200] for m in dead] == []
     ids = [r[0] for r in rows]
+    if len(ids) != len(set(ids)):
+        with lock:
+            twice = client.query(
+                "SELECT event_id, kafka_partition, kafka_offset, response_status, landed_at FROM events"
+                " WHERE event_id IN (SELECT event_id FROM events GROUP BY event_id HAVING count() > 1)"
+            ).result_rows
+        pytest.fail(f"landed more than once: {twice}")
     assert len(ids) == len(set(ids)) == REQUESTS, (len(ids), len(set(ids)))
     matched = {r[0]: by_call[r[0]] for r in rows if r[0] in by_call}
     refused = {r[0]: by_account[r[1]] for r in rows if r[1] in by_account}
