@@ -22,11 +22,13 @@ WORKDIR /src
 # of every platform's files cannot be known (see infra/docker/lock.py).
 COPY requirements.lock ./
 RUN /opt/venv/bin/pip install --no-deps -r requirements.lock
-# The project itself (the wheel carries schemas/ inside), then a check that the lock is whole.
+# The project itself and its gateway distribution (both wheels carry their schemas inside), then a
+# check that the lock is whole.
 COPY pyproject.toml README.md ./
 COPY schemas/ schemas/
 COPY services/ services/
-RUN /opt/venv/bin/pip install --no-deps . \
+COPY gateway/ gateway/
+RUN /opt/venv/bin/pip install --no-deps ./gateway . \
  && /opt/venv/bin/pip check
 
 FROM ${PYTHON_IMAGE} AS runtime

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install kafka-up kafka-down kafka-status topics demo eval test test-unit lint format sql clean helm-check bench
+.PHONY: help install litellm-venv kafka-up kafka-down kafka-status topics demo eval test test-unit lint format sql clean helm-check bench
 
 help:
 	@echo "make demo         run Kafka, every service and a simulated campaign; print and write a report"
@@ -15,13 +15,24 @@ help:
 	@echo "make lint         ruff and mypy"
 	@echo "make kafka-up     start the local Kafka broker (kafka-down stops it)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml gateway/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e ./gateway -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# The real LiteLLM proxy with the shipped callback, in an environment of its own (as a gateway
+# runs it), for tests/integration/test_litellm_proxy.py.
+LITELLM_VENV ?= .venv-litellm
+LITELLM_VERSION ?= 1.108.7
+$(LITELLM_VENV)/.installed: gateway/pyproject.toml
+	@test -x $(LITELLM_VENV)/bin/python || $(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/pip install --quiet 'litellm[proxy]==$(LITELLM_VERSION)' -e ./gateway
+	@touch $@
+
+litellm-venv: $(LITELLM_VENV)/.installed
 
 kafka-up:
 	@infra/kafka/kafka.sh up
@@ -41,7 +52,7 @@ demo: install
 eval: install
 	$(BIN)/extractguard eval --scale $${SCALE:-default}
 
-test: install kafka-up
+test: install litellm-venv kafka-up
 	$(MAKE) helm-check
 	$(BIN)/extractguard topics
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -50,14 +61,14 @@ test-unit: install
 	$(BIN)/pytest -m "not kafka and not clickhouse" $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check services tests infra benchmarks
-	$(BIN)/ruff format --check services tests infra benchmarks
+	$(BIN)/ruff check services tests infra benchmarks gateway/src
+	$(BIN)/ruff format --check services tests infra benchmarks gateway/src
 	$(BIN)/mypy
 	$(BIN)/mypy infra benchmarks
 
 format: install
-	$(BIN)/ruff format services tests infra benchmarks
-	$(BIN)/ruff check --fix services tests infra benchmarks
+	$(BIN)/ruff format services tests infra benchmarks gateway/src
+	$(BIN)/ruff check --fix services tests infra benchmarks gateway/src
 
 bench: install kafka-up
 	$(BIN)/extractguard topics

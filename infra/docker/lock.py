@@ -19,6 +19,8 @@ from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 PROJECT = "extractguard"
+# Built from this checkout by the Dockerfile (gateway/), not pinned: their own dependencies are.
+FIRST_PARTY = {canonicalize_name("extractguard-gateway")}
 HEADER = """\
 # Runtime pins of the extractguard image (Dockerfile). Generated, do not edit by hand:
 #   .venv/bin/python infra/docker/lock.py > requirements.lock
@@ -57,7 +59,7 @@ def main() -> None:
     frozen = subprocess.run(
         [sys.executable, "-m", "pip", "freeze", "--exclude-editable"], check=True, capture_output=True, text=True
     ).stdout.splitlines()
-    needed = runtime_closure(PROJECT)
+    needed = runtime_closure(PROJECT) - FIRST_PARTY
     pins = {canonicalize_name(line.split("==")[0]): line for line in frozen if "==" in line}
     missing = needed - pins.keys()
     if missing:

@@ -18,6 +18,14 @@ INGEST_EVENTS = Counter("extractguard_ingest_events_total", "Events received ove
 INGEST_REQUESTS_REFUSED = Counter(
     "extractguard_ingest_requests_refused_total", "Ingest requests refused as a whole.", ["reason"]
 )
+# Counter: payloads received by a gateway adapter's receiver, by adapter and outcome (read, unreadable).
+ADAPTER_PAYLOADS = Counter(
+    "extractguard_adapter_payloads_total", "Gateway payloads received by an adapter.", ["adapter", "outcome"]
+)
+# Counter: fields left out of otherwise sound events (the event was kept), by field and reason code.
+EVENT_FIELDS_DROPPED = Counter(
+    "extractguard_event_fields_dropped_total", "Unusable fields left out of kept events.", ["field", "reason"]
+)
 # Counter: messages written to a dead-letter topic, by DLQ topic and reason code.
 DLQ_MESSAGES = Counter("extractguard_dlq_messages_total", "Messages kept in a dead-letter topic.", ["topic", "reason"])
 # Counter: events processed by the detection workers.

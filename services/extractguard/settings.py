@@ -7,6 +7,7 @@ KAFKA_BOOTSTRAP_SERVERS so an operator can point everything at an existing clust
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr
@@ -65,6 +66,11 @@ class IngestSettings(BaseSettings):
     max_events_per_request: int = Field(default=5000, ge=1)
     max_event_bytes: int = Field(default=16 * 1024, ge=512)
     max_clock_skew_s: int = Field(default=300, ge=0)
+    # The gateway adapters' receivers (OTLP, Kong http-log): the secret keys and end users are
+    # hashed with, the proxies in front of the gateway, and an IPtoASN file if the operator has one.
+    key_secret: SecretStr = SecretStr("change-me")
+    trusted_proxies: str = ""  # comma-separated CIDRs
+    asn_database: Path | None = None
 
 
 class PublisherSettings(BaseSettings):

@@ -55,7 +55,7 @@ def test_every_kind_of_bad_input_gets_a_specific_error_and_lands_in_the_dlq(
         ("not_json", b"{definitely not json"),
         ("wrong_type", orjson.dumps({**event, "latency_ms": "slow"})),
         ("missing_field", orjson.dumps(missing)),
-        ("unknown_schema_version", orjson.dumps({**event, "schema_version": 2})),
+        ("unknown_schema_version", orjson.dumps({**event, "schema_version": 99})),
         ("out_of_range", orjson.dumps({**event, "input_tokens": -3})),
         ("future_timestamp", orjson.dumps({**event, "event_time_ms": int(time.time() * 1000) + 86_400_000})),
         ("oversized_field", orjson.dumps({**event, "request_model": "m" * 1000})),

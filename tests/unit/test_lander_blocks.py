@@ -57,7 +57,18 @@ def _documents(golden: dict[str, list[Path]]) -> dict[str, list[Payload]]:
         "request_choice_count": 1024, "client_asn": 4_294_967_295,
         "prompt_sketch": {**base["prompt_sketch"], "minhash": [0, 4_294_967_295] * 8, "cot_elicitation": True},
     }  # fmt: skip
-    events += [{**nothing_optional, "event_id": "e-nothing-optional"}, everything_set]
+    v2 = next(e for e in events if e["schema_version"] == 2)
+    v2_required = schema_document("gateway_event", 2)["required"]
+    v2_everything = {
+        **everything_set, "schema_version": 2, "event_id": "e-v2-everything-set", "reasoning_output_tokens": 900,
+        "cache_read_input_tokens": 64, "cache_creation_input_tokens": 0, "cache_hit": False,
+    }  # fmt: skip
+    events += [
+        {**nothing_optional, "event_id": "e-nothing-optional"},
+        everything_set,
+        {**{k: v for k, v in v2.items() if k in v2_required}, "event_id": "e-v2-nothing-optional"},
+        v2_everything,
+    ]
     alert = loaded["alert"][0]
     unlabelled = {k: v for k, v in alert.items() if k != "labels"} | {"alert_id": "0" * 32}
     return {
@@ -116,18 +127,24 @@ def test_events_land_as_the_payloads_say(client: Client, golden: dict[str, list[
     landed = client.query(
         "SELECT event_id, toUnixTimestamp64Milli(event_time), toUnixTimestamp64Milli(account_created), end_user_id,"
         " client_asn, request_temperature, request_top_p, request_logprobs, refusal, prompt_minhash,"
-        " prompt_cot_elicitation, kafka_partition, kafka_offset FROM events ORDER BY kafka_offset"
+        " prompt_cot_elicitation, org_id, client_ip_prefix, prompt_sketched, reasoning_output_tokens,"
+        " cache_read_input_tokens, cache_creation_input_tokens, cache_hit, kafka_partition, kafka_offset"
+        " FROM events ORDER BY kafka_offset"
     ).result_rows
     assert [r[0] for r in landed] == [p["event_id"] for p in payloads]
     for row, p in zip(landed, payloads, strict=True):
-        sketch = p["prompt_sketch"]
+        sketch = p.get("prompt_sketch") or {"minhash": []}  # gateway_event v2: a gateway without prompts
         temperature = p.get("request_temperature")
         assert row[1:] == (
-            p["event_time_ms"], p.get("account_created_ms"), p.get("end_user_id"), p["client_asn"],
+            p["event_time_ms"], p.get("account_created_ms"), p.get("end_user_id"), p.get("client_asn"),
             None if temperature is None else struct.unpack("f", struct.pack("f", temperature))[0],  # Float32
             p.get("request_top_p"), p["request_logprobs"], p["refusal"], sketch["minhash"],
-            sketch.get("cot_elicitation", False), PARTITION, row[-1],
+            sketch.get("cot_elicitation", False), p.get("org_id", ""), p.get("client_ip_prefix", ""),
+            "prompt_sketch" in p, p.get("reasoning_output_tokens"), p.get("cache_read_input_tokens"),
+            p.get("cache_creation_input_tokens"), p.get("cache_hit"), PARTITION, row[-1],
         )  # fmt: skip
+    v2_bare = next(r for r in landed if r[0] == "e-v2-nothing-optional")
+    assert v2_bare[4] is None and v2_bare[11:14] == ("", "", False)  # absent: no ASN 0, no org, no sketch
     nothing_optional = next(r for r in landed if r[0] == "e-nothing-optional")
     assert nothing_optional[2:4] == (None, None) and nothing_optional[5:7] == (None, None)
     assert [r[-1] for r in landed] == list(range(100, 100 + len(payloads)))

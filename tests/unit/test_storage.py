@@ -33,11 +33,18 @@ def test_migrations_apply_revert_and_reapply(client: Client) -> None:
     assert migrate.apply(client, {"events_ttl_days": 7}) == names
     assert migrate.apply(client, {"events_ttl_days": 7}) == []
     newest = migrate.revert(client)
-    assert newest == names[-1]
+    assert newest == names[-1] == "0020_gateway_event_v2"
+    columns = dict(
+        client.query(
+            "SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'events'"
+        ).result_rows
+    )
+    assert columns["client_asn"] == "UInt32" and "prompt_sketched" not in columns
+    assert migrate.revert(client) == names[-2]
     tables = {r[0] for r in client.query("SHOW TABLES").result_rows}
     assert "campaigns" not in tables and "campaign_members" not in tables
     assert {"events", "detections", "alerts", "account_labels"} <= tables
-    assert migrate.apply(client, {"events_ttl_days": 7}) == [names[-1]]
+    assert migrate.apply(client, {"events_ttl_days": 7}) == names[-2:]
 
 
 def test_rollup_view_aggregates_per_account_minute(client: Client) -> None:

@@ -23,6 +23,7 @@ class Reason(StrEnum):
     OVERSIZED_BODY = "oversized_body"
     FUTURE_TIMESTAMP = "future_timestamp"
     SCHEMA_VIOLATION = "schema_violation"
+    UNREADABLE_PAYLOAD = "unreadable_payload"  # a gateway adapter could not read its product's payload
 
 
 class InvalidMessage(Exception):

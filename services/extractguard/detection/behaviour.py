@@ -138,6 +138,7 @@ _SHARE = 6  # the shares, in the order of `_SHARES`
 _BLOCK = _SHARE + len(_SHARES)
 _DECAYED = (_COUNT, _TOKENS_IN, _TOKENS_OUT, *range(_SHARE, _BLOCK))
 _TEMPLATES, _TOPICS = 0, REGISTERS  # offsets of the two distinct counters in `registers`
+_NO_SKETCH: dict[str, Any] = {}  # an event without a prompt sketch (gateway_event v2)
 #: The tells one request shows by itself, with their weights: its request shape.
 REQUEST_TELLS: tuple[str, ...] = ("single_turn", "output_heavy", "logprobs", "cot")
 _REQUEST_WEIGHT_SUM = sum(WEIGHTS[name] for name in REQUEST_TELLS)
@@ -332,7 +333,7 @@ class AccountBehaviour:
         logprobs = bool(
             event["request_logprobs"] or event.get("request_top_logprobs") or event.get("request_logit_bias")
         )
-        sketch = event["prompt_sketch"]
+        sketch = event.get("prompt_sketch") or _NO_SKETCH  # v2: a gateway that logs no prompt
         cot = bool(sketch.get("cot_elicitation"))
         flags = [
             single, heavy, logprobs, cot, ts - created < YOUNG_ACCOUNT_MS, bool(event.get("refusal")),

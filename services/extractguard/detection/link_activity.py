@@ -62,7 +62,7 @@ class LinkActivity:
             seen = accounts[event["account_id"]] = [None if created is None else created // COHORT_MS, request_shape]
         elif request_shape > seen[1]:
             seen[1] = request_shape
-        minhash = event["prompt_sketch"].get("minhash")
+        minhash = (event.get("prompt_sketch") or {}).get("minhash")  # v2: an event may have no sketch
         if minhash and len(minhash) >= 4:
             # Python's hash of a tuple of ints is the same in every process (no hash seed for ints).
             band = hash((minhash[0], minhash[1], minhash[2], minhash[3])) & 0xFFFFFFFFFFFFFFFF

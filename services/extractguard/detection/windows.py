@@ -40,6 +40,7 @@ YOUNG_ACCOUNT_MS = 7 * 86_400_000
 #: Every entity kind a window tracks: the event fields above, and the prompt template.
 ENTITY_KINDS: tuple[str, ...] = (*(kind for kind, _ in ENTITY_FIELDS), "template")
 _FIELD_NAMES = tuple(name for _, name in ENTITY_FIELDS)
+_NO_SKETCH: dict[str, Any] = {}
 
 
 @dataclass(slots=True)
@@ -131,14 +132,14 @@ class EntityWindows:
                 self.earliest_open_ms = start
         window.requests += 1
         account = event["account_id"]
-        sketch = event["prompt_sketch"]
+        sketch = event.get("prompt_sketch") or _NO_SKETCH  # v2: a gateway that logs no prompt
         logprobs = event["request_logprobs"]
         cot = sketch.get("cot_elicitation", False)
         created = event.get("account_created_ms")
         young = created is not None and ts - created < YOUNG_ACCOUNT_MS
         single = (account,)  # one tuple for every entity this event starts (tuples are immutable)
         names = [event.get(attribute) for attribute in _FIELD_NAMES]
-        names.append(sketch["template_hash"])
+        names.append(sketch.get("template_hash"))
         for table, name in zip(window.tables, names, strict=True):
             if name is None:
                 continue

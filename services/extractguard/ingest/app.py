@@ -27,6 +27,7 @@ from extractguard.contracts.schemas import validate_gateway_event
 from extractguard.contracts.topics import GATEWAY_EVENTS, dlq_name
 from extractguard.gateway.partitioning import partition_for
 from extractguard.gateway.publisher import EventPublisher
+from extractguard.ingest.receivers import add_receivers
 from extractguard.logs import configure
 from extractguard.settings import IngestSettings, KafkaSettings
 
@@ -76,10 +77,7 @@ class _Deliveries:
 
 async def post_events(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS_KEY]
-    publisher = request.app[PUBLISHER_KEY]
-    supplied = request.headers.get("Authorization", "")
-    expected = f"Bearer {settings.token.get_secret_value()}"
-    if not hmac.compare_digest(supplied.encode(), expected.encode()):
+    if not authorized(request):
         metrics.INGEST_REQUESTS_REFUSED.labels("unauthorized").inc()
         return web.json_response(
             {"error": {"code": "unauthorized", "detail": "missing or wrong bearer token"}}, status=401
@@ -104,10 +102,39 @@ async def post_events(request: web.Request) -> web.Response:
             },
             status=413,
         )
+    outcome = await publish_lines(request, lines, [])
+    if isinstance(outcome, web.Response):
+        return outcome
+    accepted = sum(1 for r in outcome if r["status"] == "accepted")
+    return web.json_response(
+        {"accepted": accepted, "rejected": len(outcome) - accepted, "results": outcome}, dumps=_dumps
+    )
+
+
+def authorized(request: web.Request) -> bool:
+    settings = request.app[SETTINGS_KEY]
+    supplied = request.headers.get("Authorization", "")
+    expected = f"Bearer {settings.token.get_secret_value()}"
+    return hmac.compare_digest(supplied.encode(), expected.encode())
+
+
+async def publish_lines(
+    request: web.Request, lines: list[bytes], refused: list[tuple[bytes, InvalidMessage]]
+) -> list[dict[str, Any]] | web.Response:
+    """Validate and produce `lines`, dead-letter the invalid ones and `refused` (refused already), and
+    wait for Kafka to acknowledge all of it: the per-line results, or a 503 to retry."""
+    settings = request.app[SETTINGS_KEY]
+    publisher = request.app[PUBLISHER_KEY]
     source = f"http:{request.remote}"
     deliveries = _Deliveries(asyncio.get_running_loop())
     futures: list[asyncio.Future[None]] = []
     results: list[dict[str, Any]] = []
+    for original, error in refused:
+        dead_letter = DeadLetter(original=original, error=error, service=SERVICE, source=source)
+        future, done = deliveries.future()
+        publisher.produce_raw(dlq_name(GATEWAY_EVENTS), original, dead_letter.headers(), done)
+        futures.append(future)
+        metrics.DLQ_MESSAGES.labels(dlq_name(GATEWAY_EVENTS), str(error.code)).inc()
     by_partition: dict[int, list[bytes]] = defaultdict(list)
     first_account: dict[int, str] = {}
     for index, line in enumerate(lines):
@@ -140,10 +167,9 @@ async def post_events(request: web.Request) -> web.Response:
             status=503,
         )
     accepted = sum(1 for r in results if r["status"] == "accepted")
-    rejected = len(results) - accepted
     metrics.INGEST_EVENTS.labels("accepted").inc(accepted)
-    metrics.INGEST_EVENTS.labels("rejected").inc(rejected)
-    return web.json_response({"accepted": accepted, "rejected": rejected, "results": results}, dumps=_dumps)
+    metrics.INGEST_EVENTS.labels("rejected").inc(len(results) - accepted + len(refused))
+    return results
 
 
 def _dumps(value: Any) -> str:
@@ -196,6 +222,7 @@ def build_app(settings: IngestSettings, kafka: KafkaSettings) -> web.Application
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     app.router.add_post("/v1/events", post_events)
+    add_receivers(app, settings, authorized, publish_lines)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)

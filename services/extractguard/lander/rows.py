@@ -33,15 +33,21 @@ EVENT_SCHEMA = pa.schema([
     ("response_status", pa.uint16()), ("response_finish_reason", _STRING), ("refusal", pa.bool_()),
     ("latency_ms", pa.uint32()), ("prompt_minhash", pa.list_(pa.uint32())), ("prompt_template_hash", _STRING),
     ("prompt_length_chars", pa.uint32()), ("prompt_length_words", pa.uint32()),
-    ("prompt_cot_elicitation", pa.bool_()), *_KAFKA,
+    ("prompt_cot_elicitation", pa.bool_()), ("prompt_sketched", pa.bool_()), ("reasoning_output_tokens", pa.uint32()),
+    ("cache_read_input_tokens", pa.uint32()), ("cache_creation_input_tokens", pa.uint32()), ("cache_hit", pa.bool_()),
+    *_KAFKA,
 ])  # fmt: skip
+_NO_SKETCH: Payload = {"minhash": [], "template_hash": "", "length_chars": 0}
 
 
 def event_row(e: Payload, partition: int, offset: int) -> list[Any]:
-    sketch = e["prompt_sketch"]
+    """One events row. Absent key columns (org, key, address: gateway_event v2) are '' (the schema
+    never allows an empty one), an absent ASN NULL (0 is reserved, never a stand-in), an absent
+    sketch an empty one with `prompt_sketched` false."""
+    sketch = e.get("prompt_sketch") or _NO_SKETCH
     return [
-        e["event_id"], e["event_time_ms"], e["account_id"], e["org_id"], e.get("end_user_id"),
-        e["api_key_hash"], e.get("account_created_ms"), e["client_ip_prefix"], e["client_asn"],
+        e["event_id"], e["event_time_ms"], e["account_id"], e.get("org_id") or "", e.get("end_user_id"),
+        e.get("api_key_hash") or "", e.get("account_created_ms"), e.get("client_ip_prefix") or "", e.get("client_asn"),
         e.get("client_country"), e.get("user_agent"), e.get("tls_ja4"), e.get("sdk_name"),
         e.get("conversation_id"), e["turn_index"], e["operation_name"], e["provider_name"],
         e["request_model"], e.get("response_model"), e["input_tokens"], e["output_tokens"],
@@ -50,7 +56,8 @@ def event_row(e: Payload, partition: int, offset: int) -> list[Any]:
         e["request_logit_bias"], e["request_tools_count"], e["response_status"],
         e.get("response_finish_reason"), e["refusal"], e["latency_ms"], sketch["minhash"],
         sketch["template_hash"], sketch["length_chars"], sketch.get("length_words", 0),
-        sketch.get("cot_elicitation", False), partition, offset,
+        sketch.get("cot_elicitation", False), sketch is not _NO_SKETCH, e.get("reasoning_output_tokens"),
+        e.get("cache_read_input_tokens"), e.get("cache_creation_input_tokens"), e.get("cache_hit"), partition, offset,
     ]  # fmt: skip
 
 

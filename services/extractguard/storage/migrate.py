@@ -67,6 +67,7 @@ _CREATE_TABLE = re.compile(
 _CREATE_MV = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) TO (\w+) AS(.*)$", re.S)
 _CREATE_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (\w+) AS(.*)$", re.S)
 _DROP = re.compile(r"^DROP (TABLE|VIEW) IF EXISTS (\w+)$")
+_ALTER = re.compile(r"^ALTER TABLE (\w+) (.*)$", re.S)
 _FROM = re.compile(r"\bFROM (\w+)")
 
 
@@ -91,6 +92,9 @@ def on_cluster(statement: str, cluster: str) -> list[str]:
         ]
     if match := _CREATE_VIEW.match(statement):
         return [f"CREATE VIEW IF NOT EXISTS {match[1]} ON CLUSTER '{c}' AS{match[2]}"]
+    if match := _ALTER.match(statement):  # the shards' tables, then the Distributed table over them
+        name, change = match.groups()
+        return [f"ALTER TABLE {name}_local ON CLUSTER '{c}' {change}", f"ALTER TABLE {name} ON CLUSTER '{c}' {change}"]
     if match := _DROP.match(statement):
         kind, name = match.groups()
         drops = [f"DROP {kind} IF EXISTS {name} ON CLUSTER '{c}' SYNC"]

@@ -56,7 +56,10 @@ GLOBAL = ""
 #: Share statistics: per event 0 or 1, per window stats a count.
 SHARES: dict[str, tuple[Callable[[dict[str, Any]], bool], Callable[[EntityStats], int]]] = {
     "logprobs_share": (lambda e: bool(e["request_logprobs"]), lambda s: s.logprobs),
-    "cot_elicitation_share": (lambda e: bool(e["prompt_sketch"].get("cot_elicitation", False)), lambda s: s.cot),
+    "cot_elicitation_share": (
+        lambda e: bool((e.get("prompt_sketch") or {}).get("cot_elicitation", False)),
+        lambda s: s.cot,
+    ),
     "new_account_share": (
         lambda e: (
             e.get("account_created_ms") is not None and e["event_time_ms"] - e["account_created_ms"] < YOUNG_ACCOUNT_MS
