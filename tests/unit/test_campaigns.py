@@ -162,10 +162,17 @@ def test_a_handful_of_linked_accounts_is_recorded_and_pages_once_it_grows() -> N
     (small,) = r.resolve(W)
     r.add(ev("ip_prefix:p1", [f"a{i}" for i in range(12)], 2 * W))
     (grown,) = r.resolve(2 * W)
-    r.add(ev("ip_prefix:p1", [f"a{i}" for i in range(60)], 3 * W))
-    (large,) = r.resolve(3 * W)
-    assert (small.severity, grown.severity, large.severity) == ("info", "warning", "critical")
-    assert small.campaign_id == grown.campaign_id == large.campaign_id
+    assert r.resolve(3 * W) == []  # nothing new to say
+    r.add(ev("ip_prefix:p1", [f"a{i}" for i in range(12)], 61 * W))
+    (held,) = r.resolve(61 * W)  # the same twelve, an hour on: it pages now
+    r.add(ev("ip_prefix:p1", [f"a{i}" for i in range(60)], 62 * W))
+    (large,) = r.resolve(62 * W)
+    assert (small.severity, grown.severity, held.severity, large.severity) == ("info", "info", "warning", "critical")
+    assert small.campaign_id == grown.campaign_id == held.campaign_id == large.campaign_id
+    r2 = CampaignResolver()
+    r2.add(ev("ip_prefix:p2", [f"b{i}" for i in range(60)], W))
+    (at_once,) = r2.resolve(W)
+    assert at_once.severity == "critical"  # a large campaign does not wait
 
 
 def test_a_window_lists_the_sharers_only_of_fingerprints_a_shaped_account_used() -> None:

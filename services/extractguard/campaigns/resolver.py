@@ -40,6 +40,8 @@ from extractguard.campaigns.linking import CONTENT_KINDS, TIMING_KINDS, Evidence
 
 Status = str  # new | growing | active | dormant | closed | merged
 PAGE_MEMBERS = 5
+PAGE_AT_ONCE = 50
+PAGE_AFTER_MS = 3_600_000
 
 
 @dataclass(slots=True)
@@ -70,11 +72,17 @@ class Campaign:
 
     @property
     def severity(self) -> str:
-        # A handful of linked accounts is recorded (info: in ClickHouse, below the alert rules) and
-        # pages once it holds PAGE_MEMBERS: a slow campaign found a few accounts at a time would
-        # otherwise page once per fragment before the fragments merge.
+        # A handful of linked accounts is recorded (info: in ClickHouse, below the alert rules); a
+        # campaign pages at once when it holds PAGE_AT_ONCE members, and from PAGE_MEMBERS once it
+        # has held together for PAGE_AFTER_MS. A slow campaign is found a few accounts at a time, in
+        # fragments that merge within the hour; paging each at five members paged one actor dozens
+        # of times (45 pages in a day of low_and_slow at one request per account every four hours).
         size = len(self.members)
-        return "critical" if size >= 50 else "warning" if size >= PAGE_MEMBERS else "info"
+        if size >= PAGE_AT_ONCE:
+            return "critical"
+        if size >= PAGE_MEMBERS and self.updated_ms - self.first_seen_ms >= PAGE_AFTER_MS:
+            return "warning"
+        return "info"
 
     def to_record(self, max_fingerprints: int = 200) -> dict[str, Any]:
         """The `campaign/v1` record of the campaigns topic."""
@@ -118,7 +126,8 @@ class CampaignResolver:
         self.fingerprints: dict[str, _Fingerprint] = {}
         self.campaigns: dict[str, Campaign] = {}  # live campaigns by id
         self.campaign_of: dict[str, str] = {}  # member account -> campaign id
-        self.published: dict[str, tuple[str, int]] = {}  # campaign id -> (status, members) last published
+        # Campaign id -> (status, members, severity) last published.
+        self.published: dict[str, tuple[str, int, str]] = {}
 
     def add(self, evidence: Evidence) -> None:
         fp = self.fingerprints.get(evidence.fingerprint)
@@ -263,7 +272,8 @@ class CampaignResolver:
         live = {"new", "growing", "active"}
         status_moved = last is not None and last[0] != campaign.status and not {last[0], campaign.status} <= live
         grew = last is not None and size != last[1] and abs(size - last[1]) >= max(1, self.growth_to_publish * last[1])
-        if last is None or status_moved or grew:
-            self.published[campaign.campaign_id] = (campaign.status, size)
+        paging_moved = last is not None and last[2:] != (campaign.severity,)  # (a checkpoint kept 2 fields)
+        if last is None or status_moved or grew or paging_moved:
+            self.published[campaign.campaign_id] = (campaign.status, size, campaign.severity)
             return True
         return False
