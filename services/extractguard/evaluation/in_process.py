@@ -176,6 +176,8 @@ def run_in_process(replays: list[Replay], out_dir: Path, scale: str, progress: C
     """Every replay in process, one after another; writes the scorecard (JSON and Markdown) to `out_dir`."""
     began = time.monotonic()
     card = Scorecard(scale=f"{scale}, in process", generated_at=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    card.command = "extractguard eval --in-process"
+    card.pipeline = "the detection engines, linker, resolver and alert book in one process (no Kafka)"
     card.detection_settings = DetectionSettings().model_dump(include={"window_s", "burst_threshold", "drift_delta"})
     for number, replay in enumerate(replays, 1):
         progress(f"scenario {number}/{len(replays)}: {replay.name} - {replay.description}")

@@ -120,6 +120,7 @@ class Evaluation:
         self.home = home or data_home() / "eval"
         self.log_dir = self.home / "logs" / self.run_id
         self.lander_settings = LanderSettings()
+        self.command = "make eval" if scale == "default" else f"extractguard eval --scale {scale}"
 
     def _service(self, name: str, env: dict[str, str], scenario: str | None = None) -> Service:
         dsn = {"EXTRACTGUARD_CLICKHOUSE_DSN": f"chdb://{self.home / 'clickhouse'}"}
@@ -141,6 +142,7 @@ class Evaluation:
         start_group_at_end(self.kafka, lander_group, lander_topics)
         lander = self._service("lander", {"EXTRACTGUARD_LANDER_GROUP_ID": lander_group})
         card = Scorecard(scale=self.scale, generated_at=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+        card.command = self.command
         card.detection_settings = {
             **DetectionSettings().model_dump(include={"window_s", "burst_threshold", "drift_delta"}),
             "learn_from_sources": self.learn_from,
@@ -323,6 +325,8 @@ def run_stream_eval(
     """`extractguard eval --stream`: a labelled event file through the pipeline, scored like a scenario."""
     out = out_dir or project_root() / "reports" / "eval-stream"
     replay = StreamReplay(events, labels, name, launches=launches or [], duration_s=duration_s or 0.0)
-    card = Evaluation("stream", out, learn_from=learn_from).run_replays([replay])
+    evaluation = Evaluation("stream", out, learn_from=learn_from)
+    evaluation.command = f"extractguard eval --stream {events} --labels {labels}"
+    card = evaluation.run_replays([replay])
     say(f"scorecard written to {out / 'scorecard.json'} and {out / 'scorecard.md'}")
     return card

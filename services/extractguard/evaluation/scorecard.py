@@ -35,6 +35,9 @@ class Scorecard:
     scenarios: list[ScenarioScore] = field(default_factory=list)
     wall_seconds: float = 0.0
     detection_settings: dict[str, Any] = field(default_factory=dict)
+    #: How it was run, and what the events went through (the in-process replay says so).
+    command: str = "make eval"
+    pipeline: str = "Kafka, the Faust detection workers, the alerter and ClickHouse"
 
     def overall(self) -> dict[str, Any]:
         campaigns = [c for s in self.scenarios for c in s.campaigns]
@@ -71,8 +74,8 @@ class Scorecard:
         lines = [
             f"# ExtractGuard scorecard ({self.scale} scale)",
             "",
-            f"Generated {self.generated_at} by `make eval` in {self.wall_seconds:.0f} s of wall time; "
-            f"{o['events']:,} events through Kafka, the Faust detection workers, the alerter and ClickHouse.",
+            f"Generated {self.generated_at} by `{self.command}` in {self.wall_seconds:.0f} s of wall time; "
+            f"{o['events']:,} events through {self.pipeline}.",
             "",
             f"**Campaigns detected: {o['campaigns_detected']} of {o['campaigns']}** · median time to detect {delay} "
             f"(event time) · organic false-positive rate {o['organic_false_positive_rate']:.2%} · "
