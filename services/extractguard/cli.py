@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import orjson
 
+from extractguard.alerting import commands as alerting_commands
 from extractguard.settings import ClickHouseSettings, KafkaSettings, LanderSettings
 
 
@@ -179,6 +180,9 @@ def evaluate(scale: str, names: tuple[str, ...], out_dir: Path | None, learn_fro
     card = run_eval(scale, list(names) or None, out_dir, learn_from)
     print(card.markdown().split("## Organic traffic")[0])
 
+
+main.add_command(alerting_commands.rules)
+main.add_command(alerting_commands.silence)
 
 if __name__ == "__main__":
     main()

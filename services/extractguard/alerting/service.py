@@ -1,12 +1,15 @@
-"""The alerter's loop: detections in, alerts out to webhooks and to the `alerts` topic.
+"""The alerter's loop: detections in, alerts out to on-call destinations and to the `alerts` topic.
 
 Stages for each batch of detections:
 1. validate each detection (invalid ones go to `detections.dlq`);
-2. apply it to the alert book; collect the alerts due for delivery;
-3. deliver them to the webhooks (retried), produce them to `alerts` (keyed by dedup key), wait for
-   Kafka's acknowledgement, and only then commit the detections' offsets.
+2. apply it to the alert book (stream rules); add the SQL rules' alerts when their interval is due;
+3. hand the alerts no silence covers and no rule only records to the dispatcher (one worker per
+   destination, retried, rate-limited; each outcome produced to `alert.deliveries`), produce every
+   alert to `alerts` (keyed by dedup key), wait for Kafka's acknowledgement, and only then commit
+   the detections' offsets.
 At start the book is rebuilt from the `alerts` topic, so a restart does not page again for alerts
-that were already delivered.
+that were already delivered. Rule files are reloaded when they change; silences and the SQL rules'
+data are read from ClickHouse (through the lander's SQL door when it owns the embedded database).
 """
 
 from __future__ import annotations
@@ -22,15 +25,21 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 from extractguard import metrics
 from extractguard.alerting.book import AlertBook
-from extractguard.alerting.delivery import WebhookDelivery
-from extractguard.alerting.rules import DEFAULT_RULES, OPTIONAL_RULES
+from extractguard.alerting.destination import Destination
+from extractguard.alerting.destinations import build_destination
+from extractguard.alerting.dispatch import DeliveryRecord, Dispatcher
+from extractguard.alerting.reload import RuleFiles
+from extractguard.alerting.silences import SILENCES_IN_FORCE_SQL, Silence, SilenceBook, to_page
+from extractguard.alerting.sql_rules import SqlRuleRunner
 from extractguard.contracts.dead_letters import DeadLetter
 from extractguard.contracts.rejection import InvalidMessage
 from extractguard.contracts.schemas import decode_json, validate
-from extractguard.contracts.topics import ALERTS, DETECTIONS, dlq_name
+from extractguard.contracts.topics import ALERT_DELIVERIES, ALERTS, DETECTIONS, dlq_name
 from extractguard.health import HealthServer, PollHealth
 from extractguard.logs import configure
-from extractguard.settings import AlerterSettings, KafkaSettings
+from extractguard.settings import AlerterSettings, ClickHouseSettings, KafkaSettings, LanderSettings
+from extractguard.storage.client import is_embedded
+from extractguard.storage.query import query_any, query_lander
 
 SERVICE = "alerter"
 log = configure(SERVICE)
@@ -77,18 +86,56 @@ def rebuild_book(book: AlertBook, kafka: KafkaSettings, lookback_s: int, timeout
     return seen
 
 
+#: `webhook_format` names the destination module each of `webhook_urls` goes to.
+_LEGACY_KIND = {"generic": "webhook", "alertmanager": "alertmanager"}
+
+
+def configured_destinations(settings: AlerterSettings) -> list[Destination]:
+    shorthand = [
+        {
+            "kind": _LEGACY_KIND[settings.webhook_format],
+            "url": url,
+            "name": f"{_LEGACY_KIND[settings.webhook_format]}-{i}" if len(settings.webhook_urls) > 1 else None,
+            "timeout_s": settings.delivery_timeout_s,
+            "attempts": settings.delivery_attempts,
+        }
+        for i, url in enumerate(settings.webhook_urls)
+    ]
+    return [build_destination(config, settings.case_base_url) for config in shorthand + settings.destinations]
+
+
 class Alerter:
-    def __init__(self, settings: AlerterSettings, kafka: KafkaSettings) -> None:
+    def __init__(
+        self,
+        settings: AlerterSettings,
+        kafka: KafkaSettings,
+        clickhouse: ClickHouseSettings | None = None,
+        lander: LanderSettings | None = None,
+    ) -> None:
         self.settings = settings
         self.health = PollHealth(SERVICE, max_silence_s=settings.max_poll_silence_s)
-        rules = DEFAULT_RULES + tuple(r for r in OPTIONAL_RULES if r.name in settings.extra_rules)
-        self.book = AlertBook(rules, settings.renotify_s)
-        self.delivery = WebhookDelivery(
-            settings.webhook_urls,
-            settings.webhook_format,
-            settings.delivery_timeout_s,
-            settings.delivery_attempts,
+        self.rule_files = RuleFiles(settings.rules_dir)
+        unknown = set(settings.extra_rules) - {r.name for r in self.rule_files.rules.optional}
+        if unknown:
+            raise ValueError(f"extra_rules {sorted(unknown)} are not optional rules of the rule files")
+        self.book = AlertBook(self.rule_files.rules.with_optional(settings.extra_rules), settings.renotify_s)
+        clickhouse_settings, lander_settings = clickhouse or ClickHouseSettings(), lander or LanderSettings()
+
+        def ask(sql: str) -> tuple[list[str], list[list[Any]]]:
+            # Never open an embedded database from here: chdb keeps it locked for the process's
+            # life, and the lander that owns it would fail to start. Its SQL door answers instead.
+            if is_embedded(clickhouse_settings.dsn):
+                return query_lander(sql, lander_settings, timeout_s=30)
+            return query_any(sql, clickhouse_settings, lander_settings)
+
+        self.ask = ask
+        self.sql_rules = SqlRuleRunner(
+            self.rule_files.rules.sql if settings.sql_rules else (), ask, settings.renotify_s
         )
+        self.silences = SilenceBook()
+        self._silences_read_at = 0.0
+        self._rules_checked_at = time.monotonic()
+        self.dispatcher = Dispatcher(configured_destinations(settings), self._record_delivery)
         self.consumer = Consumer(
             {
                 **kafka.client_config(),
@@ -105,6 +152,27 @@ class Alerter:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _record_delivery(self, record: DeliveryRecord) -> None:
+        # From the dispatcher's threads: confluent-kafka's producer is thread-safe.
+        self.producer.produce(ALERT_DELIVERIES, key=record.alert_id.encode(), value=orjson.dumps(record.payload()))
+
+    def _refresh(self) -> None:
+        """Reload changed rule files; read the silences in force (both on their own intervals)."""
+        now = time.monotonic()
+        if now - self._rules_checked_at >= self.settings.rules_reload_s:
+            self._rules_checked_at = now
+            rules = self.rule_files.reload_if_changed()
+            if rules is not None:
+                self.book.rules = rules.with_optional(self.settings.extra_rules)
+                self.sql_rules.replace_rules(rules.sql if self.settings.sql_rules else ())
+        if now - self._silences_read_at >= self.settings.silences_refresh_s:
+            self._silences_read_at = now
+            try:
+                _columns, rows = self.ask(SILENCES_IN_FORCE_SQL)
+                self.silences.replace(Silence.from_row(row) for row in rows)
+            except Exception as error:  # no ClickHouse yet, or no silences table: keep the last ones
+                log.warning("silences_unreadable", error=str(error)[:300])
 
     def _handle(self, message: Message, due: list[dict[str, object]]) -> None:
         raw = message.value() or b""
@@ -130,8 +198,7 @@ class Alerter:
     def _publish(self, due: list[dict[str, Any]]) -> None:
         if not due:
             return
-        if not self.delivery.deliver(due):
-            log.error("webhook_delivery_failed", alerts=len(due))
+        self.dispatcher.submit(to_page(due, self.silences, int(time.time() * 1000)))
         for alert in due:
             self.producer.produce(ALERTS, key=str(alert["dedup_key"]).encode(), value=orjson.dumps(alert))
             metrics.ALERTS.labels(str(alert["rule"]), str(alert["severity"])).inc()
@@ -156,13 +223,17 @@ class Alerter:
                         log.warning("consume_error", error=str(message.error()))
                         continue
                     self._handle(message, due)
-                due += self.book.due_updates(int(time.time() * 1000))
+                self._refresh()
+                now_ms = int(time.time() * 1000)
+                due += self.book.due_updates(now_ms)
+                due += self.sql_rules.run_due(now_ms)
                 self._publish(due)
                 if messages:
                     if self.producer.flush(30):
                         raise RuntimeError("alerts not acknowledged by Kafka within 30 s")
                     self.consumer.commit(asynchronous=False)
         finally:
+            self.dispatcher.close()
             self.producer.flush(30)
             self.consumer.close()
 
