@@ -155,3 +155,14 @@ def test_unreachable_webhook_reports_failure() -> None:
     sender = Sender(build_destination({"kind": "webhook", "url": "http://127.0.0.1:9/nowhere", "attempts": 1}, None))
     [record] = sender.send([{"alert_id": "a", "dedup_key": "k", "status": "firing", "accounts": []}])
     assert (record.status, record.http_status) == ("failed", None)
+
+
+def test_a_closed_campaign_resolves_its_alert() -> None:
+    book = AlertBook(DEFAULT_RULES, renotify_s=300)
+    (opened,) = book.observe(detection(1, entity="cmp-a", detector="campaign", kind="campaign"), now_ms=0)
+    assert book.campaign_closed("cmp-other", now_ms=5_000) == []
+    (resolved,) = book.campaign_closed("cmp-a", now_ms=10_000)
+    assert (resolved["status"], resolved["dedup_key"]) == ("resolved", opened["dedup_key"])
+    assert "closed" in resolved["summary"]
+    validate("alert", resolved)
+    assert book.campaign_closed("cmp-a", now_ms=20_000) == []

@@ -192,6 +192,19 @@ class AlertBook:
                 survivor.changed = True
         return due
 
+    def campaign_closed(self, campaign_id: str, now_ms: int) -> list[dict[str, Any]]:
+        """A campaign the resolver closed (its evidence was forgotten): its open alerts resolve, so
+        Alertmanager and PagerDuty close the incident rather than keep it open forever."""
+        due = []
+        for rule in self.rules:
+            if rule.entity_kinds is None or "campaign" not in rule.entity_kinds:
+                continue
+            alert = self.open.pop(rule.key_for("campaign", campaign_id), None)
+            if alert is not None:
+                alert.summary = f"campaign {campaign_id} closed: {alert.summary}"
+                due.append(alert.payload(now_ms, status="resolved"))
+        return due
+
     def due_updates(self, now_ms: int) -> list[dict[str, Any]]:
         """Alerts that changed since their last delivery and may be re-delivered now."""
         due = []

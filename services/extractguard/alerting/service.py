@@ -1,7 +1,8 @@
 """The alerter's loop: detections in, alerts out to on-call destinations and to the `alerts` topic.
 
 Stages for each batch of detections:
-1. validate each detection (invalid ones go to `detections.dlq`);
+1. validate each detection (invalid ones go to `detections.dlq`); a campaign record that says
+   `closed` resolves its campaign's alert (the alerter reads `campaigns` for that alone);
 2. apply it to the alert book (stream rules); add the SQL rules' alerts when their interval is due;
 3. hand the alerts no silence covers and no rule only records to the dispatcher (one worker per
    destination, retried, rate-limited; each outcome produced to `alert.deliveries`), produce every
@@ -34,7 +35,7 @@ from extractguard.alerting.sql_rules import SqlRuleRunner
 from extractguard.contracts.dead_letters import DeadLetter
 from extractguard.contracts.rejection import InvalidMessage
 from extractguard.contracts.schemas import decode_json, validate
-from extractguard.contracts.topics import ALERT_DELIVERIES, ALERTS, DETECTIONS, dlq_name
+from extractguard.contracts.topics import ALERT_DELIVERIES, ALERTS, CAMPAIGNS, DETECTIONS, dlq_name
 from extractguard.health import HealthServer, PollHealth
 from extractguard.logs import configure
 from extractguard.settings import AlerterSettings, ClickHouseSettings, KafkaSettings, LanderSettings
@@ -175,6 +176,9 @@ class Alerter:
                 log.warning("silences_unreadable", error=str(error)[:300])
 
     def _handle(self, message: Message, due: list[dict[str, object]]) -> None:
+        if message.topic() == CAMPAIGNS:
+            self._campaign(message, due)
+            return
         raw = message.value() or b""
         try:
             detection = validate("detection", decode_json(raw))
@@ -195,6 +199,18 @@ class Alerter:
             return
         due += self.book.observe(detection, now_ms=int(time.time() * 1000))
 
+    def _campaign(self, message: Message, due: list[dict[str, object]]) -> None:
+        """A campaign record: a closed campaign resolves its alert. Invalid records are the lander's
+        to dead-letter (it lands the same topic); here they are only skipped."""
+        try:
+            campaign = validate("campaign", decode_json(message.value() or b""))
+        except InvalidMessage as error:
+            log.warning("invalid_campaign", topic=CAMPAIGNS, partition=message.partition(), offset=message.offset(),
+                        reason=str(error.code))  # fmt: skip
+            return
+        if campaign["status"] == "closed":
+            due += self.book.campaign_closed(campaign["campaign_id"], now_ms=int(time.time() * 1000))
+
     def _publish(self, due: list[dict[str, Any]]) -> None:
         if not due:
             return
@@ -212,7 +228,7 @@ class Alerter:
         self.alerts_raised += len(due)
 
     def run(self) -> None:
-        self.consumer.subscribe([DETECTIONS])
+        self.consumer.subscribe([DETECTIONS, CAMPAIGNS])
         try:
             while not self._stop.is_set():
                 messages = self.consumer.consume(num_messages=500, timeout=0.5)
