@@ -28,6 +28,7 @@ from extractguard.alerting.rules import SqlRule
 from extractguard.logs import configure
 
 log = configure("alerter")
+RETRY_S = 30
 Query = Callable[[str], tuple[list[str], list[list[Any]]]]
 
 
@@ -89,6 +90,8 @@ class SqlRuleRunner:
                 found = findings(rule, columns, rows)
             except Exception as error:  # a broken query must not stop the alerter
                 log.error("sql_rule_failed", rule=rule.name, error=str(error)[:500])
+                # ClickHouse not up yet, or a lander restarting: ask again soon, not a whole interval later.
+                self._next_ms[rule.name] = now_ms + min(rule.interval_s, RETRY_S) * 1000
                 continue
             due += self._apply(rule, found, now_ms)
         return due
