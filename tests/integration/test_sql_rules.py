@@ -80,10 +80,12 @@ def test_org_whose_api_keys_grew_tenfold_in_a_day(client: Client) -> None:
         events.add(f"acct-s{i}", RECENT, org="org-steady", key=f"key-s{i}")
     for i in range(5):
         events.add(f"acct-n{i}", RECENT, org="org-new-small", key=f"key-n{i}")  # new, but only five keys
+    for i in range(12):
+        events.add(f"acct-b{i}", RECENT, org="org-new-big", key=f"key-b{i}")  # new today: nothing to grow from
     client.insert("events", events.rows, column_names=COLUMNS)
     fired = _fired(client, "org_api_keys_tenfold")
     assert set(fired) == {"org-grow"}
-    assert {f"acct-g{i}" for i in range(12)} <= set(fired["org-grow"]["accounts"])
+    assert set(fired["org-grow"]["accounts"]) == {f"acct-g{i}" for i in range(1, 12)}  # new to the org today
 
 
 def test_account_in_the_top_of_greedy_output(client: Client) -> None:

@@ -106,7 +106,8 @@ class AlertRule(_Strict):
 
 class SqlRule(_Strict):
     """A query over ClickHouse asked every `interval_s`; each row whose `value_column` reaches
-    `threshold` is an alert on the entity in `entity_column` (accounts from `accounts_column`)."""
+    `threshold` is an alert on the entity in `entity_column` (accounts from `accounts_column`).
+    `{now}` in the query stands for the evaluation time."""
 
     name: str = Field(min_length=1, max_length=128, pattern=r"^[a-z][a-z0-9_]*$")
     summary: str = Field(min_length=1, max_length=512)
@@ -119,6 +120,10 @@ class SqlRule(_Strict):
     accounts_column: str | None = None
     severity: Severity = "warning"
     enabled: bool = True
+
+    def query_at(self, now_ms: int) -> str:
+        """The query with `{now}` as the evaluation time (a DateTime64 literal)."""
+        return self.query.replace("{now}", f"fromUnixTimestamp64Milli(toInt64({int(now_ms)}), 'UTC')")
 
     @field_validator("query")
     @classmethod

@@ -49,6 +49,8 @@ class _Firing:
 
 def findings(rule: SqlRule, columns: list[str], rows: list[list[Any]]) -> list[tuple[str, float, list[str]]]:
     """(entity, value, accounts) of every row that reaches the rule's threshold."""
+    if not rows:
+        return []  # (an empty answer may come without its columns)
     index = {name: i for i, name in enumerate(columns)}
     for name in (rule.entity_column, rule.value_column, rule.accounts_column):
         if name is not None and name not in index:
@@ -86,7 +88,7 @@ class SqlRuleRunner:
                 continue
             self._next_ms[rule.name] = now_ms + rule.interval_s * 1000
             try:
-                columns, rows = self.query(rule.query)
+                columns, rows = self.query(rule.query_at(now_ms))
                 found = findings(rule, columns, rows)
             except Exception as error:  # a broken query must not stop the alerter
                 log.error("sql_rule_failed", rule=rule.name, error=str(error)[:500])

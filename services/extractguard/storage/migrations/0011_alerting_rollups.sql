@@ -2,7 +2,8 @@
 -- fed by a materialised view on the raw events, so a rule never scans raw events:
 --   org_hour: per org and hour, distinct API keys and accounts (a reseller minting keys);
 --   account_day_t0: per account and day, output tokens of temperature-0 requests (greedy harvest);
---   prefix_hour_new_accounts: per IP prefix and hour, accounts created within a day (signup waves).
+--   prefix_hour_new_accounts: per IP prefix and hour of signup, accounts seen there in their first day
+--   (signup waves: an account is counted in the hour it was created, once).
 -- Query with -Merge, e.g. SELECT org_id, uniqMerge(api_keys) FROM org_hour GROUP BY org_id
 -- +up
 CREATE TABLE IF NOT EXISTS org_hour
@@ -53,23 +54,23 @@ GROUP BY account_id, day;
 CREATE TABLE IF NOT EXISTS prefix_hour_new_accounts
 (
     client_ip_prefix String,
-    hour DateTime('UTC'),
+    created_hour DateTime('UTC'),
     new_accounts AggregateFunction(uniq, String),
     account_sample AggregateFunction(groupUniqArray(50), String)
 )
 ENGINE = AggregatingMergeTree
-PARTITION BY toYYYYMM(hour)
-ORDER BY (client_ip_prefix, hour)
-TTL hour + INTERVAL 90 DAY;
+PARTITION BY toYYYYMM(created_hour)
+ORDER BY (client_ip_prefix, created_hour)
+TTL created_hour + INTERVAL 90 DAY;
 CREATE MATERIALIZED VIEW IF NOT EXISTS prefix_hour_new_accounts_mv TO prefix_hour_new_accounts AS
 SELECT
     client_ip_prefix,
-    toStartOfHour(event_time) AS hour,
+    toStartOfHour(assumeNotNull(account_created)) AS created_hour,
     uniqState(account_id) AS new_accounts,
     groupUniqArrayState(50)(account_id) AS account_sample
 FROM events
 WHERE account_created IS NOT NULL AND event_time - account_created < 86400
-GROUP BY client_ip_prefix, hour;
+GROUP BY client_ip_prefix, created_hour;
 -- +down
 DROP VIEW IF EXISTS prefix_hour_new_accounts_mv;
 DROP TABLE IF EXISTS prefix_hour_new_accounts;
