@@ -46,7 +46,13 @@ SERVICE = "alerter"
 log = configure(SERVICE)
 
 
-def rebuild_book(book: AlertBook, kafka: KafkaSettings, lookback_s: int, timeout_s: float = 10.0) -> int:
+def rebuild_book(
+    book: AlertBook,
+    kafka: KafkaSettings,
+    lookback_s: int,
+    timeout_s: float = 10.0,
+    sql_rules: SqlRuleRunner | None = None,
+) -> int:
     """Read the alerts topic to its end and remember the newest version of every alert delivered
     within the lookback; older ones are history, and a new detection opens them again."""
     if lookback_s <= 0:
@@ -80,6 +86,8 @@ def rebuild_book(book: AlertBook, kafka: KafkaSettings, lookback_s: int, timeout
         alert = orjson.loads(message.value() or b"{}")
         if alert.get("fired_at_ms", 0) >= since_ms:
             book.remember(alert)
+            if sql_rules is not None:
+                sql_rules.remember(alert)
             seen += 1
         if (message.offset() or 0) + 1 >= ends[partition]:
             pending.discard(partition)
@@ -148,7 +156,7 @@ class Alerter:
         self.producer = Producer({**kafka.client_config(), "enable.idempotence": True, "acks": "all"})
         self._stop = threading.Event()
         self.alerts_raised = 0
-        remembered = rebuild_book(self.book, kafka, settings.rebuild_lookback_s)
+        remembered = rebuild_book(self.book, kafka, settings.rebuild_lookback_s, sql_rules=self.sql_rules)
         log.info("alert_book_rebuilt", alerts=remembered)
 
     def stop(self) -> None:

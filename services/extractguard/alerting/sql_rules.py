@@ -14,6 +14,14 @@ never stops the alerter.
 >>> runner.query = lambda sql: (["org_id", "growth", "accounts"], [])
 >>> [(a["entity"], a["status"]) for a in runner.run_due(now_ms=rule.interval_s * 1000)]
 [('org-1', 'resolved')]
+
+A restarted alerter remembers what it delivered, and resolves it when the rows stop coming:
+
+>>> fresh = SqlRuleRunner([rule], lambda sql: (["org_id", "growth", "accounts"], []), 0)
+>>> fresh.remember({"rule": rule.name, "entity": "org-2", "status": "firing", "accounts": ["c"],
+...                 "first_seen_ms": 0, "last_seen_ms": 0, "fired_at_ms": 0})
+>>> [(a["entity"], a["status"]) for a in fresh.run_due(now_ms=1)]
+[('org-2', 'resolved')]
 """
 
 from __future__ import annotations
@@ -80,6 +88,20 @@ class SqlRuleRunner:
         for rule in self.rules:
             self._next_ms.setdefault(rule.name, 0)
             self.firing.setdefault(rule.name, {})
+
+    def remember(self, alert: dict[str, Any]) -> None:
+        """Rebuild what fires from an alert already delivered (the alerts topic, at start), so a
+        restart updates the open alerts instead of opening them again, and resolves them when due."""
+        firing = self.firing.get(alert["rule"])
+        if firing is None:
+            return
+        if alert["status"] == "resolved":
+            firing.pop(alert["entity"], None)
+            return
+        firing[alert["entity"]] = _Firing(
+            alert["entity"], float("nan"), list(alert["accounts"]), alert["first_seen_ms"], alert["last_seen_ms"],
+            alert["fired_at_ms"], (float("nan"), tuple(alert["accounts"])),
+        )  # fmt: skip
 
     def run_due(self, now_ms: int) -> list[dict[str, Any]]:
         due: list[dict[str, Any]] = []
