@@ -72,23 +72,24 @@ def growth_plot(case: Case) -> str:
 
 
 def activity_plot(case: Case) -> str:
+    """The campaign's requests per minute, all members together, and beneath it when each of the
+    busiest members sent (dots: a slow member sends now and then, and a line would invent the rest)."""
     plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(7.5, 3.2))
+    figure, (total, members) = plt.subplots(2, 1, figsize=(7.5, 4.8), sharex=True, height_ratios=[1, 1.2])
+    per_minute: dict[int, int] = defaultdict(int)
     series: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for row in case.activity:
-        series[str(row["member"])].append((int(row["minute_ms"]), int(row["requests"])))
-    others = max(1, len(case.members) - (len(series) - ("other members" in series)))
-    for member, points in sorted(series.items(), key=lambda kv: kv[0] == "other members"):
-        points.sort()
-        if member == "other members":  # their mean, so one member's pace compares with the rest's
-            axis.plot([_time(t) for t, _ in points], [n / others for _, n in points], color=REFERENCE_COLOUR,
-                      linewidth=2.5, linestyle="--", label=f"mean of the other {others} members")  # fmt: skip
-        else:
-            axis.plot([_time(t) for t, _ in points], [n for _, n in points], label=member, linewidth=1)
-    axis.set_ylabel("requests per minute")
-    axis.set_title("Requests per minute: the busiest members, and the mean of the others")
-    if series:
-        axis.legend(fontsize=7, ncol=3, loc="upper left")
+        per_minute[int(row["minute_ms"])] += int(row["requests"])
+        if row["member"] != "other members":
+            series[str(row["member"])].append((int(row["minute_ms"]), int(row["requests"])))
+    minutes = sorted(per_minute)
+    total.plot([_time(t) for t in minutes], [per_minute[t] for t in minutes], color=MEMBERS_COLOUR, linewidth=1)
+    total.set_ylabel("requests / min")
+    total.set_title(f"Requests per minute, all {len(case.members)} members")
+    for i, (_member, points) in enumerate(sorted(series.items())):
+        members.plot([_time(t) for t, _ in points], [i] * len(points), "o", markersize=3)
+    members.set_yticks(range(len(series)), [m[:22] for m in sorted(series)], fontsize=7)
+    members.set_title("When the busiest members sent (one dot per minute with requests)")
     figure.autofmt_xdate()
     return _png(figure)
 
@@ -136,6 +137,15 @@ def verdict(case: Case) -> list[str]:
         f"campaign {c['campaign_id']} ({c['status']}, {c['severity']}) because they share fingerprints that "
         "ordinary accounts do not share by chance:"
     ]
+    by_kind: dict[str, list[float]] = defaultdict(list)
+    for f in case.fingerprints:
+        by_kind[str(f["kind"])].append(float(f["weight"]))
+    kinds = sorted(by_kind.items(), key=lambda kv: -sum(kv[1]))
+    lines.append(
+        "Evidence by kind: "
+        + "; ".join(f"{kind} {len(w)} fingerprint{'s' * (len(w) > 1)} (weight {sum(w):,.0f})" for kind, w in kinds)
+        + "."
+    )
     for f in case.fingerprints[:3]:
         concentration = (
             "" if f["accounts_using"] is None
@@ -220,7 +230,7 @@ def render_case_page(case: Case) -> str:
         f"<p class=muted>organic reference: up to {len(case.tells_reference)} accounts in no campaign, same hours.</p>",
         "<h2>Member growth</h2>",
         growth_plot(case),
-        "<h2>Requests per minute by member</h2>",
+        "<h2>Requests per minute, and by member</h2>",
         activity_plot(case),
         f"<h2>Members ({len(case.members)})</h2>",
         _table(
