@@ -13,13 +13,15 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import orjson
 
-from extractguard.alerting.rules import RuleFileError, load_rule_files, rule_paths
-from extractguard.alerting.silences import ALL_SILENCES_SQL, SILENCES_IN_FORCE_SQL, Silence
 from extractguard.settings import AlerterSettings, ClickHouseSettings, KafkaSettings, LanderSettings
+
+if TYPE_CHECKING:  # the rule and silence modules load at use: every `extractguard` command imports this one
+    from extractguard.alerting.silences import Silence
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -46,6 +48,8 @@ def rules() -> None:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 def check(paths: tuple[Path, ...]) -> None:
     """Validate rule files (default: EXTRACTGUARD_ALERTER_RULES_DIR, or the shipped rules)."""
+    from extractguard.alerting.rules import RuleFileError, load_rule_files, rule_paths
+
     if paths:
         files = [file for path in paths for file in (rule_paths(path) if path.is_dir() else [path])]
     else:
@@ -81,6 +85,7 @@ def publish_silence(silence: Silence, kafka: KafkaSettings) -> None:
 
 
 def read_silences(everything: bool) -> list[Silence]:
+    from extractguard.alerting.silences import ALL_SILENCES_SQL, SILENCES_IN_FORCE_SQL, Silence
     from extractguard.storage.query import QueryError, query_any
 
     try:
@@ -117,6 +122,8 @@ def silence_add(
     created_by: str | None,
 ) -> None:
     """Add a silence (or a maintenance window with --starts-in)."""
+    from extractguard.alerting.silences import Silence
+
     matchers = {}
     for label in labels:
         key, sep, value = label.partition("=")

@@ -8,23 +8,33 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
 
 from extractguard.alerting.commands import parse_duration
-from extractguard.investigation import views
-from extractguard.investigation.case import TELLS_SQL, CampaignNotFound, Case, load_case
-from extractguard.investigation.source import Source
 from extractguard.investigation.tables import render
-from extractguard.storage.query import QueryError
+
+if TYPE_CHECKING:  # the readers load at use: every `extractguard` command imports this module
+    from extractguard.investigation.case import Case
+    from extractguard.investigation.source import Source
+
+
+def _settings_source() -> Source:
+    from extractguard.investigation.source import Source
+
+    return Source.from_settings()
+
 
 #: Tests replace this to read from a database of their own.
-SOURCE: Callable[[], Source] = Source.from_settings
+SOURCE: Callable[[], Source] = _settings_source
 
 
 def _run(read: Callable[[Source], Any]) -> Any:
+    from extractguard.investigation.case import CampaignNotFound
+    from extractguard.storage.query import QueryError
+
     try:
         return read(SOURCE())
     except (QueryError, CampaignNotFound) as error:
@@ -51,6 +61,8 @@ _limit = click.option("--limit", default=50, show_default=True)
 @_json
 def campaigns_list(status: str | None, since: str | None, limit: int, as_json: bool) -> None:
     """Campaigns, most recently seen first."""
+    from extractguard.investigation import views
+
     rows = _run(lambda s: views.campaigns(s, status, _since(since), limit))
     _emit(rows, as_json, render)
 
@@ -83,6 +95,8 @@ def _case_text(case: Case) -> str:
 
 
 def _tell_table(case: Case) -> list[dict[str, Any]]:
+    from extractguard.investigation.case import TELLS_SQL
+
     def mean(rows: list[dict[str, Any]], name: str) -> float | None:
         values = [float(r[name]) for r in rows if r.get(name) is not None]
         return sum(values) / len(values) if values else None
@@ -100,6 +114,8 @@ def _tell_table(case: Case) -> list[dict[str, Any]]:
 @_json
 def campaigns_show(campaign_id: str, html_file: Path | None, as_json: bool) -> None:
     """One campaign: members, the fingerprints that link them, timeline, tells, alerts, decisions."""
+    from extractguard.investigation.case import load_case
+
     case: Case = _run(lambda s: load_case(s, campaign_id))
     if html_file is not None:
         from extractguard.investigation.case_page import write_case_page
@@ -120,6 +136,9 @@ def accounts() -> None:
 @_json
 def accounts_show(account_id: str, bucket: str, as_json: bool) -> None:
     """One account: its requests over time, tells and score, campaigns, alerts and decisions."""
+    from extractguard.investigation import views
+    from extractguard.investigation.case import TELLS_SQL
+
     view = _run(lambda s: views.account(s, account_id, int(parse_duration(bucket))))
     if view["account"] is None and not as_json:
         click.echo(f"error: no events of account {account_id} in ClickHouse", err=True)
@@ -156,6 +175,8 @@ def alerts() -> None:
 @_json
 def alerts_list(status: str | None, rule: str | None, since: str | None, limit: int, as_json: bool) -> None:
     """Alerts, newest first."""
+    from extractguard.investigation import views
+
     rows = _run(lambda s: views.alerts(s, status, rule, _since(since), limit))
     _emit(rows, as_json, lambda r: render(r, ["alert_id", "rule", "severity", "status", "entity", "accounts",
                                               "fired_at_ms", "summary"] if r else None))  # fmt: skip
@@ -172,6 +193,8 @@ def decisions() -> None:
 @_json
 def decisions_list(account: str | None, limit: int, as_json: bool) -> None:
     """Decisions, newest first."""
+    from extractguard.investigation import views
+
     rows = _run(lambda s: views.decisions(s, account, limit))
     if rows is None and not as_json:
         click.echo("no decisions table in this database yet (enforcement has not landed any)")
