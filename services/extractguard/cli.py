@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 import orjson
 
+from extractguard.alerting import commands as alerting_commands
+from extractguard.investigation import commands as investigation_commands
 from extractguard.settings import ClickHouseSettings, KafkaSettings, LanderSettings
 
 
@@ -71,12 +73,14 @@ def detect() -> None:
     run()
 
 
-@main.command()
-def campaigns() -> None:
-    """Run the campaign linker and resolver (Faust)."""
-    from extractguard.campaigns.app import run
+@main.group(invoke_without_command=True)
+@click.pass_context
+def campaigns(context: click.Context) -> None:
+    """Run the campaign linker and resolver (Faust); `campaigns list|show` investigate campaigns."""
+    if context.invoked_subcommand is None:
+        from extractguard.campaigns.app import run
 
-    run()
+        run()
 
 
 @main.command()
@@ -264,6 +268,10 @@ def evaluate(
             raise click.ClickException(str(error)) from None
     print(card.markdown().split("## Organic traffic")[0])
 
+
+main.add_command(alerting_commands.rules)
+main.add_command(alerting_commands.silence)
+investigation_commands.register(main, campaigns)
 
 if __name__ == "__main__":
     main()

@@ -8,7 +8,7 @@ KAFKA_BOOTSTRAP_SERVERS so an operator can point everything at an existing clust
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -189,10 +189,26 @@ class AlerterSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_ALERTER_")
 
     group_id: str = "extractguard-alerter"
-    webhook_urls: list[str] = Field(default_factory=list)
+    webhook_urls: list[str] = Field(
+        default_factory=list, description="Shorthand for destinations of kind webhook_format, one per URL."
+    )
     webhook_format: Literal["generic", "alertmanager"] = "generic"
+    destinations: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description=(
+            'On-call destinations, each {"kind": ..., ...} as its module in alerting/destinations/ declares, e.g.'
+            ' [{"kind": "pagerduty", "routing_key": "..."}, {"kind": "slack", "url": "https://hooks.slack.com/..."}].'
+        ),
+    )
+    case_base_url: str | None = Field(
+        default=None, description="Where case pages are served; PagerDuty, Slack and Alertmanager link to them."
+    )
+    rules_dir: Path | None = Field(default=None, description="Folder of rule files (default: the shipped rules).")
+    rules_reload_s: float = Field(default=10.0, gt=0, description="How often changed rule files are reloaded.")
+    sql_rules: bool = Field(default=True, description="Run the scheduled SQL rules over ClickHouse.")
+    silences_refresh_s: float = Field(default=30.0, gt=0, description="How often silences are read from ClickHouse.")
     min_severity: Literal["info", "warning", "critical"] = "warning"
-    extra_rules: list[Literal["extraction_behaviour"]] = Field(
+    extra_rules: list[str] = Field(
         default_factory=list, description='Optional rules to switch on, e.g. ["extraction_behaviour"] (per account).'
     )
     renotify_s: int = Field(default=300, ge=0, description="Re-deliver an updated alert at most this often.")

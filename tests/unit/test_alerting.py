@@ -10,7 +10,8 @@ from typing import Any
 import orjson
 
 from extractguard.alerting.book import AlertBook
-from extractguard.alerting.delivery import WebhookDelivery
+from extractguard.alerting.destinations import build_destination
+from extractguard.alerting.dispatch import Sender
 from extractguard.alerting.rules import DEFAULT_RULES
 from extractguard.contracts.schemas import validate
 
@@ -125,8 +126,8 @@ def test_alertmanager_format_and_retry_on_5xx(golden: dict[str, list[Path]]) -> 
     _Recorder.bodies, _Recorder.statuses = [], [503]
     server, url = _serve()
     try:
-        delivery = WebhookDelivery([url], "alertmanager", timeout_s=5, attempts=3)
-        assert delivery.deliver([alert])
+        sender = Sender(build_destination({"kind": "alertmanager", "url": url, "attempts": 3}, None))
+        assert [r.status for r in sender.send([alert])] == ["delivered"]
     finally:
         server.shutdown()
     [body] = _Recorder.bodies
@@ -143,13 +144,25 @@ def test_generic_format_carries_the_whole_alert(golden: dict[str, list[Path]]) -
     _Recorder.bodies, _Recorder.statuses = [], []
     server, url = _serve()
     try:
-        assert WebhookDelivery([url], "generic", timeout_s=5, attempts=1).deliver([alert])
+        sender = Sender(build_destination({"kind": "webhook", "url": url, "attempts": 1}, None))
+        assert [r.status for r in sender.send([alert])] == ["delivered"]
     finally:
         server.shutdown()
     assert _Recorder.bodies == [{"source": "extractguard", "alerts": [alert]}]
 
 
 def test_unreachable_webhook_reports_failure() -> None:
-    delivery = WebhookDelivery(["http://127.0.0.1:9/nowhere"], "generic", timeout_s=1, attempts=1)
-    assert not delivery.deliver([{"accounts": [], "detection_ids": []}])
-    assert delivery.failed == 1
+    sender = Sender(build_destination({"kind": "webhook", "url": "http://127.0.0.1:9/nowhere", "attempts": 1}, None))
+    [record] = sender.send([{"alert_id": "a", "dedup_key": "k", "status": "firing", "accounts": []}])
+    assert (record.status, record.http_status) == ("failed", None)
+
+
+def test_a_closed_campaign_resolves_its_alert() -> None:
+    book = AlertBook(DEFAULT_RULES, renotify_s=300)
+    (opened,) = book.observe(detection(1, entity="cmp-a", detector="campaign", kind="campaign"), now_ms=0)
+    assert book.campaign_closed("cmp-other", now_ms=5_000) == []
+    (resolved,) = book.campaign_closed("cmp-a", now_ms=10_000)
+    assert (resolved["status"], resolved["dedup_key"]) == ("resolved", opened["dedup_key"])
+    assert "closed" in resolved["summary"]
+    validate("alert", resolved)
+    assert book.campaign_closed("cmp-a", now_ms=20_000) == []

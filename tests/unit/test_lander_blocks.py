@@ -20,7 +20,15 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from extractguard.contracts.schemas import Payload, schema_document
-from extractguard.contracts.topics import ACCOUNT_LABELS, ALERTS, CAMPAIGNS, DETECTIONS, GATEWAY_EVENTS
+from extractguard.contracts.topics import (
+    ACCOUNT_LABELS,
+    ALERT_DELIVERIES,
+    ALERT_SILENCES,
+    ALERTS,
+    CAMPAIGNS,
+    DETECTIONS,
+    GATEWAY_EVENTS,
+)
 from extractguard.lander import blocks
 from extractguard.lander.blocks import Block
 from extractguard.lander.sinks import Sink, sinks
@@ -71,12 +79,17 @@ def _documents(golden: dict[str, list[Path]]) -> dict[str, list[Payload]]:
     ]
     alert = loaded["alert"][0]
     unlabelled = {k: v for k, v in alert.items() if k != "labels"} | {"alert_id": "0" * 32}
+    grouped = {**alert, "alert_id": "1" * 32, "entities": [{"entity_kind": "asn", "entity": "64500"}]}
+    delivery = loaded["alert_delivery"][0]
+    failed = {**delivery, "delivery_id": "f" * 32, "status": "failed", "http_status": None, "error": "HTTP 503"}
     return {
         GATEWAY_EVENTS: events,
         DETECTIONS: loaded["detection"],
-        ALERTS: [alert, unlabelled],
+        ALERTS: [alert, unlabelled, grouped],
         ACCOUNT_LABELS: loaded["account_label"],
         CAMPAIGNS: loaded["campaign"],
+        ALERT_DELIVERIES: [delivery, failed],
+        ALERT_SILENCES: loaded["alert_silence"],
     }
 
 

@@ -1,25 +1,92 @@
-"""Alert rules: which detections page someone, and which alert they update.
+"""Alert rules: which detections page someone, which alert they update, and which SQL over
+ClickHouse is asked on a schedule. Rules are declarative YAML files (`rules/*.yaml` in this
+package are the shipped defaults); this module is what a rule is and how a file becomes rules.
 
-A rule matches detections by detector, entity kind and minimum severity; its dedup key is stable
-per rule and entity, so a burst on one proxy prefix that lasts an hour is one alert that updates,
-not sixty pages.
+A stream rule matches detections by detector, entity kind and minimum severity; its dedup key
+(a template over the rule and the detection's entity) is stable, so a burst on one proxy prefix
+that lasts an hour is one alert that updates, not sixty pages. A rule with `group` folds the
+detections of one window that share accounts into one alert naming every entity, so a burst
+seen at once on an account, its org, key, prefix, ASN and JA4 pages once.
+
+A file is validated as it loads (pydantic models); an error names the file, the line and the
+field, from the YAML node marks that ruamel.yaml keeps:
+
+>>> import tempfile, pathlib
+>>> bad = pathlib.Path(tempfile.mkdtemp()) / "bad.yaml"
+>>> _ = bad.write_text("version: 1\\nstream_rules:\\n  - name: x\\n    summary: s\\n    detectors: [burst]\\n"
+...                    "    min_severity: loud\\n")
+>>> try:
+...     load_rule_files([bad])
+... except RuleFileError as error:
+...     print(str(error).split(": ", 1)[0].rsplit("/", 1)[1], error.field)
+bad.yaml:6 stream_rules[0].min_severity
 """
 
 from __future__ import annotations
 
+import string
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+Severity = Literal["info", "warning", "critical"]
+SHIPPED_RULES_DIR = Path(__file__).parent / "rules"
+#: What a dedup key template may name: stable per rule and entity, and rebuildable from an alert.
+DEDUP_FIELDS = frozenset({"rule", "entity_kind", "entity"})
 
 
-@dataclass(frozen=True, slots=True)
-class AlertRule:
-    name: str
-    summary: str
-    detectors: frozenset[str]
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Grouping(_Strict):
+    """Detections of this rule whose accounts overlap, seen within `within_s` of each other (event
+    time), are one alert: the first one's key, every entity named."""
+
+    by: Literal["accounts"] = "accounts"
+    within_s: int = Field(default=120, ge=0)
+
+
+class RecordOnly(_Strict):
+    """An alert naming one of these orgs and fewer than `below_accounts` accounts is recorded
+    (alerts topic, ClickHouse) but not sent to on-call: a known org's evaluation sweep from one
+    account is expected; linked to other accounts it pages."""
+
+    orgs: frozenset[str]
+    below_accounts: int = Field(default=2, ge=1)
+
+
+class AlertRule(_Strict):
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[a-z][a-z0-9_]*$")
+    summary: str = Field(min_length=1, max_length=512)
+    detectors: frozenset[str] = Field(min_length=1)
     entity_kinds: frozenset[str] | None = None
-    min_severity: str = "warning"
+    min_severity: Severity = "warning"
+    dedup_key: str = "{rule}:{entity_kind}:{entity}"
+    group: Grouping | None = None
+    record_only: RecordOnly | None = None
+    enabled: bool = Field(
+        default=True, description="false: shipped off, switched on by EXTRACTGUARD_ALERTER_EXTRA_RULES"
+    )
+
+    @field_validator("dedup_key")
+    @classmethod
+    def _known_fields(cls, template: str) -> str:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        unknown = names - DEDUP_FIELDS
+        if unknown:
+            raise ValueError(f"unknown field(s) {sorted(unknown)}; a dedup key may use {sorted(DEDUP_FIELDS)}")
+        if "entity" not in names:
+            raise ValueError("a dedup key must name {entity}, or one alert would cover every entity")
+        return template
 
     def covers(self, detection: dict[str, Any]) -> bool:
         """Whether the detection is of this rule's kind, whatever its severity."""
@@ -30,56 +97,140 @@ class AlertRule:
     def matches(self, detection: dict[str, Any]) -> bool:
         return self.covers(detection) and SEVERITY_RANK[detection["severity"]] >= SEVERITY_RANK[self.min_severity]
 
-    def dedup_key(self, detection: dict[str, Any]) -> str:
-        return f"{self.name}:{detection['entity_kind']}:{detection['entity']}"
+    def key_for(self, entity_kind: str, entity: str) -> str:
+        return self.dedup_key.format(rule=self.name, entity_kind=entity_kind, entity=entity)
+
+    def dedup_key_of(self, detection: dict[str, Any]) -> str:
+        return self.key_for(detection["entity_kind"], detection["entity"])
 
 
-DEFAULT_RULES: tuple[AlertRule, ...] = (
-    AlertRule(
-        "shared_infrastructure_burst",
-        "Many accounts behind one piece of infrastructure suddenly busy",
-        frozenset({"burst"}),
-        frozenset({"ip_prefix", "asn", "tls_ja4", "sdk"}),
-    ),
-    AlertRule(
-        "template_burst",
-        "One prompt template suddenly in heavy use",
-        frozenset({"burst"}),
-        frozenset({"template"}),
-    ),
-    AlertRule(
-        "account_burst",
-        "An account (or its org or API key) far above its normal volume",
-        frozenset({"burst"}),
-        frozenset({"account", "org", "api_key"}),
-    ),
-    AlertRule(
-        "model_burst",
-        "A model suddenly in heavy extraction-shaped use",
-        frozenset({"burst"}),
-        frozenset({"model"}),
-    ),
-    AlertRule(
-        "lockstep_model_pivot",
-        "A cohort of accounts moved to a newly launched model in lockstep",
-        frozenset({"launch"}),
-        frozenset({"model"}),
-    ),
-    AlertRule("traffic_mix_drift", "Extraction-shaped share of traffic shifted", frozenset({"mix_drift"})),
-    AlertRule(
-        "extraction_campaign",
-        "Accounts linked into one actor harvesting the model",
-        frozenset({"campaign"}),
-        frozenset({"campaign"}),
-    ),
-)
+class SqlRule(_Strict):
+    """A query over ClickHouse asked every `interval_s`; each row whose `value_column` reaches
+    `threshold` is an alert on the entity in `entity_column` (accounts from `accounts_column`).
+    `{now}` in the query stands for the evaluation time."""
+
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[a-z][a-z0-9_]*$")
+    summary: str = Field(min_length=1, max_length=512)
+    query: str = Field(min_length=1)
+    interval_s: int = Field(default=300, ge=1)
+    entity_kind: str = Field(min_length=1)
+    entity_column: str = Field(min_length=1)
+    value_column: str = Field(min_length=1)
+    threshold: float
+    accounts_column: str | None = None
+    severity: Severity = "warning"
+    enabled: bool = True
+
+    def query_at(self, now_ms: int) -> str:
+        """The query with `{now}` as the evaluation time (a DateTime64 literal)."""
+        return self.query.replace("{now}", f"fromUnixTimestamp64Milli(toInt64({int(now_ms)}), 'UTC')")
+
+    @field_validator("query")
+    @classmethod
+    def _read_only(cls, query: str) -> str:
+        first = query.lstrip().split(None, 1)[0].upper() if query.strip() else ""
+        if first not in {"SELECT", "WITH"}:
+            raise ValueError("a SQL rule is one SELECT (or WITH ... SELECT) statement")
+        return query
+
+
+class RuleFile(_Strict):
+    version: Literal[1]
+    stream_rules: list[AlertRule] = Field(default_factory=list)
+    sql_rules: list[SqlRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> RuleFile:
+        names = [r.name for r in self.stream_rules] + [r.name for r in self.sql_rules]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"rule names repeated: {repeated}")
+        return self
+
+
+class RuleFileError(ValueError):
+    """A rule file that does not load: says which file, line and field, and why."""
+
+    def __init__(self, path: Path, line: int | None, field: str, reason: str) -> None:
+        self.path, self.line, self.field, self.reason = path, line, field, reason
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {field}: {reason}" if field else f"{where}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    stream: tuple[AlertRule, ...]
+    sql: tuple[SqlRule, ...]
+    optional: tuple[AlertRule, ...]  # shipped switched off
+
+    def with_optional(self, names: Iterable[str]) -> tuple[AlertRule, ...]:
+        wanted = set(names)
+        return self.stream + tuple(r for r in self.optional if r.name in wanted)
+
+
+def _line_of(document: Any, loc: Sequence[int | str]) -> tuple[int | None, str]:
+    """The 1-based line of the deepest node of `loc` found in the document, and the dotted field."""
+    line: int | None = None
+    node = document
+    field = ""
+    for part in loc:
+        if isinstance(node, CommentedMap) and part in node:
+            line = node.lc.key(part)[0] + 1
+            field = f"{field}.{part}" if field else str(part)
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            line = node.lc.item(part)[0] + 1
+            field = f"{field}[{part}]"
+            node = node[part]
+        else:
+            break
+    return line, field
+
+
+def load_rule_file(path: Path) -> RuleFile:
+    try:
+        document = YAML(typ="rt").load(path.read_text())
+    except MarkedYAMLError as error:
+        mark = error.problem_mark
+        raise RuleFileError(path, None if mark is None else mark.line + 1, "", str(error.problem)) from None
+    if not isinstance(document, CommentedMap):
+        raise RuleFileError(path, 1, "", "a rule file is a mapping with `version` and `stream_rules`/`sql_rules`")
+    try:
+        return RuleFile.model_validate(document)
+    except ValidationError as error:
+        first = error.errors()[0]
+        line, field = _line_of(document, first["loc"])
+        raise RuleFileError(path, line or 1, field, first["msg"]) from None
+
+
+def load_rule_files(paths: Iterable[Path]) -> RuleSet:
+    stream: list[AlertRule] = []
+    sql: list[SqlRule] = []
+    optional: list[AlertRule] = []
+    seen: dict[str, Path] = {}
+    for path in paths:
+        loaded = load_rule_file(path)
+        for name in [r.name for r in loaded.stream_rules] + [r.name for r in loaded.sql_rules]:
+            if name in seen:
+                raise RuleFileError(path, None, name, f"rule name also used in {seen[name]}")
+            seen[name] = path
+        stream += [r for r in loaded.stream_rules if r.enabled]
+        optional += [r for r in loaded.stream_rules if not r.enabled]
+        sql += [r for r in loaded.sql_rules if r.enabled]
+    return RuleSet(tuple(stream), tuple(sql), tuple(optional))
+
+
+def rule_paths(directory: Path | None = None) -> list[Path]:
+    """The rule files of a folder (the shipped defaults when none is given), in name order."""
+    return sorted((directory or SHIPPED_RULES_DIR).glob("*.yaml"))
+
+
+@cache
+def shipped_rules() -> RuleSet:
+    return load_rule_files(rule_paths())
+
+
+DEFAULT_RULES: tuple[AlertRule, ...] = shipped_rules().stream
 #: Rules an operator can switch on (EXTRACTGUARD_ALERTER_EXTRA_RULES); off by default because a
-#: campaign pages once for all its accounts, where this pages once per account.
-OPTIONAL_RULES: tuple[AlertRule, ...] = (
-    AlertRule(
-        "extraction_behaviour",
-        "An account uses the model the way harvesting does",
-        frozenset({"extraction"}),
-        frozenset({"account"}),
-    ),
-)
+#: campaign pages once for all its accounts, where such a rule pages once per account.
+OPTIONAL_RULES: tuple[AlertRule, ...] = shipped_rules().optional

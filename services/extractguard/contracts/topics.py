@@ -16,6 +16,8 @@ from extractguard.paths import schemas_dir
 GATEWAY_EVENTS = "gateway.events"
 DETECTIONS = "detections"
 ALERTS = "alerts"
+ALERT_DELIVERIES = "alert.deliveries"
+ALERT_SILENCES = "alert.silences"
 ACCOUNT_LABELS = "account.labels"
 FINGERPRINT_ACTIVITY = "fingerprint.activity"
 LINK_EVIDENCE = "link.evidence"

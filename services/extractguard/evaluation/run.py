@@ -204,6 +204,8 @@ class Evaluation:
             # Every change of an alert is a delivery, so the score sees when each account was named.
             "EXTRACTGUARD_ALERTER_RENOTIFY_S": "0",
             "EXTRACTGUARD_ALERTER_REBUILD_LOOKBACK_S": "0",
+            # The scenarios share one ClickHouse: a SQL rule would see the earlier scenarios' rows.
+            "EXTRACTGUARD_ALERTER_SQL_RULES": "false",
         }, scenario.name)  # fmt: skip
         try:
             detect.start()

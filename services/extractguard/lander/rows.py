@@ -126,3 +126,31 @@ def campaign_row(v: Payload, partition: int, offset: int) -> list[Any]:
         v["last_seen_ms"], v["updated_ms"], v["severity"], float(v["score"]), v["members"], v["members_total"],
         v["shaped_members"], fingerprints, v.get("fronting_orgs", []), partition, offset,
     ]  # fmt: skip
+
+
+DELIVERY_SCHEMA = pa.schema([
+    ("delivery_id", _STRING), ("destination", _STRING), ("destination_kind", _STRING), ("alert_id", _STRING),
+    ("dedup_key", _STRING), ("alert_status", _STRING), ("status", _STRING), ("attempts", pa.uint16()),
+    ("http_status", pa.uint16()), ("error", _STRING), ("delivered_at", _TIME), *_KAFKA,
+])  # fmt: skip
+
+
+def delivery_row(d: Payload, partition: int, offset: int) -> list[Any]:
+    return [
+        d["delivery_id"], d["destination"], d["destination_kind"], d["alert_id"], d["dedup_key"], d["alert_status"],
+        d["status"], d["attempts"], d.get("http_status"), d.get("error"), d["delivered_at_ms"], partition, offset,
+    ]  # fmt: skip
+
+
+SILENCE_SCHEMA = pa.schema([
+    ("silence_id", _STRING), ("rule", _STRING), ("entity_kind", _STRING), ("entity", _STRING),
+    ("labels", pa.map_(_STRING, _STRING)), ("starts_at", _TIME), ("ends_at", _TIME), ("reason", _STRING),
+    ("created_by", _STRING), ("updated_at", _TIME), *_KAFKA,
+])  # fmt: skip
+
+
+def silence_row(s: Payload, partition: int, offset: int) -> list[Any]:
+    return [
+        s["silence_id"], s.get("rule"), s.get("entity_kind"), s.get("entity"), s.get("labels", {}), s["starts_at_ms"],
+        s["ends_at_ms"], s["reason"], s["created_by"], s["updated_at_ms"], partition, offset,
+    ]  # fmt: skip

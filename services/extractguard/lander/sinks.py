@@ -10,18 +10,30 @@ import pyarrow as pa
 
 from extractguard.contracts.envelope import split
 from extractguard.contracts.schemas import Payload, decode_valid, validate_gateway_event
-from extractguard.contracts.topics import ACCOUNT_LABELS, ALERTS, CAMPAIGNS, DETECTIONS, GATEWAY_EVENTS
+from extractguard.contracts.topics import (
+    ACCOUNT_LABELS,
+    ALERT_DELIVERIES,
+    ALERT_SILENCES,
+    ALERTS,
+    CAMPAIGNS,
+    DETECTIONS,
+    GATEWAY_EVENTS,
+)
 from extractguard.lander.rows import (
     ALERT_SCHEMA,
     CAMPAIGN_SCHEMA,
+    DELIVERY_SCHEMA,
     DETECTION_SCHEMA,
     EVENT_SCHEMA,
     LABEL_SCHEMA,
+    SILENCE_SCHEMA,
     alert_row,
     campaign_row,
+    delivery_row,
     detection_row,
     event_row,
     label_row,
+    silence_row,
 )
 from extractguard.settings import IngestSettings
 
@@ -73,6 +85,14 @@ def sinks(ingest: IngestSettings | None = None) -> dict[str, Sink]:
         CAMPAIGNS: Sink(
             CAMPAIGNS, "campaigns", CAMPAIGN_SCHEMA, campaign_row, _single,
             lambda raw: decode_valid("campaign", raw),
+        ),
+        ALERT_DELIVERIES: Sink(
+            ALERT_DELIVERIES, "alert_deliveries", DELIVERY_SCHEMA, delivery_row, _single,
+            lambda raw: decode_valid("alert_delivery", raw),
+        ),
+        ALERT_SILENCES: Sink(
+            ALERT_SILENCES, "alert_silences", SILENCE_SCHEMA, silence_row, _single,
+            lambda raw: decode_valid("alert_silence", raw),
         ),
     }  # fmt: skip
 

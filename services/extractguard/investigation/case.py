@@ -1,0 +1,219 @@
+"""A campaign's case: everything `campaigns show` prints and the case page draws, read once.
+
+Why accounts were linked is answered three ways: the fingerprints the resolver weighed (kind,
+value, weight = the surprise, -log10 p, that this many extraction-shaped accounts share it by
+chance, and its sharers), how concentrated on the campaign each fingerprint is in the raw events
+(members among all accounts that used it), and the members' *tells* against an organic reference
+(accounts in no campaign, over the same hours). Tells here are computed from the landed events
+with the definitions of `detection/behaviour.py` that a row of `events` can answer.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from extractguard.investigation.source import Row, Source, literal
+
+#: Tells computable from one events row: name -> the SQL share (its `avg`).
+TELLS_SQL: dict[str, str] = {
+    "single_turn": "turn_index = 0",
+    "output_heavy": "output_tokens >= 1000",
+    "logprobs": "request_logprobs OR request_top_logprobs > 0 OR request_logit_bias",
+    "cot": "prompt_cot_elicitation",
+    "young_account": "account_created IS NOT NULL AND event_time - account_created < 7 * 86400",
+    "refusals": "refusal",
+    "temperature_zero": "request_temperature = 0",
+    "multi_choice": "request_choice_count > 1",
+}
+#: Fingerprint kind -> the events expression it was taken from (prompt bands are sketch hashes
+#: the events table does not keep as such).
+FINGERPRINT_SQL: dict[str, str] = {
+    "ip_prefix": "client_ip_prefix",
+    "asn": "toString(client_asn)",
+    "tls_ja4": "tls_ja4",
+    "sdk": "sdk_name",
+    "template": "prompt_template_hash",
+    "signup_cohort": "toString(intDiv(toUnixTimestamp64Milli(account_created), 600000))",
+}
+TOP_MEMBERS_PLOTTED = 8
+REFERENCE_ACCOUNTS = 2000
+MAX_FINGERPRINTS_CHECKED = 10
+
+
+COHORT_MS = 600_000  # the linker's signup cohorts: accounts created in the same ten minutes
+MEANING = {
+    "ip_prefix": "client IP prefix", "asn": "network (ASN)", "tls_ja4": "TLS client fingerprint (JA4)",
+    "sdk": "client SDK", "template": "prompt template (masked skeleton hash)",
+    "prompt_band": "near-duplicate prompts (MinHash band)",
+}  # fmt: skip
+
+
+def describe_fingerprint(fingerprint: str) -> str:
+    """What a fingerprint is, in words.
+
+    >>> describe_fingerprint("signup_cohort:2993543")
+    'accounts created 2026-12-01 11:50-12:00 UTC'
+    >>> describe_fingerprint("asn:209588")
+    'network (ASN) 209588'
+    """
+    kind, _, value = fingerprint.partition(":")
+    if kind == "signup_cohort" and value.isdigit():
+        start = datetime.datetime.fromtimestamp(int(value) * COHORT_MS / 1000, tz=datetime.UTC)
+        end = start + datetime.timedelta(milliseconds=COHORT_MS)
+        return f"accounts created {start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC"
+    return f"{MEANING.get(kind, kind)} {value}"
+
+
+class CampaignNotFound(LookupError):
+    pass
+
+
+@dataclass(slots=True)
+class Case:
+    campaign: Row
+    members: list[Row]
+    fingerprints: list[Row]
+    timeline: list[Row]
+    tells_members: list[Row]
+    tells_reference: list[Row]
+    activity: list[Row]
+    alerts: list[Row]
+    decisions: list[Row] | None  # None: no decisions table in this database
+    further_sql: dict[str, str] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def members_of(campaign_id: str) -> str:
+    return f"(SELECT arrayJoin(members) FROM campaigns FINAL WHERE campaign_id = {literal(campaign_id)})"
+
+
+def _window(campaign: Row) -> str:
+    # An hour either side: members keep sending after the last evidence, and the reference needs the same hours.
+    start, end = int(campaign["first_seen_ms"]) - 3_600_000, int(campaign["last_seen_ms"]) + 3_600_000
+    return f"event_time BETWEEN fromUnixTimestamp64Milli({start}) AND fromUnixTimestamp64Milli({end})"
+
+
+def _tells(source: Source, where: str, limit: str = "") -> list[Row]:
+    shares = ", ".join(f"avg({sql}) AS {name}" for name, sql in TELLS_SQL.items())
+    return source.rows(
+        f"SELECT account_id, count() AS requests, {shares} FROM events WHERE {where} "
+        f"GROUP BY account_id HAVING requests >= 2 {limit}"
+    )
+
+
+def decisions_about(source: Source, accounts_sql: str, campaign_id: str | None) -> list[Row] | None:
+    """Decisions taken about these accounts or the campaign, if this database has a decisions
+    table (enforcement lands one; until then there is nothing to show, which is not an error)."""
+    if not source.has("decisions"):
+        return None
+    columns = set(source.columns("decisions"))
+    clauses = []
+    if "account_id" in columns:
+        clauses.append(f"account_id IN {accounts_sql}")
+    if "campaign_id" in columns and campaign_id is not None:
+        clauses.append(f"campaign_id = {literal(campaign_id)}")
+    if not clauses:
+        return []
+    return source.rows(f"SELECT * FROM decisions WHERE {' OR '.join(clauses)} LIMIT 500")
+
+
+def load_campaign(source: Source, campaign_id: str) -> Row:
+    campaign = source.one(
+        "SELECT campaign_id, status, merged_into, split_from, severity, score, members_total, shaped_members, "
+        "toUnixTimestamp64Milli(first_seen) AS first_seen_ms, toUnixTimestamp64Milli(last_seen) AS last_seen_ms, "
+        "toUnixTimestamp64Milli(updated) AS updated_ms, fronting_orgs, "
+        "arrayMap(f -> (f.1, f.2, f.3), fingerprints) AS fingerprints "
+        f"FROM campaigns FINAL WHERE campaign_id = {literal(campaign_id)}"
+    )
+    if campaign is None:
+        raise CampaignNotFound(f"no campaign {campaign_id} in ClickHouse (try `extractguard campaigns list`)")
+    return campaign
+
+
+def _fingerprint_rows(source: Source, campaign: Row, members: str) -> list[Row]:
+    rows = []
+    for i, (fingerprint, weight, sharers) in enumerate(campaign["fingerprints"]):
+        kind, _, value = str(fingerprint).partition(":")
+        row: Row = {"fingerprint": fingerprint, "meaning": describe_fingerprint(str(fingerprint)), "kind": kind,
+                    "weight": float(weight), "sharers": int(sharers), "members_using": None,
+                    "accounts_using": None}  # fmt: skip
+        expression = FINGERPRINT_SQL.get(kind)
+        if expression is not None and i < MAX_FINGERPRINTS_CHECKED:
+            usage = source.one(
+                f"SELECT uniqExactIf(account_id, account_id IN {members}) AS members_using, "
+                f"uniqExact(account_id) AS accounts_using FROM events "
+                f"WHERE {expression} = {literal(value)} AND {_window(campaign)}"
+            )
+            if usage is not None:
+                row.update(members_using=int(usage["members_using"]), accounts_using=int(usage["accounts_using"]))
+        rows.append(row)
+    return rows
+
+
+def load_case(source: Source, campaign_id: str) -> Case:
+    campaign = load_campaign(source, campaign_id)
+    members = members_of(campaign_id)
+    window = _window(campaign)
+    member_rows = source.rows(
+        "SELECT account_id, any(org_id) AS org_id, count() AS requests, "
+        "toUnixTimestamp64Milli(min(event_time)) AS first_request_ms, "
+        "toUnixTimestamp64Milli(max(event_time)) AS last_request_ms, sum(output_tokens) AS output_tokens, "
+        "uniqExact(client_ip_prefix) AS ip_prefixes "
+        f"FROM events WHERE account_id IN {members} GROUP BY account_id ORDER BY first_request_ms"
+    )
+    top = sorted(member_rows, key=lambda r: -int(r["requests"]))[:TOP_MEMBERS_PLOTTED]
+    top_list = literal([r["account_id"] for r in top])
+    activity = source.rows(
+        f"SELECT if(has({top_list}, account_id), account_id, 'other members') AS member, "
+        "toUnixTimestamp(minute) * 1000 AS minute_ms, countMerge(requests) AS requests "
+        f"FROM account_minute WHERE account_id IN {members} GROUP BY member, minute ORDER BY minute"
+    )
+    timeline = source.rows(
+        "SELECT toUnixTimestamp64Milli(updated) AS updated_ms, status, members_total, shaped_members, score "
+        f"FROM campaigns WHERE campaign_id = {literal(campaign_id)} ORDER BY updated"
+    )
+    reference = (
+        f"account_id NOT IN (SELECT arrayJoin(members) FROM campaigns FINAL) AND {window}",
+        f"ORDER BY cityHash64(account_id) LIMIT {REFERENCE_ACCOUNTS}",
+    )
+    alerts = source.rows(
+        "SELECT alert_id, rule, severity, status, entity_kind, entity, length(accounts) AS accounts_named, "
+        "toUnixTimestamp64Milli(first_seen) AS first_seen_ms, toUnixTimestamp64Milli(fired_at) AS fired_at_ms, "
+        "summary FROM alerts FINAL "
+        f"WHERE (entity_kind = 'campaign' AND entity = {literal(campaign_id)}) "
+        f"OR hasAny(accounts, (SELECT members FROM campaigns FINAL WHERE campaign_id = {literal(campaign_id)})) "
+        "ORDER BY fired_at LIMIT 200"
+    )
+    cid = literal(campaign_id)
+    further = {
+        "members with their orgs and traffic": (
+            "SELECT account_id, any(org_id), count(), min(event_time), max(event_time) FROM events "
+            f"WHERE account_id IN {members} GROUP BY account_id ORDER BY count() DESC"
+        ),
+        "every version the resolver published": f"SELECT * FROM campaigns WHERE campaign_id = {cid} ORDER BY updated",
+        "detections naming members": (
+            "SELECT detector, entity_kind, entity, severity, window_start, summary FROM detections "
+            f"WHERE hasAny(accounts, (SELECT members FROM campaigns FINAL WHERE campaign_id = {cid})) "
+            "ORDER BY window_start"
+        ),
+        "what on-call was told": (
+            "SELECT d.destination, d.status, d.attempts, d.delivered_at FROM alert_deliveries d "
+            f"WHERE d.alert_id IN (SELECT alert_id FROM alerts FINAL WHERE entity = {cid})"
+        ),
+    }
+    return Case(
+        campaign=campaign,
+        members=member_rows,
+        fingerprints=_fingerprint_rows(source, campaign, members),
+        timeline=timeline,
+        tells_members=_tells(source, f"account_id IN {members}"),
+        tells_reference=_tells(source, *reference),
+        activity=activity,
+        alerts=alerts,
+        decisions=decisions_about(source, members, campaign_id),
+        further_sql=further,
+    )
