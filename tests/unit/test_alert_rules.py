@@ -175,3 +175,11 @@ def test_a_known_orgs_single_account_sweep_is_recorded_and_pages_once_linked() -
     unknown.observe(_burst(1, "org", "org-stranger", ["acct-s"]), 0)
     (alone,) = unknown.due_updates(0)
     assert "paged" not in alone["labels"]
+
+
+def test_a_rule_naming_a_detector_that_does_not_exist_is_refused_at_load(tmp_path: Path) -> None:
+    path = _write(tmp_path, RULE.replace("[burst]", "[burts]"))
+    with pytest.raises(RuleFileError) as caught:
+        load_rule_file(path)
+    assert (caught.value.line, caught.value.field) == (5, "stream_rules[0].detectors")
+    assert "unknown detector(s) ['burts']" in caught.value.reason

@@ -36,6 +36,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from extractguard.contracts.detectors import DETECTORS
+
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 Severity = Literal["info", "warning", "critical"]
 SHIPPED_RULES_DIR = Path(__file__).parent / "rules"
@@ -76,6 +78,16 @@ class AlertRule(_Strict):
     enabled: bool = Field(
         default=True, description="false: shipped off, switched on by EXTRACTGUARD_ALERTER_EXTRA_RULES"
     )
+
+    @field_validator("detectors")
+    @classmethod
+    def _declared(cls, detectors: frozenset[str]) -> frozenset[str]:
+        # Checked against the declared detectors at load: a rule naming a detector that does not
+        # exist (a typo, a removed one) would silently never fire.
+        unknown = detectors - DETECTORS
+        if unknown:
+            raise ValueError(f"unknown detector(s) {sorted(unknown)}; the detectors are {sorted(DETECTORS)}")
+        return detectors
 
     @field_validator("dedup_key")
     @classmethod
