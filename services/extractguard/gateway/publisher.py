@@ -196,10 +196,14 @@ class EventPublisher:
             self.flush_due()
 
     def close(self) -> None:
+        """Send what is buffered and release the Kafka client; a closed publisher is not used again."""
         self._closed.set()
         if self._linger_thread is not None:
             self._linger_thread.join()
         self.flush()
+        # librdkafka's client keeps reconnecting (and logging each failure) while the object lives:
+        # a demo that stops its broker would print pages of them before the process ends.
+        del self._producer
 
     def __enter__(self) -> EventPublisher:
         return self
