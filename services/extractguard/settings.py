@@ -174,6 +174,9 @@ class CampaignSettings(BaseSettings):
     min_members: int = Field(default=3, ge=2)
     half_life_s: float = Field(default=3600.0, gt=0)
     dormant_after_s: float = Field(default=2 * 3600.0, gt=0)
+    resolve_interval_s: float = Field(
+        default=120.0, ge=0, description="Campaigns are rebuilt from the evidence at most this often (event time)."
+    )
     close_after_s: float = Field(
         default=86_400.0, gt=0, description="A campaign (and a member) without evidence this long is closed (dropped)."
     )

@@ -270,3 +270,13 @@ def test_faint_accounts_at_one_request_an_hour_are_linked_as_a_population() -> N
     assert len({a for a in linked if a.startswith("fleet")}) >= 300
     assert not {a for a in linked if a.startswith("person")}
     assert not [e for e in evidence if e.kind == "tls_ja4"]  # everybody's client: no evidence
+
+
+def test_campaigns_are_rebuilt_at_most_once_per_interval_and_nothing_added_meanwhile_is_lost() -> None:
+    r = CampaignResolver(resolve_interval_s=120)
+    r.add(ev("ip_prefix:p1", ["a", "b", "c"], W))
+    (first,) = r.resolve(W)
+    r.add(ev("ip_prefix:p1", ["a", "b", "c", "d", "e", "f", "g"], 2 * W))
+    assert r.resolve(2 * W) == []  # a minute later: too soon to rebuild
+    (grown,) = r.resolve(3 * W)
+    assert grown.campaign_id == first.campaign_id and len(grown.members) == 7

@@ -199,6 +199,7 @@ def _resolver() -> CampaignResolver:
     return CampaignResolver(
         min_members=settings.min_members, half_life_s=settings.half_life_s,
         dormant_after_s=settings.dormant_after_s, close_after_s=settings.close_after_s,
+        resolve_interval_s=settings.resolve_interval_s,
     )  # fmt: skip
 
 

@@ -117,12 +117,14 @@ class CampaignResolver:
         dormant_after_s: float = 2 * 3600.0,
         close_after_s: float = 86_400.0,
         growth_to_publish: float = 0.05,
+        resolve_interval_s: float = 0.0,
     ) -> None:
         self.min_members = min_members
         self.half_life_ms = int(half_life_s * 1000)
         self.dormant_ms = int(dormant_after_s * 1000)
         self.close_ms = int(close_after_s * 1000)
         self.growth_to_publish = growth_to_publish
+        self.resolve_interval_ms = int(resolve_interval_s * 1000)
         self.fingerprints: dict[str, _Fingerprint] = {}
         self.campaigns: dict[str, Campaign] = {}  # live campaigns by id
         self.campaign_of: dict[str, str] = {}  # member account -> campaign id
@@ -198,8 +200,20 @@ class CampaignResolver:
             groups[find(name)][1].append(name)
         return [(sorted(accounts), sorted(names)) for accounts, names in groups.values() if accounts]
 
+    # Defaults for resolvers restored from checkpoints made before these existed.
+    resolve_interval_ms = 0
+    resolved_ms = 0
+
     def resolve(self, now_ms: int) -> list[Campaign]:
-        """Rebuild the campaigns at event time `now_ms`; returns those to publish (changed ones)."""
+        """Rebuild the campaigns at event time `now_ms`; returns those to publish (changed ones).
+
+        At most once per `resolve_interval_s` of event time (a call sooner returns nothing): the
+        rebuild walks every fingerprint held over the day-long close horizon, and evidence arrives
+        every window from every linker partition. Evidence added meanwhile is kept for the next.
+        """
+        if self.resolved_ms and now_ms - self.resolved_ms < self.resolve_interval_ms:
+            return []
+        self.resolved_ms = now_ms
         self._forget(now_ms)
         members = self._members()
         components = [c for c in self._components(members) if len(c[0]) >= self.min_members]

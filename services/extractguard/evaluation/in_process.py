@@ -79,6 +79,7 @@ class _Pipeline:
         self.resolver = CampaignResolver(
             min_members=linking.min_members, half_life_s=linking.half_life_s,
             dormant_after_s=linking.dormant_after_s, close_after_s=linking.close_after_s,
+            resolve_interval_s=linking.resolve_interval_s,
         )  # fmt: skip
         rules = DEFAULT_RULES + tuple(r for r in OPTIONAL_RULES if r.name in alerting.extra_rules)
         self.book = AlertBook(rules, renotify_s=0)
