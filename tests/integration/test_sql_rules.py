@@ -73,11 +73,18 @@ def _fired(client: Client, rule_name: str) -> dict[str, dict[str, Any]]:
 def test_org_whose_api_keys_grew_tenfold_in_a_day(client: Client) -> None:
     events = _Events()
     before = NOW - datetime.timedelta(hours=36)
-    events.add("acct-g0", before, org="org-grow", key="key-g-old")
-    for i in range(12):
+    for i in range(3):
+        events.add(f"acct-g{i}", before, org="org-grow", key=f"key-g-old{i}")
+    for i in range(30):
         events.add(f"acct-g{i}", RECENT, org="org-grow", key=f"key-g{i}")
+    for i in range(12):
         events.add(f"acct-s{i}", before, org="org-steady", key=f"key-s{i}")  # as many keys yesterday
         events.add(f"acct-s{i}", RECENT, org="org-steady", key=f"key-s{i}")
+    # A faint org: one key active yesterday, all twelve today — the daily noise of accounts that
+    # send about once a day, not growth.
+    events.add("acct-f0", before, org="org-faint", key="key-f0")
+    for i in range(12):
+        events.add(f"acct-f{i}", RECENT, org="org-faint", key=f"key-f{i}")
     for i in range(5):
         events.add(f"acct-n{i}", RECENT, org="org-new-small", key=f"key-n{i}")  # new, but only five keys
     for i in range(12):
@@ -85,7 +92,7 @@ def test_org_whose_api_keys_grew_tenfold_in_a_day(client: Client) -> None:
     client.insert("events", events.rows, column_names=COLUMNS)
     fired = _fired(client, "org_api_keys_tenfold")
     assert set(fired) == {"org-grow"}
-    assert set(fired["org-grow"]["accounts"]) == {f"acct-g{i}" for i in range(1, 12)}  # new to the org today
+    assert set(fired["org-grow"]["accounts"]) == {f"acct-g{i}" for i in range(3, 30)}  # new to the org today
 
 
 def test_account_in_the_top_of_greedy_output(client: Client) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -34,12 +35,22 @@ def ensure_local_kafka() -> bool:
     script = project_root().joinpath(*KAFKA_SCRIPT)
     if subprocess.run([str(script), "status"], capture_output=True, text=True).returncode == 0:
         return False
+    if _answers(int(os.environ.get("EXTRACTGUARD_KAFKA_PORT", "9092"))):
+        return False  # a broker of another data directory (another checkout, a test's) serves the port
     # Registered before `up`: a start that fails half-way (the broker launched, never answered)
     # is stopped too.
     atexit.register(stop_local_kafka)
     exit_on_sigterm()
     subprocess.run([str(script), "up"], check=True)
     return True
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def stop_local_kafka() -> None:
