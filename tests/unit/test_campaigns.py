@@ -164,9 +164,11 @@ def test_a_handful_of_linked_accounts_is_recorded_and_pages_once_it_grows() -> N
     (grown,) = r.resolve(2 * W)
     assert r.resolve(3 * W) == []  # nothing new to say
     r.add(ev("ip_prefix:p1", [f"a{i}" for i in range(12)], 61 * W))
-    (held,) = r.resolve(61 * W)  # the same twelve, an hour on: it pages now
-    r.add(ev("ip_prefix:p1", [f"a{i}" for i in range(60)], 62 * W))
-    (large,) = r.resolve(62 * W)
+    assert r.resolve(61 * W) == []  # an hour on, but held by one fingerprint alone: still recorded only
+    r.add(ev("template:t1", [f"a{i}" for i in range(12)], 62 * W))
+    (held,) = r.resolve(62 * W)  # a second fingerprint corroborates it: it pages now
+    r.add(ev("ip_prefix:p1", [f"a{i}" for i in range(60)], 63 * W))
+    (large,) = r.resolve(63 * W)
     assert (small.severity, grown.severity, held.severity, large.severity) == ("info", "info", "warning", "critical")
     assert small.campaign_id == grown.campaign_id == held.campaign_id == large.campaign_id
     r2 = CampaignResolver()

@@ -74,13 +74,16 @@ class Campaign:
     def severity(self) -> str:
         # A handful of linked accounts is recorded (info: in ClickHouse, below the alert rules); a
         # campaign pages at once when it holds PAGE_AT_ONCE members, and from PAGE_MEMBERS once it
-        # has held together for PAGE_AFTER_MS. A slow campaign is found a few accounts at a time, in
-        # fragments that merge within the hour; paging each at five members paged one actor dozens
-        # of times (45 pages in a day of low_and_slow at one request per account every four hours).
+        # has held together for PAGE_AFTER_MS on two fingerprints or more. A slow campaign is found
+        # a few accounts at a time, in fragments: most merge within the hour, and the rest are held
+        # by one fingerprint each (one signup cohort of ten minutes). Paging each at five members
+        # paged one actor 45 times in a day (low_and_slow at one request per account every four
+        # hours); one fingerprint alone is recorded until the fragment is large.
         size = len(self.members)
         if size >= PAGE_AT_ONCE:
             return "critical"
-        if size >= PAGE_MEMBERS and self.updated_ms - self.first_seen_ms >= PAGE_AFTER_MS:
+        held = self.updated_ms - self.first_seen_ms >= PAGE_AFTER_MS
+        if size >= PAGE_MEMBERS and held and len(self.fingerprints) >= 2:
             return "warning"
         return "info"
 
