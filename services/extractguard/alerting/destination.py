@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,6 +44,21 @@ class DestinationConfig(BaseModel):
     def build(self, case_base_url: str | None) -> Destination:
         """The destination this configuration describes (each module's `Config` says which)."""
         raise NotImplementedError
+
+
+C = TypeVar("C", bound=DestinationConfig)
+
+
+class ConfiguredDestination(Generic[C]):
+    """What every destination module's class shares: its configuration, its name (the
+    configuration's, else its kind) and where case pages are served (None: no links)."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, config: C, case_base_url: str | None = None) -> None:
+        self.config = config
+        self.name = config.name or self.kind
+        self.case_base_url = case_base_url
 
 
 class Destination(Protocol):

@@ -12,7 +12,14 @@ from typing import Any, Literal
 
 import orjson
 
-from extractguard.alerting.destination import Alert, DestinationConfig, OutgoingRequest, case_url, iso
+from extractguard.alerting.destination import (
+    Alert,
+    ConfiguredDestination,
+    DestinationConfig,
+    OutgoingRequest,
+    case_url,
+    iso,
+)
 
 
 def alertmanager_body(alerts: Sequence[Alert], case_base_url: str | None = None) -> list[dict[str, Any]]:
@@ -57,13 +64,8 @@ class Config(DestinationConfig):
         return Alertmanager(self, case_base_url)
 
 
-class Alertmanager:
+class Alertmanager(ConfiguredDestination[Config]):
     kind = KIND
-
-    def __init__(self, config: Config, case_base_url: str | None) -> None:
-        self.config = config
-        self.name = config.name or self.kind
-        self.case_base_url = case_base_url
 
     def requests(self, alerts: Sequence[Alert]) -> list[OutgoingRequest]:
         body = orjson.dumps(alertmanager_body(alerts, self.case_base_url))

@@ -16,7 +16,14 @@ from typing import Any, Literal
 import orjson
 from pydantic import SecretStr
 
-from extractguard.alerting.destination import Alert, DestinationConfig, OutgoingRequest, case_url, iso
+from extractguard.alerting.destination import (
+    Alert,
+    ConfiguredDestination,
+    DestinationConfig,
+    OutgoingRequest,
+    case_url,
+    iso,
+)
 
 EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}
@@ -88,13 +95,8 @@ class Config(DestinationConfig):
         return PagerDuty(self, case_base_url)
 
 
-class PagerDuty:
+class PagerDuty(ConfiguredDestination[Config]):
     kind = KIND
-
-    def __init__(self, config: Config, case_base_url: str | None) -> None:
-        self.config = config
-        self.name = config.name or self.kind
-        self.case_base_url = case_base_url
 
     def requests(self, alerts: Sequence[Alert]) -> list[OutgoingRequest]:
         key = self.config.routing_key.get_secret_value()

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import SecretStr
 
-from extractguard.alerting.destination import Alert, DestinationConfig, OutgoingRequest, case_url
+from extractguard.alerting.destination import Alert, ConfiguredDestination, DestinationConfig, OutgoingRequest, case_url
 
 MAX_HEADER = 150
 MAX_TEXT = 3000
@@ -101,13 +101,8 @@ class Config(DestinationConfig):
         return Slack(self, case_base_url)
 
 
-class Slack:
+class Slack(ConfiguredDestination[Config]):
     kind = KIND
-
-    def __init__(self, config: Config, case_base_url: str | None) -> None:
-        self.config = config
-        self.name = config.name or self.kind
-        self.case_base_url = case_base_url
 
     def requests(self, alerts: Sequence[Alert]) -> list[OutgoingRequest]:
         url = self.config.url.get_secret_value()

@@ -21,7 +21,7 @@ from typing import Literal
 import orjson
 from pydantic import SecretStr
 
-from extractguard.alerting.destination import Alert, DestinationConfig, OutgoingRequest
+from extractguard.alerting.destination import Alert, ConfiguredDestination, DestinationConfig, OutgoingRequest
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -40,12 +40,8 @@ class Config(DestinationConfig):
         return Webhook(self)
 
 
-class Webhook:
+class Webhook(ConfiguredDestination[Config]):
     kind = KIND
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.name = config.name or self.kind
 
     def requests(self, alerts: Sequence[Alert]) -> list[OutgoingRequest]:
         body = orjson.dumps({"source": "extractguard", "alerts": list(alerts)})
