@@ -124,13 +124,13 @@ def test_alertmanager_receives_groups_and_resolves(alertmanager: str) -> None:
     now = int(time.time() * 1000)
     firing = [a for n, e in enumerate(("cmp-a", "cmp-b", "cmp-c")) for a in book.observe(_campaign(n, e), now)]
     burst = {**_campaign(9, "185.220.101.0/24"), "detector": "burst", "entity_kind": "ip_prefix"}
-    firing += book.observe(burst, now)
+    firing += book.observe(burst, now) + book.due_updates(now)  # a grouped rule delivers after the batch
     assert [r.status for r in sender.send(firing)] == ["delivered"] * 4
 
     _wait(lambda: len(_get(f"{alertmanager}/api/v2/alerts/groups") or []) == 2, "two groups")
     groups = {g["labels"]["rule"]: g for g in _get(f"{alertmanager}/api/v2/alerts/groups")}
     assert {a["labels"]["entity"] for a in groups["extraction_campaign"]["alerts"]} == {"cmp-a", "cmp-b", "cmp-c"}
-    assert [a["labels"]["entity"] for a in groups["shared_infrastructure_burst"]["alerts"]] == ["185.220.101.0/24"]
+    assert [a["labels"]["entity"] for a in groups["actor_burst"]["alerts"]] == ["185.220.101.0/24"]
     sample = groups["extraction_campaign"]["alerts"][0]
     assert "accounts_total" in sample["annotations"] and "cmp-a-a0" not in orjson.dumps(sample["labels"]).decode()
     assert sample["generatorURL"].startswith("https://cases.example/campaigns/")

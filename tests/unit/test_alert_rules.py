@@ -1,5 +1,5 @@
-"""Rule files: the shipped defaults are today's rules, a bad file says where, files reload, and a
-grouped rule makes one actor's burst one alert."""
+"""Rule files: the shipped defaults, a bad file says where, files reload, and the shipped grouped
+rule makes one actor's burst one alert."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from extractguard.alerting.rules import (
     DEFAULT_RULES,
     OPTIONAL_RULES,
     SHIPPED_RULES_DIR,
+    AlertRule,
     RuleFileError,
     load_rule_file,
     load_rule_files,
@@ -26,11 +27,10 @@ from extractguard.contracts.schemas import validate
 
 ACTOR_RULES = SHIPPED_RULES_DIR.parent / "rule_examples" / "one_alert_per_actor"
 
-#: The rules as they were written in Python before they became files: (name, detectors, kinds).
-TODAYS_RULES = [
-    ("shared_infrastructure_burst", {"burst"}, {"ip_prefix", "asn", "tls_ja4", "sdk"}),
+#: The shipped stream rules: (name, detectors, kinds).
+SHIPPED = [
+    ("actor_burst", {"burst"}, {"account", "org", "api_key", "ip_prefix", "asn", "tls_ja4", "sdk"}),
     ("template_burst", {"burst"}, {"template"}),
-    ("account_burst", {"burst"}, {"account", "org", "api_key"}),
     ("model_burst", {"burst"}, {"model"}),
     ("lockstep_model_pivot", {"launch"}, {"model"}),
     ("traffic_mix_drift", {"mix_drift"}, None),
@@ -38,16 +38,18 @@ TODAYS_RULES = [
 ]
 
 
-def test_shipped_rules_are_todays_rules() -> None:
+def test_shipped_rules() -> None:
     assert [
         (r.name, set(r.detectors), None if r.entity_kinds is None else set(r.entity_kinds)) for r in DEFAULT_RULES
-    ] == TODAYS_RULES
-    assert all(r.min_severity == "warning" and r.group is None and r.record_only is None for r in DEFAULT_RULES)
+    ] == SHIPPED
+    assert all(r.min_severity == "warning" and r.record_only is None for r in DEFAULT_RULES)
+    # Only the actor's burst is grouped: the others are one alert per entity already.
+    assert [r.name for r in DEFAULT_RULES if r.group is not None] == ["actor_burst"]
     assert [r.name for r in OPTIONAL_RULES] == ["extraction_behaviour"]
     rule = DEFAULT_RULES[0]
-    assert rule.dedup_key_of({"entity_kind": "ip_prefix", "entity": "10.0.0.0/24"}) == (
-        "shared_infrastructure_burst:ip_prefix:10.0.0.0/24"
-    )  # the keys alerts already delivered carry: a restart with the files finds them again
+    assert (
+        rule.dedup_key_of({"entity_kind": "ip_prefix", "entity": "10.0.0.0/24"}) == "actor_burst:ip_prefix:10.0.0.0/24"
+    )
 
 
 def _write(tmp_path: Path, text: str, name: str = "rules.yaml") -> Path:
@@ -94,7 +96,7 @@ def test_rules_check_command(tmp_path: Path) -> None:
     runner = CliRunner()
     shipped = runner.invoke(main, ["rules", "check"])
     assert shipped.exit_code == 0, shipped.output
-    assert "ok: 2 file(s), 8 stream and 3 SQL rules" in shipped.output
+    assert "ok: 2 file(s), 7 stream and 3 SQL rules" in shipped.output
     bad = _write(tmp_path, RULE + "    min_severity: loud\n")
     failed = runner.invoke(main, ["rules", "check", str(bad)])
     assert failed.exit_code == 1
@@ -132,12 +134,18 @@ ONE_ACTOR = [
 ]  # fmt: skip
 
 
-def test_one_actors_burst_on_six_entities_is_one_alert_naming_them() -> None:
-    per_entity = AlertBook(DEFAULT_RULES, renotify_s=300)
-    pages = [a for i, (k, e) in enumerate(ONE_ACTOR) for a in per_entity.observe(_burst(i, k, e, ["acct-1"]), 0)]
-    assert len(pages) == 6  # today's rules: one page per entity
+def _ungrouped(rules: tuple[AlertRule, ...]) -> tuple[AlertRule, ...]:
+    return tuple(r.model_copy(update={"group": None}) if r.group else r for r in rules)
 
-    rules = load_rule_files(rule_paths(ACTOR_RULES)).stream
+
+@pytest.mark.parametrize(
+    "rules", [DEFAULT_RULES, load_rule_files(rule_paths(ACTOR_RULES)).stream], ids=["shipped", "example"]
+)
+def test_one_actors_burst_on_six_entities_is_one_alert_naming_them(rules: tuple[AlertRule, ...]) -> None:
+    per_entity = AlertBook(_ungrouped(rules), renotify_s=300)
+    pages = [a for i, (k, e) in enumerate(ONE_ACTOR) for a in per_entity.observe(_burst(i, k, e, ["acct-1"]), 0)]
+    assert len(pages) == 6  # without the grouping: one page per entity
+
     book = AlertBook(rules, renotify_s=300)
     for i, (kind, entity) in enumerate(ONE_ACTOR):
         assert book.observe(_burst(i, kind, entity, ["acct-1", "acct-2"]), 0) == []  # paged after the batch

@@ -18,11 +18,11 @@ from extractguard.contracts.schemas import validate
 
 def detection(
     n: int,
-    entity: str = "185.220.101.0/24",
+    entity: str = "tpl-5f3a9c",
     severity: str = "warning",
     accounts: int = 3,
     detector: str = "burst",
-    kind: str = "ip_prefix",
+    kind: str = "template",  # a per-key rule: grouped rules are in test_alert_rules
 ) -> dict[str, Any]:
     return {
         "schema_version": 1, "detection_id": f"{n:032x}", "detector": detector, "detector_version": "1",
@@ -56,8 +56,8 @@ def test_escalation_is_delivered_at_once() -> None:
 
 def test_different_entities_and_rules_are_different_alerts() -> None:
     book = AlertBook(DEFAULT_RULES, renotify_s=300)
-    a = book.observe(detection(1, entity="185.220.101.0/24"), now_ms=0)
-    b = book.observe(detection(2, entity="185.220.102.0/24"), now_ms=0)
+    a = book.observe(detection(1, entity="tpl-a"), now_ms=0)
+    b = book.observe(detection(2, entity="tpl-b"), now_ms=0)
     c = book.observe(detection(3, entity="logprobs_share", detector="mix_drift", kind="global"), now_ms=0)
     assert len({x["dedup_key"] for x in a + b + c}) == 3
     assert c[0]["rule"] == "traffic_mix_drift"

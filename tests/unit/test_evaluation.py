@@ -16,7 +16,15 @@ from extractguard.evaluation.in_process import replay_in_process, run_in_process
 from extractguard.evaluation.scorecard import Scorecard
 from extractguard.evaluation.scoring import Truth, score_scenario
 from extractguard.evaluation.sources import UNLABELLED, SimulatedReplay, StreamReplay
-from extractguard.simulator.scenario import CampaignSpec, OrganicSpec, ProxyPool, Scenario
+from extractguard.simulator.scenario import (
+    CampaignSpec,
+    Evasion,
+    LookAlikes,
+    OrganicSpec,
+    ProxyPool,
+    Reseller,
+    Scenario,
+)
 from extractguard.simulator.stream_file import write_stream
 
 START_MS = 1_795_000_020_000 - 1_795_000_020_000 % 86_400_000 + 9 * 3_600_000
@@ -96,6 +104,27 @@ def test_in_process_a_plain_campaign_is_found_and_its_files_score_the_same(tmp_p
     assert written["scenarios"][0]["campaigns"][0]["detected"] is True
     assert written["overall"]["done_when"]["every_campaign_detected"] is True
     assert card.scenarios[0].extra["in_process"] is True
+
+
+def test_end_users_behind_a_reseller_are_judged_apart_and_the_reseller_is_named() -> None:
+    # The reseller's 200 customers and a 150-account campaign all come through two reseller accounts;
+    # the gateway passes a hashed end-user id. Judged per end user, the campaign is found and the
+    # reseller's org named as fronting it, and none of its honest customers is a member.
+    behind = MINI.model_copy(
+        update={
+            "lookalikes": LookAlikes(reseller=Reseller(accounts=200, rate_median_per_min=0.5, end_user_accounts=2)),
+            "campaigns": [CampaignSpec(name="downstream", accounts=150, start_s=600, rate_per_min=4,
+                                       evasion=Evasion(via_reseller=True))],
+        }
+    )  # fmt: skip
+    result = replay_in_process(SimulatedReplay(behind, START_MS))
+    [downstream] = result.score.campaigns
+    assert downstream.detected and downstream.resolved_as == 1
+    assert downstream.resolved_member_recall > 0.8 and downstream.resolved_cluster_precision == 1.0
+    assert result.score.organic_accounts_flagged == 0 and not result.score.organic_in_campaigns
+    [campaign] = [c for c in result.campaigns.values() if c["status"] != "merged"]
+    assert all("/eu:" in member for member in campaign["members"])
+    assert len(campaign["fronting_orgs"]) == 1  # the reseller's org, the one org they all share
 
 
 def test_eval_stream_needs_its_labels_and_a_name_fit_for_topics(tmp_path: Path) -> None:

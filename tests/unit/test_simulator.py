@@ -332,3 +332,21 @@ def test_the_default_scenarios_are_at_the_public_case_rates() -> None:
     adaptive = Scenario.from_yaml(SCENARIOS / "eval" / "adaptive.yaml")
     assert not adaptive.gateway.account_created
     assert Scenario.from_yaml(SCENARIOS / "eval-fast" / "hydra.yaml").campaigns[0].rate_per_min == 0.8
+
+
+def test_a_resellers_customers_can_be_end_users_of_its_accounts() -> None:
+    campaign = CampaignSpec(name="hidden", accounts=30, start_s=0, rate_per_min=0.5, evasion=Evasion(via_reseller=True))
+    reseller = Reseller(accounts=60, rate_median_per_min=0.2, egress_prefixes=2, end_user_accounts=3)
+    stream = _campaign_stream(campaign, lookalikes=LookAlikes(reseller=reseller))
+    behind = [(a, r) for a, r in stream if a.klass in ("reseller", "campaign")]
+    # The gateway sees three accounts and their keys, and each customer as an end-user id.
+    assert len({r.account_id for _, r in behind}) == 3 and len({r.api_key for _, r in behind}) == 3
+    assert all(r.end_user_id == a.account_id for a, r in behind)
+    assert {a.klass for a, _ in behind} == {"reseller", "campaign"}
+    hashed = build_event(behind[0][1], b"k")["end_user_id"]
+    assert hashed not in (None, behind[0][0].account_id)  # hashed at the gateway
+    # Without end-user accounts each customer is an account of its own, as before.
+    plain = _campaign_stream(
+        campaign, lookalikes=LookAlikes(reseller=reseller.model_copy(update={"end_user_accounts": 0}))
+    )
+    assert all(r.end_user_id is None and r.account_id == a.account_id for a, r in plain)

@@ -6,11 +6,11 @@ changed and `renotify_s` has passed since the last delivery.
 
 >>> from extractguard.alerting.rules import DEFAULT_RULES
 >>> book = AlertBook(DEFAULT_RULES, renotify_s=300)
->>> d = {"detection_id": "0" * 32, "detector": "burst", "entity_kind": "ip_prefix", "entity": "198.51.100.0/24",
+>>> d = {"detection_id": "0" * 32, "detector": "burst", "entity_kind": "template", "entity": "tpl-5f3a9c",
 ...      "severity": "warning", "window_start_ms": 0, "window_end_ms": 60000,
 ...      "evidence": {"summary": "s", "accounts": ["a1", "a2"]}}
 >>> [a["rule"] for a in book.observe(d, now_ms=1000)]
-['shared_infrastructure_burst']
+['template_burst']
 >>> book.observe({**d, "detection_id": "1" * 32}, now_ms=2000)  # same key, too soon to renotify
 []
 

@@ -15,6 +15,7 @@ from sys import intern
 from typing import Any
 
 from extractguard.contracts.link_activity import Census, Share
+from extractguard.contracts.subjects import subject_of
 from extractguard.detection.behaviour import AccountBehaviour
 from extractguard.detection.detectors import Detector, ExtractionDetector
 from extractguard.detection.detectors import build as build_detectors
@@ -57,9 +58,10 @@ class DetectionEngine:
         activity = self.activity
         for event in events:
             self.events_seen += 1
-            # Every event brings its own copy of the account id; the state keeps it in several
-            # places (tallies, windows, sets), and one shared copy per account saves ~60 bytes each.
-            event["account_id"] = intern(event["account_id"])
+            # Judged per subject: the account, or the end user behind it when the gateway passes one
+            # (see contracts.subjects). Every event brings its own copy of the id; the state keeps
+            # it in several places (tallies, windows, sets), and one shared copy saves ~60 bytes each.
+            event["account_id"] = intern(subject_of(event))
             shape = learn(event)
             for detector in detectors:
                 detector.learn_event(event)

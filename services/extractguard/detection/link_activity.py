@@ -58,7 +58,9 @@ class LinkActivity:
             accounts = self.open[start] = {}
         seen = accounts.get(event["account_id"])
         if seen is None:
-            created = event.get("account_created_ms")
+            # An end user behind a reseller has the reseller account's signup time, which says
+            # nothing of the end user: every customer of the reseller would be one "cohort".
+            created = None if event.get("end_user_id") else event.get("account_created_ms")
             seen = accounts[event["account_id"]] = [None if created is None else created // COHORT_MS, request_shape]
         elif request_shape > seen[1]:
             seen[1] = request_shape

@@ -95,6 +95,9 @@ class _Pipeline:
             self._detected(detection)
         for start, end, shares, census in engine.take_link_shares():
             self._link(partition, start, end, shares, census)
+        # Grouped rules (one alert per actor) deliver after the batch is folded, as the alerter does.
+        for alert in self.book.due_updates(int(events[-1]["event_time_ms"])):
+            self._record(alert)
 
     def _link(self, source: int, start: int, end: int, shares: list[Share], census: Census) -> None:
         grouped: list[list[Share]] = [[] for _ in range(self.link_partitions)]
@@ -115,10 +118,13 @@ class _Pipeline:
     def _detected(self, detection: dict[str, Any]) -> None:
         self.detections.append(detection)
         for alert in self.book.observe(detection, now_ms=int(detection["window_end_ms"])):
-            # A delivery naming the same accounts as its key's previous one changes no score.
-            if self._last_accounts.get(alert["dedup_key"]) != alert["accounts"]:
-                self._last_accounts[alert["dedup_key"]] = alert["accounts"]
-                self.alerts.append(alert)
+            self._record(alert)
+
+    def _record(self, alert: dict[str, Any]) -> None:
+        # A delivery naming the same accounts as its key's previous one changes no score.
+        if self._last_accounts.get(alert["dedup_key"]) != alert["accounts"]:
+            self._last_accounts[alert["dedup_key"]] = alert["accounts"]
+            self.alerts.append(alert)
 
 
 def replay_in_process(

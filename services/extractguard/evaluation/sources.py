@@ -27,6 +27,7 @@ import orjson
 
 from extractguard.contracts.rejection import InvalidMessage
 from extractguard.contracts.schemas import validate
+from extractguard.contracts.subjects import subject_of
 from extractguard.gateway.events import build_event
 from extractguard.simulator.ground_truth import label_record
 from extractguard.simulator.population import SimAccount
@@ -85,19 +86,15 @@ class SimulatedReplay:
     def events(self) -> Iterator[LabelledEvent]:
         accounts = self._accounts
         for account, request in generate(self.scenario, self.start_ms):
-            if account.account_id not in accounts:
-                accounts[account.account_id] = account
-            yield LabelledEvent(
-                account.account_id,
-                account.label,
-                account.klass,
-                account.campaign,
-                build_event(request, SIMULATION_KEY_SECRET),
-            )
+            event = build_event(request, SIMULATION_KEY_SECRET)
+            subject = subject_of(event)  # judged, and so scored, per end user behind a reseller
+            if subject not in accounts:
+                accounts[subject] = account
+            yield LabelledEvent(subject, account.label, account.klass, account.campaign, event)
 
     def label_records(self) -> list[dict[str, Any]]:
         now = int(time.time() * 1000)
-        return [label_record(self.name, a, now) for a in self._accounts.values()]
+        return [label_record(self.name, a, now, subject) for subject, a in self._accounts.items()]
 
 
 @dataclass
@@ -143,7 +140,7 @@ class StreamReplay:
     def events(self) -> Iterator[LabelledEvent]:
         stream = self._sorted if self._sorted is not None else (e for _n, e in _read_events(self.events_path))
         for event in stream:
-            account = event["account_id"]
+            account = subject_of(event)
             self._seen.add(account)
             record = self.labels.get(account)
             if record is None:

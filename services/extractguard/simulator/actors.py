@@ -109,9 +109,15 @@ class Actor:
     def request(self, ts: int, rng: random.Random, prompt: str, **shape: object) -> ObservedRequest:
         a = self.account
         ip, asn = self.address(rng)
+        # An end user of a reseller's account: the gateway sees that account and key, and the
+        # reseller's own id for its customer as the end-user id (hashed by the gateway).
+        account_id, api_key, created, end_user = a.account_id, a.api_key, a.created_ms, None
+        if a.via is not None:
+            (account_id, api_key, created), end_user = a.via, a.account_id
         return ObservedRequest(
-            account_id=a.account_id, org_id=a.org_id, api_key=a.api_key, client_ip=ip, client_asn=asn,
-            prompt=prompt, event_time_ms=ts, account_created_ms=a.created_ms if self.created_visible else None,
+            account_id=account_id, org_id=a.org_id, api_key=api_key, client_ip=ip, client_asn=asn,
+            end_user_id=end_user,
+            prompt=prompt, event_time_ms=ts, account_created_ms=created if self.created_visible else None,
             user_agent=a.user_agent,
             tls_ja4=a.ja4, sdk_name=a.sdk, client_country=a.country, event_id=event_id(rng),
             **shape,  # type: ignore[arg-type]

@@ -16,11 +16,14 @@ from extractguard.settings import KafkaSettings
 from extractguard.simulator.population import SimAccount
 
 
-def label_record(scenario: str, account: SimAccount, labelled_at_ms: int | None = None) -> dict[str, Any]:
-    """The ground truth of one account (schema `account_label` v1)."""
+def label_record(
+    scenario: str, account: SimAccount, labelled_at_ms: int | None = None, subject: str | None = None
+) -> dict[str, Any]:
+    """The ground truth of one account (schema `account_label` v1); `subject`: the id it is judged
+    as, when that is not its account id (an end user behind a reseller: `contracts.subjects`)."""
     return {
         "schema_version": 1,
-        "account_id": account.account_id,
+        "account_id": subject or account.account_id,
         "org_id": account.org_id,
         "label": account.label,
         "class": account.klass,

@@ -126,6 +126,9 @@ class SimAccount:
     created_ms: int
     country: str
     active_ms: int = 0  # when it starts sending (a campaign's signup wave); 0 = from the start
+    #: An end user of a reseller's account: (that account, its key, its signup time). The gateway
+    #: then sees the reseller's account and key, and this account's id as the end-user id.
+    via: tuple[str, str, int] | None = None
 
 
 class Ids:
@@ -185,6 +188,7 @@ class World:
         self.rng = random.Random(scenario.seed)
         self.ids = Ids(self.rng)
         self._reseller: Org | None = None
+        self._reseller_accounts: list[tuple[str, str, int]] = []
         #: Each campaign's proxy pool as (/24 prefix, ASN); empty for residential pools.
         self.proxy_pools: dict[str, list[tuple[str, int]]] = {}
         self.residential_asns = residential_asns(scenario.residential_asns)
@@ -266,7 +270,8 @@ class World:
             spec = extra.reseller
             for _ in range(spec.accounts):
                 rate = min(rng.lognormvariate(math.log(spec.rate_median_per_min), 1.0), 20.0)
-                accounts.append(self._member(org, "reseller", rate, domain=rng.choice(list(ORGANIC_DOMAINS))))
+                member = self._member(org, "reseller", rate, domain=rng.choice(list(ORGANIC_DOMAINS)))
+                accounts.append(self._behind_reseller(member))
         return accounts
 
     def reseller_org(self) -> Org:
@@ -278,7 +283,16 @@ class World:
             rng = self.rng
             prefixes = [(f"{CLOUD_ASNS[asn]}.{rng.randint(0, 255)}.{rng.randint(0, 255)}", asn) for _ in range(count)]
             self._reseller = Org(self.ids.org(), "mixed", True, prefixes, RESELLER_AGENT, RESELLER_JA4, "US")
+            for _ in range(spec.end_user_accounts if spec else 0):
+                created = self.start_ms - rng.randint(180, 900) * 86_400_000
+                self._reseller_accounts.append((self.ids.account(), self.ids.key(), created))
         return self._reseller
+
+    def _behind_reseller(self, account: SimAccount) -> SimAccount:
+        """The account as an end user of one of the reseller's accounts, when it has them."""
+        if not self._reseller_accounts:
+            return account
+        return replace(account, via=self.rng.choice(self._reseller_accounts))
 
     def everyone(self) -> list[SimAccount]:
         """Every account of the scenario: organic, look-alikes, then each campaign's."""
@@ -324,14 +338,13 @@ class World:
                 created = self.start_ms - rng.randint(60, 900) * 86_400_000  # bought, or taken over
             else:  # signed up shortly before its wave goes live
                 created = self.start_ms + int(activation_s * 1000) - rng.randint(600, 4 * 3600) * 1000
-            accounts.append(
-                SimAccount(
-                    account_id=self.ids.account(), org_id=org_id, api_key=self.ids.key(), label="campaign",
-                    klass="campaign", campaign=spec.name, domain="extraction", ip=f"{prefix}.{rng.randint(1, 254)}",
-                    asn=asn, ja4=ja4, user_agent=agent[0], sdk=agent[1],
-                    rate_per_min=rate * rng.uniform(0.8, 1.0),
-                    created_ms=created,
-                    country=rng.choice(COUNTRIES), active_ms=self.start_ms + int(activation_s * 1000),
-                )
+            account = SimAccount(
+                account_id=self.ids.account(), org_id=org_id, api_key=self.ids.key(), label="campaign",
+                klass="campaign", campaign=spec.name, domain="extraction", ip=f"{prefix}.{rng.randint(1, 254)}",
+                asn=asn, ja4=ja4, user_agent=agent[0], sdk=agent[1],
+                rate_per_min=rate * rng.uniform(0.8, 1.0),
+                created_ms=created,
+                country=rng.choice(COUNTRIES), active_ms=self.start_ms + int(activation_s * 1000),
             )  # fmt: skip
+            accounts.append(account if reseller is None else self._behind_reseller(account))
         return accounts

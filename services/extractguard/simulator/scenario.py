@@ -94,6 +94,12 @@ class Reseller(_Spec):
     accounts: int = Field(default=120, ge=1)
     rate_median_per_min: PerMinute = 0.3
     egress_prefixes: int = Field(default=2, ge=1)
+    end_user_accounts: int = Field(
+        default=0,
+        ge=0,
+        description="0: each end customer is an account of its own; N: every customer (and a campaign via the "
+        "reseller) is an end user of one of the reseller's N accounts, and the gateway passes a hashed end-user id.",
+    )
 
 
 class LookAlikes(_Spec):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 
+from extractguard.contracts.subjects import subject_of
 from extractguard.gateway.events import build_event
 from extractguard.simulator.ground_truth import label_record
 from extractguard.simulator.population import SimAccount
@@ -38,10 +39,11 @@ def write_stream(scenario: Scenario, start_ms: int, out_dir: Path) -> StreamFile
     count = 0
     with events_path.open("wb") as events:
         for account, request in generate(scenario, start_ms):
-            labels.setdefault(account.account_id, account)
-            events.write(orjson.dumps(build_event(request, SIMULATION_KEY_SECRET)) + b"\n")
+            event = build_event(request, SIMULATION_KEY_SECRET)
+            labels.setdefault(subject_of(event), account)
+            events.write(orjson.dumps(event) + b"\n")
             count += 1
     with labels_path.open("wb") as out:
         for account_id in sorted(labels):
-            out.write(orjson.dumps(label_record(scenario.name, labels[account_id], start_ms)) + b"\n")
+            out.write(orjson.dumps(label_record(scenario.name, labels[account_id], start_ms, account_id)) + b"\n")
     return StreamFiles(events_path, labels_path, count, len(labels))
