@@ -84,6 +84,10 @@ def test_the_red_team_view_counts_the_harvest_before_detection_and_the_accounts_
     markdown = Scorecard("t", "now", [score]).markdown()
     assert "| s | c | 20 | 2,000 | 6 | 600 | 1 of 2 (50.0%) | 10 | 1,000 |" in markdown
     assert "## Done when" in markdown and "All criteria met: **no**" in markdown
+    assert Scorecard("t", "now", [score]).as_dict()["complete"] is True and "Incomplete" not in markdown
+    partial = Scorecard("t", "now", [score], scenarios_pending=["hydra", "pivot"])
+    assert partial.as_dict()["complete"] is False
+    assert "**Incomplete**: still to run when written: hydra, pivot." in partial.markdown()
 
 
 def test_in_process_a_plain_campaign_is_found_and_its_files_score_the_same(tmp_path: Path) -> None:

@@ -159,12 +159,17 @@ class Evaluation:
             wait_http(f"http://{sql.sql_host}:{sql.sql_port}/healthz", 120, lander)
             wait_group_stable(self.kafka, lander_group, 120, lander)
             self.say(f"lander up (ClickHouse at {self.home / 'clickhouse'}); logs in {self.log_dir}")
+            card.scenarios_pending = [r.name for r in replays]
             for number, replay in enumerate(replays, 1):
                 self.say(f"scenario {number}/{len(replays)}: {replay.name} - {replay.description}")
                 began = time.monotonic()
                 score = self._scenario(replay)
                 score.extra["wall_seconds"] = round(time.monotonic() - began, 1)
                 card.scenarios.append(score)
+                card.scenarios_pending.remove(replay.name)
+                if card.scenarios_pending:  # a run of hours keeps what it measured if it is stopped
+                    card.wall_seconds = time.monotonic() - started
+                    self._write(card)
             self.say("waiting for ClickHouse to land everything")
             for topic in lander_topics:
                 _wait_caught_up(self.kafka, lander_group, topic, 300, lander)

@@ -38,6 +38,9 @@ class Scorecard:
     #: How it was run, and what the events went through (the in-process replay says so).
     command: str = "make eval"
     pipeline: str = "Kafka, the Faust detection workers, the alerter and ClickHouse"
+    #: Scenarios still to run: a long run writes its scorecard after each scenario, so a run that
+    #: is stopped keeps what it measured (and says it is incomplete).
+    scenarios_pending: list[str] = field(default_factory=list)
 
     def overall(self) -> dict[str, Any]:
         campaigns = [c for s in self.scenarios for c in s.campaigns]
@@ -62,6 +65,8 @@ class Scorecard:
             "scale": self.scale,
             "generated_at": self.generated_at,
             "wall_seconds": round(self.wall_seconds, 1),
+            "complete": not self.scenarios_pending,
+            "scenarios_pending": self.scenarios_pending,
             "overall": self.overall(),
             "scenarios": [s.as_dict() for s in self.scenarios],
             "detection_settings": self.detection_settings,
@@ -81,6 +86,11 @@ class Scorecard:
             f"(event time) · organic false-positive rate {o['organic_false_positive_rate']:.2%} · "
             f"organic alerts per day {o['organic_alerts_per_day']:.1f}",
             "",
+            *(
+                [f"**Incomplete**: still to run when written: {', '.join(self.scenarios_pending)}.", ""]
+                if self.scenarios_pending
+                else []
+            ),
             "## Campaigns",
             "",
             "| scenario | campaign | accounts | requests | detected | seconds to detect | requests before "
