@@ -3,6 +3,9 @@ Kafka connection settings in Faust's terms (so they reach a TLS or SASL cluster 
 EXTRACTGUARD_KAFKA_* settings as the librdkafka clients), and the `/metrics` page.
 
 >>> from extractguard.settings import KafkaSettings
+
+#: The exit status of a worker stopped because nearly all its input was invalid.
+EXIT_TOO_MANY_INVALID = 3
 >>> broker_credentials(KafkaSettings(security_protocol="PLAINTEXT")) is None
 True
 >>> type(broker_credentials(KafkaSettings(security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
@@ -12,7 +15,9 @@ True
 
 from __future__ import annotations
 
+import os
 import ssl
+from collections.abc import Awaitable
 from typing import Any
 
 import faust
@@ -20,8 +25,12 @@ from faust.types.auth import CredentialsT
 from prometheus_client import generate_latest
 
 from extractguard import metrics
+from extractguard.contracts.rejection import TooManyInvalid
 from extractguard.paths import data_home
 from extractguard.settings import KafkaSettings
+
+#: The exit status of a worker stopped because nearly all its input was invalid.
+EXIT_TOO_MANY_INVALID = 3
 
 
 def broker_urls(kafka: KafkaSettings) -> list[str]:
@@ -81,3 +90,18 @@ def worker_app(
         return web.bytes(generate_latest(), content_type=metrics.EXPOSITION_CONTENT_TYPE)
 
     return app
+
+
+async def stop_on_too_many_invalid(step: Awaitable[None], log: Any) -> None:
+    """Run one step of an agent; when the invalid-rate guard trips, end the process at once.
+
+    A Faust agent that raises is restarted by its supervisor, which would reset the guard and go on
+    routing everything to the DLQ: the opposite of stopping. Ending the process is safe where it
+    is used, because nothing past the last checkpoint is acknowledged (the same as a SIGKILL,
+    which the recovery tests cover); the orchestrator shows the crash and restarts it.
+    """
+    try:
+        await step
+    except TooManyInvalid as error:
+        log.critical("too_many_invalid", error=str(error), exit_status=EXIT_TOO_MANY_INVALID)
+        os._exit(EXIT_TOO_MANY_INVALID)

@@ -183,9 +183,16 @@ class CampaignSettings(BaseSettings):
     session_timeout_s: float = 15.0
     commit_interval_s: float = 2.8
     checkpoint_interval_s: float = Field(default=2.0, gt=0)
+    checkpoint_every_messages: int = Field(
+        default=200, ge=1, description="...or after this many unacknowledged messages of a partition, if sooner."
+    )
     faust_log_level: Literal["crit", "error", "warn", "info", "debug"] = "warn"
     web_port: int = 6067
     web_bind: str = Field(default="127.0.0.1", description="Where /metrics listens; 0.0.0.0 in a container.")
+    max_invalid_fraction: float = Field(
+        default=0.9, gt=0, le=1, description="Stop when more than this share of the last messages was invalid."
+    )
+    invalid_window_messages: int = Field(default=1000, ge=1, description="...of the last this many messages.")
 
 
 class AlerterSettings(BaseSettings):
@@ -223,3 +230,7 @@ class AlerterSettings(BaseSettings):
     max_poll_silence_s: float = Field(default=120.0, gt=0, description="/healthz fails after this long without a poll.")
     delivery_timeout_s: float = 5.0
     delivery_attempts: int = Field(default=5, ge=1)
+    max_invalid_fraction: float = Field(
+        default=0.9, gt=0, le=1, description="Stop when more than this share of the last detections was invalid."
+    )
+    invalid_window_messages: int = Field(default=1000, ge=1, description="...of the last this many detections.")

@@ -8,6 +8,8 @@ Stages for each batch of detections:
    destination, retried, rate-limited; each outcome produced to `alert.deliveries`), produce every
    alert to `alerts` (keyed by dedup key), wait for Kafka's acknowledgement, and only then commit
    the detections' offsets.
+When more than `max_invalid_fraction` of the last `invalid_window_messages` detections were
+invalid, `run` raises `TooManyInvalid` before committing that batch, and the process exits.
 At start the book is rebuilt from the `alerts` topic, so a restart does not page again for alerts
 that were already delivered. Rule files are reloaded when they change; silences and the SQL rules'
 data are read from ClickHouse (through the lander's SQL door when it owns the embedded database).
@@ -33,7 +35,7 @@ from extractguard.alerting.reload import RuleFiles
 from extractguard.alerting.silences import SILENCES_IN_FORCE_SQL, Silence, SilenceBook, to_page
 from extractguard.alerting.sql_rules import SqlRuleRunner
 from extractguard.contracts.dead_letters import DeadLetter
-from extractguard.contracts.rejection import InvalidMessage
+from extractguard.contracts.rejection import InvalidMessage, InvalidRateGuard
 from extractguard.contracts.schemas import decode_json, validate
 from extractguard.contracts.topics import ALERT_DELIVERIES, ALERTS, CAMPAIGNS, DETECTIONS, dlq_name
 from extractguard.health import HealthServer, PollHealth
@@ -154,6 +156,8 @@ class Alerter:
             }
         )
         self.producer = Producer({**kafka.client_config(), "enable.idempotence": True, "acks": "all"})
+        # A bad deploy upstream must not quietly route every detection to the DLQ: stop instead.
+        self.guard = InvalidRateGuard(settings.max_invalid_fraction, window=settings.invalid_window_messages)
         self._stop = threading.Event()
         self.alerts_raised = 0
         remembered = rebuild_book(self.book, kafka, settings.rebuild_lookback_s, sql_rules=self.sql_rules)
@@ -191,6 +195,7 @@ class Alerter:
         try:
             detection = validate("detection", decode_json(raw))
         except InvalidMessage as error:
+            self.guard.record(valid=False)
             dead = DeadLetter(
                 raw, error, SERVICE, f"kafka:{DETECTIONS}", DETECTIONS, message.partition(), message.offset()
             )
@@ -205,6 +210,7 @@ class Alerter:
                 detail=error.detail,
             )
             return
+        self.guard.record(valid=True)
         due += self.book.observe(detection, now_ms=int(time.time() * 1000))
 
     def _campaign(self, message: Message, due: list[dict[str, object]]) -> None:

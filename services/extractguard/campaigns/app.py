@@ -7,24 +7,22 @@
   changes goes to the compacted `campaigns` topic, and as a `campaign` detection to `detections`,
   which the alerter turns into one alert per campaign that updates as it grows.
 
-Both follow the detection worker's rule: what they sent is awaited, their state is checkpointed
-into a compacted topic of this app's own, and only then are their inputs acknowledged. A restart
-resumes from the checkpoint and skips the inputs it covers. Re-sent shares and evidence are
+Both run through `checkpointed_stage.CheckpointedStage`, as the detection worker does: what they
+sent is awaited, their state is checkpointed into a compacted topic of this app's own, and only
+then are their inputs acknowledged. A restart resumes from the checkpoint and skips the inputs it
+covers. Re-sent shares and evidence are
 harmless: the linker merges sharers by account and drops shares of windows it already weighed,
 and the resolver's evidence merge is idempotent per window.
 
-A message that cannot be decoded goes to the topic's DLQ with the reason, and the agent goes on.
+A message that cannot be decoded goes to the topic's DLQ with the reason, and the agent goes on;
+when nearly every message is invalid (more than `max_invalid_fraction` of the last
+`invalid_window_messages`) the worker stops (exit status 3).
 """
 
 from __future__ import annotations
 
-import asyncio
-import pickle
 import sys
-import time
-import zlib
-from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 import faust
@@ -33,12 +31,20 @@ import orjson
 from extractguard import gc_policy, metrics
 from extractguard.campaigns.linking import Evidence, FingerprintLinker
 from extractguard.campaigns.resolver import Campaign, CampaignResolver
+from extractguard.checkpointed_stage import (
+    CheckpointedStage,
+    CheckpointPolicy,
+    DeadLetterSender,
+    PickledState,
+    Position,
+    whole_message,
+)
 from extractguard.checkpoints import CheckpointStore
 from extractguard.contracts.dead_letters import DeadLetter
 from extractguard.contracts.findings import Feature, Finding
 from extractguard.contracts.link_activity import Census, Share
 from extractguard.contracts.link_activity import decode as decode_activity
-from extractguard.contracts.rejection import InvalidMessage, Reason
+from extractguard.contracts.rejection import InvalidRateGuard
 from extractguard.contracts.topics import (
     CAMPAIGNS,
     DETECTIONS,
@@ -48,7 +54,7 @@ from extractguard.contracts.topics import (
     contract,
     dlq_name,
 )
-from extractguard.faust_app import worker_app
+from extractguard.faust_app import stop_on_too_many_invalid, worker_app
 from extractguard.logs import configure
 from extractguard.settings import CampaignSettings, KafkaSettings
 
@@ -59,7 +65,6 @@ settings = CampaignSettings()
 kafka = KafkaSettings()
 sources = contract(GATEWAY_EVENTS).topic.partitions
 link_partitions = contract(FINGERPRINT_ACTIVITY).topic.partitions
-CHECKPOINT_FORMAT = 3
 RESOLVER_VERSION = "1"
 
 app = worker_app(
@@ -86,108 +91,6 @@ linker_checkpoints = CheckpointStore(kafka, f"{settings.app_id}-linker-checkpoin
 resolver_checkpoints = CheckpointStore(kafka, f"{settings.app_id}-resolver-checkpoints", 1)
 
 
-#: What a stage's `decode` may raise on a malformed message: the message goes to the DLQ.
-_MALFORMED = (InvalidMessage, orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError)
-
-
-class _Stage:
-    """One agent's per-partition state, with the checkpoint-before-acknowledge bookkeeping and the
-    consume loop both agents share: skip what the restored state covers, decode or dead-letter,
-    handle, checkpoint when due."""
-
-    def __init__(self, name: str, topic: str, store: CheckpointStore, make: Any) -> None:
-        self.name = name
-        self.topic = topic
-        self.store = store
-        self.make = make
-        self.states: dict[int, Any] = {}
-        self.offsets: dict[int, int] = {}  # partition -> last input offset the state holds
-        self.unsent: dict[int, list[Awaitable[Any]]] = defaultdict(list)
-        self.uncovered: dict[int, list[faust.EventT[bytes]]] = defaultdict(list)
-        self.last_checkpoint: dict[int, float] = {}
-        self.locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
-
-    async def state(self, partition: int) -> Any:
-        if partition not in self.states:
-            blob = await asyncio.to_thread(self.store.load, partition)
-            state, offset = self.make(), -1
-            if blob:
-                fmt, restored, restored_offset = pickle.loads(zlib.decompress(blob))  # our own topic only
-                if fmt == CHECKPOINT_FORMAT:
-                    state, offset = restored, restored_offset
-                    gc_policy.settle_restored_state()
-            self.states[partition], self.offsets[partition] = state, offset
-            self.last_checkpoint[partition] = time.monotonic()
-            log.info("state_ready", stage=self.name, partition=partition, restored=bool(blob), last_offset=offset)
-        return self.states[partition]
-
-    def forget(self, partition: int) -> None:
-        for book in (self.states, self.offsets, self.unsent, self.uncovered):
-            book.pop(partition, None)
-
-    async def checkpoint(self, partition: int) -> None:
-        if partition not in self.states:
-            return
-        await asyncio.gather(*self.unsent[partition])
-        self.unsent[partition].clear()
-        blob = zlib.compress(
-            pickle.dumps((CHECKPOINT_FORMAT, self.states[partition], self.offsets[partition]), protocol=5), 1
-        )
-        await asyncio.to_thread(self.store.save, partition, blob)
-        self.last_checkpoint[partition] = time.monotonic()
-        for event in self.uncovered[partition]:
-            event.ack()
-        self.uncovered[partition].clear()
-
-    def due(self, partition: int) -> bool:
-        return time.monotonic() - self.last_checkpoint.get(partition, 0) >= settings.checkpoint_interval_s
-
-    async def consume(
-        self,
-        stream: faust.StreamT[bytes],
-        decode: Callable[[bytes], Any],
-        handle: Callable[[Any, Any, list[Awaitable[Any]]], Awaitable[None]],
-    ) -> None:
-        """`handle(state, decoded, pending)` appends what it sends to `pending`, awaited before the
-        next checkpoint."""
-        async for event in stream.noack().events():  # type: ignore[attr-defined]
-            partition, offset = event.message.partition, event.message.offset
-            async with self.locks[partition]:
-                state = await self.state(partition)
-                if offset <= self.offsets[partition]:
-                    event.ack()  # the restored checkpoint already holds it
-                    continue
-                self.uncovered[partition].append(event)
-                value = event.value or b""
-                try:
-                    decoded = decode(value)
-                except _MALFORMED as error:
-                    await self.dead_letter(partition, offset, value, error)
-                else:
-                    await handle(state, decoded, self.unsent[partition])
-                self.offsets[partition] = offset
-                if self.due(partition):
-                    await self.checkpoint(partition)
-
-    async def dead_letter(self, partition: int, offset: int, value: bytes, error: Exception) -> None:
-        topic = self.topic
-        if isinstance(error, InvalidMessage):  # the contract's own check: its reason as it gave it
-            invalid = error
-        else:
-            reason = Reason.NOT_JSON if isinstance(error, orjson.JSONDecodeError) else Reason.SCHEMA_VIOLATION
-            invalid = InvalidMessage(reason, f"{type(error).__name__}: {error}"[:500])
-        reason = invalid.code
-        dead = DeadLetter(
-            original=value, error=invalid, service=SERVICE,
-            source=f"{topic}[{partition}]@{offset}", source_topic=topic, source_partition=partition,
-            source_offset=offset,
-        )  # fmt: skip
-        send = await dlqs[topic].send(value=value, headers=dead.headers(), force=True)  # type: ignore[arg-type]
-        self.unsent[partition].append(send)
-        metrics.DLQ_MESSAGES.labels(dlq_name(topic), str(reason)).inc()
-        log.warning("invalid_message", topic=topic, partition=partition, offset=offset, reason=str(reason))
-
-
 def _linker() -> FingerprintLinker:
     return FingerprintLinker(
         window_ms=settings.window_s * 1000, sources=sources, min_share=settings.min_share,
@@ -203,19 +106,21 @@ def _resolver() -> CampaignResolver:
     )  # fmt: skip
 
 
-linking = _Stage("link", FINGERPRINT_ACTIVITY, linker_checkpoints, _linker)
-resolving = _Stage("resolve", LINK_EVIDENCE, resolver_checkpoints, _resolver)
+#: One `fingerprint.activity` envelope: (source partition, window start, window end, shares, census).
+SharesEnvelope = tuple[int, int, int, list[Share], Census | None]
+#: One `link.evidence` envelope: (the linker's event-time clock, the evidence it weighed).
+EvidenceBatch = tuple[int, list[Evidence]]
 
 
-def _decode_shares(value: bytes) -> tuple[int, int, int, list[Share], Census | None]:
+def _decode_shares(value: bytes) -> SharesEnvelope:
     envelope = decode_activity(value)
     return envelope.source, envelope.window_start_ms, envelope.window_end_ms, envelope.shares, envelope.census
 
 
-@app.agent(activity_topic)
-async def link(stream: faust.StreamT[bytes]) -> None:
-    async def handle(linker: FingerprintLinker, decoded: Any, pending: list[Awaitable[Any]]) -> None:
-        source, start, end, shares, census = decoded
+async def _link(
+    linker: FingerprintLinker, envelopes: list[SharesEnvelope], _where: Position, pending: list[Awaitable[Any]]
+) -> None:
+    for source, start, end, shares, census in envelopes:
         closed_before = linker.weighed_until_ms
         evidence = linker.add(source, start, end, shares, census)
         if linker.weighed_until_ms != closed_before:
@@ -224,8 +129,6 @@ async def link(stream: faust.StreamT[bytes]) -> None:
             )
             pending.append(await evidence_topic.send(value=body, force=True))
             metrics.LINK_EVIDENCE.inc(len(evidence))
-
-    await linking.consume(stream, _decode_shares, handle)
 
 
 def campaign_detection(campaign: Campaign, window_ms: int) -> dict[str, Any]:
@@ -262,15 +165,15 @@ def campaign_detection(campaign: Campaign, window_ms: int) -> dict[str, Any]:
     return detection
 
 
-def _decode_evidence(value: bytes) -> tuple[int, list[Evidence]]:
+def _decode_evidence(value: bytes) -> EvidenceBatch:
     doc = orjson.loads(value)
     return int(doc["window_end_ms"]), [Evidence.from_record(r) for r in doc["evidence"]]
 
 
-@app.agent(evidence_topic)
-async def resolve(stream: faust.StreamT[bytes]) -> None:
-    async def handle(resolver: CampaignResolver, decoded: Any, pending: list[Awaitable[Any]]) -> None:
-        now_ms, evidence = decoded
+async def _resolve(
+    resolver: CampaignResolver, batches: list[EvidenceBatch], _where: Position, pending: list[Awaitable[Any]]
+) -> None:
+    for now_ms, evidence in batches:
         resolver.add_many(evidence)
         for campaign in resolver.resolve(now_ms):
             key = campaign.campaign_id.encode()
@@ -281,7 +184,46 @@ async def resolve(stream: faust.StreamT[bytes]) -> None:
             metrics.CAMPAIGN_UPDATES.labels(campaign.status).inc()
             log.info("campaign", campaign=campaign.campaign_id, status=campaign.status, members=len(campaign.members))
 
-    await resolving.consume(stream, _decode_evidence, handle)
+
+def _dead_letter_sender(topic: str) -> DeadLetterSender:
+    async def send(dead: DeadLetter) -> Awaitable[Any]:
+        return await dlqs[topic].send(value=dead.original, headers=dead.headers(), force=True)  # type: ignore[arg-type]
+
+    return send
+
+
+# Checkpoint layouts of the linker's and the resolver's state, bumped when their pickled classes change.
+LINKER_FORMAT = 4
+RESOLVER_FORMAT = 4
+_policy = CheckpointPolicy(settings.checkpoint_interval_s, settings.checkpoint_every_messages)
+linking: CheckpointedStage[FingerprintLinker, SharesEnvelope] = CheckpointedStage(
+    "link", service=SERVICE, topic=FINGERPRINT_ACTIVITY, dlq_topic=dlq_name(FINGERPRINT_ACTIVITY),
+    store=linker_checkpoints,
+    codec=PickledState(FingerprintLinker, LINKER_FORMAT), fresh=_linker,
+    read=whole_message(_decode_shares, SERVICE), handle=_link,
+    send_dead_letter=_dead_letter_sender(FINGERPRINT_ACTIVITY), policy=_policy,
+    guard=InvalidRateGuard(settings.max_invalid_fraction, window=settings.invalid_window_messages), log=log,
+)  # fmt: skip
+resolving: CheckpointedStage[CampaignResolver, EvidenceBatch] = CheckpointedStage(
+    "resolve", service=SERVICE, topic=LINK_EVIDENCE, dlq_topic=dlq_name(LINK_EVIDENCE),
+    store=resolver_checkpoints,
+    codec=PickledState(CampaignResolver, RESOLVER_FORMAT), fresh=_resolver,
+    read=whole_message(_decode_evidence, SERVICE), handle=_resolve,
+    send_dead_letter=_dead_letter_sender(LINK_EVIDENCE), policy=_policy,
+    guard=InvalidRateGuard(settings.max_invalid_fraction, window=settings.invalid_window_messages), log=log,
+)  # fmt: skip
+
+
+@app.agent(activity_topic)
+async def link(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.noack().events():  # type: ignore[attr-defined]
+        await stop_on_too_many_invalid(linking.process(event.message.partition, event.message.offset, event), log)
+
+
+@app.agent(evidence_topic)
+async def resolve(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.noack().events():  # type: ignore[attr-defined]
+        await stop_on_too_many_invalid(resolving.process(event.message.partition, event.message.offset, event), log)
 
 
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -296,10 +238,7 @@ async def forget_revoked(_app: Any, revoked: set[Any], **_kwargs: Any) -> None:
 @app.timer(interval=settings.checkpoint_interval_s)
 async def checkpoint_quiet_partitions() -> None:
     for stage in (linking, resolving):
-        for partition in list(stage.uncovered):
-            if stage.uncovered[partition] and stage.due(partition):
-                async with stage.locks[partition]:
-                    await stage.checkpoint(partition)
+        await stage.checkpoint_quiet()
 
 
 def run() -> None:

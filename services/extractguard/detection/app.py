@@ -12,12 +12,17 @@ Stages for each Kafka message (one batch envelope of events of one partition):
    the offset it covers) into this app's compacted checkpoint topic, and only then are the
    envelopes it covers acknowledged to Faust, which commits them.
 
-So the committed offset never runs ahead of the checkpoint. A restarted worker restores the
+Steps 1 and 4 are `checkpointed_stage.CheckpointedStage`'s, the one implementation the campaign
+service's agents share; its docstring states the guarantees. So the committed offset never runs
+ahead of the checkpoint. A restarted worker restores the
 engine from the checkpoint topic (see `checkpoints` for why not a Faust table), skips the
 envelopes its checkpoint already covers, and processes the rest: each event counts once, and
 its scores are those of an uninterrupted worker. Checkpoints are not taken at every window close:
 a replay closes hundreds of windows a minute and each checkpoint pickles the whole engine; what a
 crash makes a worker redo is re-sent with the same deterministic ids, which downstream dedups.
+
+When nearly every event is invalid (more than `max_invalid_fraction` of the last 1,000), the worker
+stops (exit status 3) rather than route all traffic to the DLQ.
 
 Faust costs ~200-280 us of CPU per Kafka message whatever it holds; envelopes of hundreds of
 events make that a few microseconds per event.
@@ -25,10 +30,7 @@ events make that a few microseconds per event.
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import time
-from collections import defaultdict
 from collections.abc import Awaitable
 from typing import Any
 
@@ -36,15 +38,18 @@ import faust
 import orjson
 
 from extractguard import gc_policy, metrics
+from extractguard.checkpointed_stage import CheckpointedStage, CheckpointPolicy, PickledState, Position, Read
 from extractguard.checkpoints import CheckpointStore
+from extractguard.contracts.dead_letters import DeadLetter
 from extractguard.contracts.intake import receive
 from extractguard.contracts.link_activity import envelopes
 from extractguard.contracts.rejection import InvalidRateGuard
 from extractguard.contracts.schemas import validate_gateway_event
 from extractguard.contracts.topics import DETECTIONS, FINGERPRINT_ACTIVITY, GATEWAY_EVENTS, contract, dlq_name
+from extractguard.detection.engine import CHECKPOINT_FORMAT as ENGINE_CHECKPOINT_FORMAT
 from extractguard.detection.engine import DetectionEngine
 from extractguard.detection.verdicts import Verdicts
-from extractguard.faust_app import worker_app
+from extractguard.faust_app import stop_on_too_many_invalid, worker_app
 from extractguard.logs import configure
 from extractguard.settings import DetectionSettings, IngestSettings, KafkaSettings
 
@@ -78,13 +83,6 @@ checkpoints = CheckpointStore(kafka, f"{settings.app_id}-detector-checkpoints", 
 # Verdicts on accounts, tailed from account.labels by every worker (see `verdicts`).
 verdicts = Verdicts(kafka, settings.learn_from_sources, group_id=f"{settings.app_id}-verdicts")
 
-engines: dict[int, DetectionEngine] = {}
-# Per partition: sends (detections, dead letters) not yet known to be acknowledged by Kafka, and
-# envelopes processed since the last checkpoint, not yet acknowledged to Faust.
-unsent: dict[int, list[Awaitable[Any]]] = defaultdict(list)
-uncovered: dict[int, list[faust.EventT[bytes]]] = defaultdict(list)
-last_checkpoint: dict[int, float] = {}
-locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 guard = InvalidRateGuard(settings.max_invalid_fraction)
 
 
@@ -94,59 +92,21 @@ def _validate(line: bytes) -> dict[str, Any]:
     )
 
 
-async def engine_for(partition: int) -> DetectionEngine:
-    engine = engines.get(partition)
-    if engine is None:
-        blob = await asyncio.to_thread(checkpoints.load, partition)
-        engine = DetectionEngine.restore(blob, settings) if blob else DetectionEngine(settings)
-        if blob:
-            gc_policy.settle_restored_state()
-        engine.attach_verdicts(verdicts)
-        engines[partition] = engine
-        last_checkpoint[partition] = time.monotonic()
-        log.info("engine_ready", partition=partition, restored=bool(blob), last_offset=engine.last_offset)
-    return engine
+def read_envelope(value: bytes, where: Position) -> Read[dict[str, Any]]:
+    """Stage 1: each line of the envelope validated; the refused ones as dead letters."""
+    intake = receive(value, _validate, service=SERVICE, topic=where.topic, partition=where.partition,
+                     offset=where.offset)  # fmt: skip
+    return Read(items=intake.valid, dead=intake.dead)
 
 
-@app.on_partitions_revoked.connect  # type: ignore[arg-type]
-async def forget_revoked(_app: Any, revoked: set[Any], **_kwargs: Any) -> None:
-    # Another worker may own these now: it resumes from the checkpoint; our copy would go stale.
-    for tp in revoked:
-        if tp.topic == GATEWAY_EVENTS:
-            engines.pop(tp.partition, None)
-            unsent.pop(tp.partition, None)
-            uncovered.pop(tp.partition, None)
-
-
-async def checkpoint(partition: int) -> None:
-    """Make everything processed so far durable, then let Faust commit it. Caller holds the lock."""
-    engine = engines.get(partition)
-    if engine is None:
-        return
-    await asyncio.gather(*unsent[partition])
-    unsent[partition].clear()
-    await asyncio.to_thread(checkpoints.save, partition, engine.checkpoint())
-    last_checkpoint[partition] = time.monotonic()
-    for event in uncovered[partition]:
-        event.ack()
-    uncovered[partition].clear()
-
-
-async def process_envelope(partition: int, offset: int, value: bytes) -> bool:
-    """Stages 1-3 for one envelope; True when a checkpoint is due. Caller holds the lock."""
-    engine = await engine_for(partition)
-    intake = receive(
-        value, _validate, service=SERVICE, topic=GATEWAY_EVENTS, partition=partition, offset=offset, guard=guard
-    )
-    pending = unsent[partition]
-    for dead in intake.dead:
-        pending.append(await dlq_topic.send(value=dead.original, headers=dead.headers(), force=True))  # type: ignore[arg-type]
-        metrics.DLQ_MESSAGES.labels(dlq_topic.get_topic_name(), str(dead.error.code)).inc()
-        log.warning("invalid_event", topic=GATEWAY_EVENTS, partition=partition, offset=offset, line=dead.line,
-                    reason=str(dead.error.code), detail=dead.error.detail)  # fmt: skip
+async def handle_events(
+    engine: DetectionEngine, events: list[dict[str, Any]], where: Position, pending: list[Awaitable[Any]]
+) -> None:
+    """Stages 2-3 for one envelope's valid events."""
+    partition, offset = where.partition, where.offset
     closed_before = engine.windows_closed
-    detections = engine.process(intake.valid, partition, offset)
-    metrics.DETECT_EVENTS.inc(len(intake.valid))
+    detections = engine.process(events, partition, offset)
+    metrics.DETECT_EVENTS.inc(len(events))
     for detection in detections:
         metrics.DETECTIONS.labels(detection["detector"], detection["severity"]).inc()
         key = f"{detection['entity_kind']}:{detection['entity']}".encode()
@@ -161,35 +121,51 @@ async def process_envelope(partition: int, offset: int, value: bytes) -> bool:
             pending.append(await activity_topic.send(value=body, partition=link_partition, force=True))
     if engine.windows_closed != closed_before:
         metrics.DETECT_WINDOWS_CLOSED.inc(engine.windows_closed - closed_before)
-    return (
-        len(uncovered[partition]) >= settings.checkpoint_every_envelopes
-        or time.monotonic() - last_checkpoint[partition] >= settings.checkpoint_interval_s
-    )
+
+
+async def send_dead_letter(dead: DeadLetter) -> Awaitable[Any]:
+    return await dlq_topic.send(value=dead.original, headers=dead.headers(), force=True)  # type: ignore[arg-type]
+
+
+detection_stage: CheckpointedStage[DetectionEngine, dict[str, Any]] = CheckpointedStage(
+    "detect",
+    service=SERVICE,
+    topic=GATEWAY_EVENTS,
+    dlq_topic=dlq_name(GATEWAY_EVENTS),
+    store=checkpoints,
+    # The engine's own layout version: the same bytes `DetectionEngine.checkpoint` writes.
+    codec=PickledState(DetectionEngine, ENGINE_CHECKPOINT_FORMAT),
+    fresh=lambda: DetectionEngine(settings),
+    prepare=lambda engine: engine.attach_verdicts(verdicts),
+    read=read_envelope,
+    handle=handle_events,
+    send_dead_letter=send_dead_letter,
+    policy=CheckpointPolicy(settings.checkpoint_interval_s, settings.checkpoint_every_envelopes),
+    guard=guard,
+    log=log,
+)
+
+
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]
+async def forget_revoked(_app: Any, revoked: set[Any], **_kwargs: Any) -> None:
+    # Another worker may own these now: it resumes from the checkpoint; our copy would go stale.
+    for tp in revoked:
+        if tp.topic == GATEWAY_EVENTS:
+            detection_stage.forget(tp.partition)
 
 
 @app.agent(events_topic)
 async def detect(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.noack().events():  # type: ignore[attr-defined]
-        partition, offset = event.message.partition, event.message.offset
-        async with locks[partition]:
-            if offset <= (await engine_for(partition)).last_offset:
-                event.ack()  # the restored checkpoint already holds it
-                continue
-            uncovered[partition].append(event)
-            if await process_envelope(partition, offset, event.value or b""):
-                await checkpoint(partition)
+        await stop_on_too_many_invalid(
+            detection_stage.process(event.message.partition, event.message.offset, event), log
+        )
 
 
 @app.timer(interval=settings.checkpoint_interval_s)
 async def checkpoint_quiet_partitions() -> None:
     """A partition that went quiet still gets its last envelopes checkpointed and committed."""
-    for partition in list(uncovered):
-        if (
-            uncovered[partition]
-            and time.monotonic() - last_checkpoint.get(partition, 0) >= settings.checkpoint_interval_s
-        ):
-            async with locks[partition]:
-                await checkpoint(partition)
+    await detection_stage.checkpoint_quiet()
 
 
 def run() -> None:
