@@ -53,8 +53,9 @@ class Evidence:
     targets: list[tuple[str, str]]  # (scope, entity), in the order decided
 
 
-def _group_id(rule: str, evidence_id: str, level: int) -> str:
-    return "grp-" + hashlib.blake2b(f"{rule}|{evidence_id}|{level}".encode(), digest_size=6).hexdigest()
+def _group_id(rule: str, evidence_id: str, level: int, now_ms: int) -> str:
+    """The decisions one piece of evidence made at one rung at one time (approved together)."""
+    return "grp-" + hashlib.blake2b(f"{rule}|{evidence_id}|{level}|{now_ms}".encode(), digest_size=6).hexdigest()
 
 
 class EnforcementBook:
@@ -207,7 +208,7 @@ class EnforcementBook:
         decision = {
             "schema_version": SCHEMA_VERSION,
             "decision_id": f"dec-{secrets.token_hex(8)}",
-            "group_id": _group_id(rule.name, evidence.evidence_id, level),
+            "group_id": _group_id(rule.name, evidence.evidence_id, level, now_ms),
             "scope": scope,
             "entity": entity,
             "action": rung.action,

@@ -28,8 +28,9 @@ SCOPES: tuple[Scope, ...] = ("account", "api_key", "org", "ip_prefix")
 EffectKind = Literal["none", "annotate", "limit", "challenge", "deny"]
 #: How strongly each effect refuses: where several decisions cover one request, the strongest applies.
 STRENGTH: dict[str, int] = {"none": 0, "annotate": 1, "limit": 2, "challenge": 3, "deny": 4}
-#: Statuses under which a decision's effect is enforced (until it expires).
-ENFORCED_STATUSES = frozenset({"active"})
+#: Statuses under which a decision applies (until it expires): an active one enforces its effect; one
+#: awaiting approval carries effect `none`, so it is counted as observed and enforces nothing.
+ENFORCED_STATUSES = frozenset({"active", "pending_approval"})
 
 
 def target_key(scope: str, entity: str) -> str:
