@@ -253,6 +253,8 @@ class EnvoyBouncerSettings(BaseSettings):
     key_secret: SecretStr = SecretStr("change-me")
     trusted_proxies: str = ""  # comma-separated CIDRs
     report_interval_s: float = Field(default=30.0, gt=0)
+    web_host: str = Field(default="127.0.0.1", description="Where /healthz, /readyz and /metrics listen.")
+    web_port: int = 6071
 
 
 class CrowdSecSettings(BaseSettings):

@@ -76,6 +76,9 @@ class DecisionFeed:
         self._thread.start()
         return self
 
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
         self._thread.join(timeout_s)
