@@ -155,6 +155,18 @@ def test_a_large_campaign_waits_for_a_person_and_is_enforced_only_once_approved(
         validate("enforcement_decision", record)
 
 
+def test_a_member_joining_a_campaign_starts_at_its_rung_under_its_approval(policy_file: Path) -> None:
+    book = EnforcementBook(load_policy(policy_file))
+    members = [f"m{i}" for i in range(60)]
+    book.campaign(campaign(members), now_ms=0)
+    group = next(d for d in book.campaign(campaign(members), now_ms=5 * MIN) if d["status"] == "pending_approval")
+    book.approve(group["group_id"], by="oncall", now_ms=6 * MIN)
+    joined = book.campaign(campaign([*members, "late"]), now_ms=7 * MIN)
+    assert [(d["entity"], d["action"], d["status"]) for d in joined] == [("late", "throttle", "active")]
+    assert joined[0]["approval"]["by"] == "oncall"  # covered by its campaign's approval of this rung
+    assert joined[0]["approval"]["reason"].startswith("covered by the approval of cmp-")
+
+
 def test_a_long_standing_paying_account_waits_while_its_neighbours_are_throttled(policy_file: Path) -> None:
     facts = AccountFacts({"old": AccountFact(created_ms=0, monthly_spend_usd=500.0),
                           "young": AccountFact(created_ms=399 * 86_400_000, monthly_spend_usd=500.0)})  # fmt: skip

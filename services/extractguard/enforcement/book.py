@@ -63,6 +63,11 @@ class EnforcementBook:
         self.policy = policy
         self.facts = facts or AccountFacts()
         self.decisions: dict[str, dict[str, Any]] = {}  # target key -> newest decision record
+        # Per (rule, evidence id): the highest rung enforced, and the rungs a person approved. The
+        # campaign climbs the ladder, not each account: a member that joins a campaign already
+        # throttled starts throttled, under the approval its campaign already has.
+        self.climbed: dict[tuple[str, str], tuple[int, int]] = {}  # -> (rung, when it was last decided)
+        self.approved: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}  # -> rung -> its approval
 
     # -- evidence in ------------------------------------------------------------------------
     def campaign(self, record: dict[str, Any], now_ms: int) -> list[dict[str, Any]]:
@@ -129,7 +134,7 @@ class EnforcementBook:
         for scope, entity in evidence.targets[: rule.max_targets]:
             if scope == "account" and not self._young_enough(rule, entity, now_ms):
                 continue
-            level = self._level_for(rule, target_key(scope, entity), now_ms)
+            level = self._level_for(rule, target_key(scope, entity), now_ms, evidence.evidence_id)
             if level is not None:
                 changed += self._new_decision(rule, level, scope, entity, evidence, now_ms)
         return changed
@@ -141,9 +146,20 @@ class EnforcementBook:
         age = None if fact is None else fact.age_days(now_ms)
         return age is None or age <= rule.when.max_account_age_days
 
-    def _level_for(self, rule: Rule, key: str, now_ms: int) -> int | None:
-        """The rung a target matched now goes to, or None when its decision stands."""
+    def _level_for(self, rule: Rule, key: str, now_ms: int, evidence_id: str) -> int | None:
+        """The rung a target matched now goes to, or None when its decision stands: the rung its
+        own ladder reaches, or the rung its evidence (its campaign) reached, if higher."""
+        floor, since_ms = self.climbed.get((rule.name, evidence_id), (0, now_ms))
+        floor = min(floor, len(rule.ladder) - 1)  # a reloaded policy may have a shorter ladder
+        if now_ms - since_ms > (rule.ladder[floor].ttl + rule.remember) * 1000:
+            floor = 0  # the campaign's climb is history: its members start over
         held = self.decisions.get(key)
+        if held is not None and held["rule"] == rule.name and held["level"] < floor and held["status"] == "active":
+            return floor  # behind its campaign: catch up
+        own = self._own_level(rule, held, now_ms)
+        return None if own is None else max(own, floor)
+
+    def _own_level(self, rule: Rule, held: dict[str, Any] | None, now_ms: int) -> int | None:
         top = len(rule.ladder) - 1
         if held is None:
             return 0
@@ -172,9 +188,12 @@ class EnforcementBook:
 
         return action(name).strength
 
-    def _approval_needed(self, evidence: Evidence, scope: str, entity: str, now_ms: int) -> str | None:
+    def _approval_needed(
+        self, rule: Rule, level: int, evidence: Evidence, scope: str, entity: str, now_ms: int
+    ) -> str | None:
         gate = self.policy.approval
-        if evidence.accounts_total >= gate.min_accounts:
+        covered = level in self.approved.get((rule.name, evidence.evidence_id), {})
+        if evidence.accounts_total >= gate.min_accounts and not covered:
             return f"the evidence names {evidence.accounts_total} accounts (>= {gate.min_accounts})"
         if scope == "account" and gate.long_standing is not None:
             fact = self.facts.get(entity)
@@ -196,7 +215,11 @@ class EnforcementBook:
         params = rung.validated_params().model_dump(mode="json")
         key = target_key(scope, entity)
         held = self.decisions.get(key)
-        why_approval = self._approval_needed(evidence, scope, entity, now_ms) if implementation.needs_approval else None
+        why_approval = (
+            self._approval_needed(rule, level, evidence, scope, entity, now_ms)
+            if implementation.needs_approval
+            else None
+        )
         details = dict(evidence.details)
         if scope == "account":
             fact = self.facts.get(entity)
@@ -220,13 +243,7 @@ class EnforcementBook:
             "rule": rule.name,
             "reason": f"{rule.name} rung {level + 1}/{len(rule.ladder)} ({rung.action}): {evidence.summary}"[:1024],
             "evidence": {"source": evidence.source, "score": evidence.score, **details},
-            "approval": {
-                "required": why_approval is not None,
-                "reason": why_approval,
-                "by": None,
-                "at_ms": None,
-                "note": None,
-            },
+            "approval": self._approval_of(rule, level, evidence, why_approval),
             "decided_at_ms": now_ms,
             "expires_at_ms": now_ms + ttl_ms,
             "updated_at_ms": now_ms,
@@ -239,8 +256,32 @@ class EnforcementBook:
                             "updated_at_ms": max(now_ms, held["updated_at_ms"] + 1) - 1})  # fmt: skip
             decision["updated_at_ms"] = max(now_ms, held["updated_at_ms"] + 1)
         self.decisions[key] = decision
+        self._climbed(decision)
         records.append(decision)
         return records
+
+    def _approval_of(self, rule: Rule, level: int, evidence: Evidence, why: str | None) -> dict[str, Any]:
+        """The approval record: needed (why), or given already to this rung of the evidence."""
+        given = self.approved.get((rule.name, evidence.evidence_id), {}).get(level)
+        if why is None and given is not None and evidence.accounts_total >= self.policy.approval.min_accounts:
+            return {**given, "reason": f"covered by the approval of {evidence.evidence_id} at this rung"[:256]}
+        return {"required": why is not None, "reason": why, "by": None, "at_ms": None, "note": None}
+
+    @staticmethod
+    def _evidence_id(decision: dict[str, Any]) -> str:
+        evidence = decision["evidence"]
+        return str(evidence.get("campaign_id") or evidence.get("detection_id") or "")
+
+    def _climbed(self, decision: dict[str, Any]) -> None:
+        """Remember the rung a decision's evidence reached (and whether a person approved it)."""
+        if decision["status"] != "active":
+            return
+        key = (decision["rule"], self._evidence_id(decision))
+        level, _since = self.climbed.get(key, (0, 0))
+        if int(decision["level"]) >= level:
+            self.climbed[key] = (int(decision["level"]), int(decision["decided_at_ms"]))
+        if decision["approval"].get("by"):
+            self.approved.setdefault(key, {}).setdefault(int(decision["level"]), decision["approval"])
 
     # -- time and people --------------------------------------------------------------------
     def expire_due(self, now_ms: int) -> list[dict[str, Any]]:
@@ -275,6 +316,7 @@ class EnforcementBook:
                 "expires_at_ms": now_ms + int(ttl_s * 1000), "updated_at_ms": max(now_ms, held["updated_at_ms"] + 1),
             }  # fmt: skip
             self.decisions[target_key(held["scope"], held["entity"])] = updated
+            self._climbed(updated)
             approved.append(updated)
         return approved
 
@@ -298,5 +340,6 @@ class EnforcementBook:
             held = self.decisions.get(key)
             if held is None or held["updated_at_ms"] <= record["updated_at_ms"]:
                 self.decisions[key] = record
+                self._climbed(record)
                 count += 1
         return count
