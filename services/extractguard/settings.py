@@ -262,6 +262,7 @@ class CrowdSecSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_CROWDSEC_")
 
+    group_id: str = "extractguard-crowdsec"
     lapi_url: str = "http://127.0.0.1:8080"
     machine_id: str = "extractguard"
     password: SecretStr = SecretStr("change-me")

@@ -118,3 +118,36 @@ def test_ip_prefix_decisions_reach_crowdsec_bouncers_and_expire_there(lapi: tupl
     assert _bouncer_sees(url, "192.0.2.10") == []  # its TTL ran out in CrowdSec too
     pusher.push([_decision(1, "ip_prefix", "198.51.100.0/24", "deny", ttl_s=600, status="lifted")])
     assert _bouncer_sees(url, "198.51.100.77") == []
+
+
+@pytest.mark.kafka
+def test_the_bouncer_pushes_what_the_enforcer_publishes(lapi: tuple[str, str], kafka: Any, run_id: str) -> None:
+    import threading
+
+    from confluent_kafka import Producer
+
+    from extractguard.contracts.enforcement import ENFORCEMENT_DECISIONS
+    from extractguard.enforcement.crowdsec import CrowdSecBouncer
+
+    url, password = lapi
+    octet = int(run_id[:2], 16)
+    decision = {**_decision(7, "ip_prefix", f"198.18.{octet}.0/24", "deny", ttl_s=600), "schema_version": 1}
+    producer = Producer(kafka.client_config())
+    producer.produce(
+        ENFORCEMENT_DECISIONS, key=f"ip_prefix:{decision['entity']}".encode(), value=orjson.dumps(decision)
+    )
+    producer.flush(10)
+    settings = CrowdSecSettings(lapi_url=url, machine_id="extractguard", password=password,  # type: ignore[arg-type]
+                                group_id=f"extractguard-crowdsec-{run_id}")  # fmt: skip
+    bouncer = CrowdSecBouncer(settings, kafka)
+    stopped = threading.Event()
+    loop = threading.Thread(target=bouncer.run, args=(stopped,), daemon=True)
+    loop.start()
+    try:
+        deadline = time.monotonic() + 60
+        while _bouncer_sees(url, f"198.18.{octet}.9") != ["ban"]:
+            assert time.monotonic() < deadline, "the decision did not reach CrowdSec"
+            time.sleep(0.5)
+    finally:
+        stopped.set()
+        loop.join(timeout=30)

@@ -281,3 +281,39 @@ def test_reports_count_per_decision_and_outcome_on_the_report_schema() -> None:
     records = feed.report_records(cache, "litellm", "pod-1", 0, 30_000)
     assert [(r["outcome"], r["requests"]) for r in records] == [("denied", 3)]
     validate("bouncer_report", records[0])
+
+
+def test_a_changed_policy_is_reloaded_and_a_broken_one_keeps_the_last(policy_file: Path) -> None:
+    import os
+
+    from extractguard.enforcement.service import PolicyFile
+
+    loaded = PolicyFile(policy_file)
+    assert loaded.reload_if_changed() is None
+    policy_file.write_text(POLICY.replace("revision: test-1", "revision: test-2"))
+    os.utime(policy_file, (1, 1))
+    assert loaded.reload_if_changed() is not None and loaded.policy.revision == "test-2"
+    policy_file.write_text(POLICY.replace("action: suspend", "action: banish"))
+    os.utime(policy_file, (2, 2))
+    assert loaded.reload_if_changed() is None and loaded.policy.revision == "test-2"
+
+
+def _burst(expected_false_alarms: float | None, severity: str = "critical") -> dict[str, Any]:
+    return {
+        "schema_version": 1, "detection_id": "8686b980eda314412aeb79a6f354bf9f", "detector": "burst",
+        "detector_version": "1", "entity_kind": "ip_prefix", "entity": "185.220.101.0/24", "score": 41.7,
+        "threshold": 8.0, "window_start_ms": 0, "window_end_ms": 60_000, "detected_at_ms": 60_000,
+        "severity": severity, "evidence": {"summary": "burst", "features": [], "accounts": ["a", "b"],
+                                           "expected_false_alarms_per_day": expected_false_alarms},
+    }  # fmt: skip
+
+
+def test_a_burst_acts_on_its_prefix_only_from_a_detector_that_knows_its_false_alarm_rate() -> None:
+    book = EnforcementBook(shipped_policy())
+    assert book.detection(_burst(None), now_ms=0) == []  # still learning its false-alarm rate
+    assert book.detection(_burst(5.0), now_ms=0) == []  # too many false alarms a day to act alone
+    assert book.detection(_burst(0.2, severity="warning"), now_ms=0) == []
+    (decision,) = book.detection(_burst(0.2), now_ms=0)
+    assert (decision["scope"], decision["entity"], decision["action"]) == ("ip_prefix", "185.220.101.0/24", "observe")
+    assert decision["evidence"]["expected_false_alarms_per_day"] == 0.2
+    validate("enforcement_decision", decision)

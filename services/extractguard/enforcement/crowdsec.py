@@ -129,15 +129,47 @@ class CrowdSecPusher:
         return len(alerts)
 
 
-def run() -> None:
-    from confluent_kafka import Consumer, TopicPartition
+class CrowdSecBouncer:
+    """The push loop: `enforcement.decisions` from its beginning (a consumer group of its own), each
+    batch pushed, offsets committed only once CrowdSec took it; a failed push is retried."""
 
-    settings = CrowdSecSettings()
-    kafka = KafkaSettings()
-    pusher = CrowdSecPusher(settings)
-    consumer = Consumer({**kafka.client_config(), "group.id": "extractguard-crowdsec", "enable.auto.commit": False,
-                         "auto.offset.reset": "earliest"})  # fmt: skip
-    consumer.subscribe([ENFORCEMENT_DECISIONS])
+    def __init__(self, settings: CrowdSecSettings, kafka: KafkaSettings) -> None:
+        from confluent_kafka import Consumer
+
+        self.settings = settings
+        self.pusher = CrowdSecPusher(settings)
+        self.consumer = Consumer({**kafka.client_config(), "group.id": settings.group_id,
+                                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})  # fmt: skip
+        self.pushed = 0
+
+    def run(self, stopped: threading.Event) -> None:
+        from confluent_kafka import TopicPartition
+
+        self.consumer.subscribe([ENFORCEMENT_DECISIONS])
+        try:
+            while not stopped.is_set():
+                messages = [m for m in self.consumer.consume(500, timeout=1.0) if not m.error()]
+                decisions = [orjson.loads(value) for m in messages if (value := m.value())]
+                if not decisions:
+                    continue
+                try:
+                    pushed = self.pusher.push(decisions)
+                except (CrowdSecError, urllib3.exceptions.HTTPError) as error:
+                    log.error("crowdsec_push_failed", error=str(error)[:300], retry_in_s=self.settings.push_interval_s)
+                    first = messages[0]  # rewind to the first decision not pushed
+                    self.consumer.seek(TopicPartition(first.topic() or "", first.partition() or 0, first.offset() or 0))
+                    stopped.wait(self.settings.push_interval_s)
+                    continue
+                self.consumer.commit(asynchronous=False)
+                self.pushed += pushed
+                if pushed:
+                    log.info("crowdsec_pushed", alerts=pushed)
+        finally:
+            self.consumer.close()
+
+
+def run() -> None:
+    bouncer = CrowdSecBouncer(CrowdSecSettings(), KafkaSettings())
     stopped = threading.Event()
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
@@ -145,22 +177,4 @@ def run() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    try:
-        while not stopped.is_set():
-            messages = [m for m in consumer.consume(500, timeout=settings.push_interval_s) if not m.error()]
-            decisions = [orjson.loads(value) for m in messages if (value := m.value())]
-            if not decisions:
-                continue
-            try:
-                pushed = pusher.push(decisions)
-            except (CrowdSecError, urllib3.exceptions.HTTPError) as error:
-                log.error("crowdsec_push_failed", error=str(error)[:300], retry_in_s=settings.push_interval_s)
-                first = messages[0]  # rewind to the first decision not pushed
-                consumer.seek(TopicPartition(first.topic() or "", first.partition() or 0, first.offset() or 0))
-                stopped.wait(settings.push_interval_s)
-                continue
-            consumer.commit(asynchronous=False)
-            if pushed:
-                log.info("crowdsec_pushed", alerts=pushed)
-    finally:
-        consumer.close()
+    bouncer.run(stopped)
