@@ -317,3 +317,21 @@ def test_a_burst_acts_on_its_prefix_only_from_a_detector_that_knows_its_false_al
     assert (decision["scope"], decision["entity"], decision["action"]) == ("ip_prefix", "185.220.101.0/24", "observe")
     assert decision["evidence"]["expected_false_alarms_per_day"] == 0.2
     validate("enforcement_decision", decision)
+
+
+def test_the_replay_counts_what_a_prefix_decision_would_refuse_an_honest_neighbour(policy_file: Path) -> None:
+    from extractguard.evaluation.enforcement_replay import RequestLog, replay
+
+    log = RequestLog()
+    members = ["c1", "c2", "c3"]
+    for t in range(0, 3_600_000, 60_000):
+        for account in members:
+            log.observe(account, "campaign", t, {"client_ip_prefix": "198.51.100.0/24"})
+        log.observe("honest", "organic", t, {"client_ip_prefix": "198.51.100.0/24"})  # behind the same proxy
+        log.observe("elsewhere", "organic", t, {"client_ip_prefix": "203.0.113.0/24"})
+    records = [{**campaign(members), "updated_ms": t} for t in range(600_000, 3_600_000, 120_000)]
+    outcome = replay(log, [], {a: "x" for a in members}, {"x": 600_000}, load_policy(policy_file), campaigns=records)
+    assert outcome.requests_after_detection["x"] == 150
+    assert outcome.served_after_detection["x"] < 150 * 0.3
+    assert outcome.organic_accounts_refused == {"honest"}  # the prefix decision hits it, not the other one
+    assert outcome.organic_requests_refused > 0

@@ -104,11 +104,17 @@ def replay(
     detected_at: dict[str, int | None],
     policy: Policy | None = None,
     approval_delay_s: float = APPROVAL_DELAY_S,
+    campaigns: list[dict[str, Any]] | None = None,
 ) -> ReplayOutcome:
-    """Apply `policy` (the shipped default) to the evidence, and the decisions to the requests."""
+    """Apply `policy` (the shipped default) to the evidence, and the decisions to the requests.
+    `campaigns`: the resolver's records in the order it made them (what the enforcer reads, with
+    every fingerprint and its sharers), when the run kept them; else the campaign detections."""
     book = EnforcementBook(policy or shipped_policy())
     cache = DecisionCache()
     outcome = ReplayOutcome()
+    if campaigns is not None:
+        records = [{**r, "entity_kind": "campaign record", "detected_at_ms": r["updated_ms"]} for r in campaigns]
+        detections = [d for d in detections if d["entity_kind"] != "campaign"] + records
     evidence = sorted(detections, key=lambda d: int(d["detected_at_ms"]))
     approvals: list[tuple[int, str]] = []
     next_evidence = 0
@@ -131,7 +137,9 @@ def replay(
         while next_evidence < len(evidence) and int(evidence[next_evidence]["detected_at_ms"]) <= now_ms:
             detection = evidence[next_evidence]
             at = int(detection["detected_at_ms"])
-            if detection["entity_kind"] == "campaign":
+            if detection["entity_kind"] == "campaign record":
+                take(book.campaign(detection, at), at)
+            elif detection["entity_kind"] == "campaign":
                 take(book.campaign(campaign_record(detection), at), at)
             else:
                 take(book.detection(detection, at), at)
@@ -156,11 +164,16 @@ def replay(
     return outcome
 
 
-def score_enforcement(score: ScenarioScore, log: RequestLog, detections: list[dict[str, Any]],
-                      campaign_of: dict[str, str]) -> None:  # fmt: skip
+def score_enforcement(
+    score: ScenarioScore,
+    log: RequestLog,
+    detections: list[dict[str, Any]],
+    campaign_of: dict[str, str],
+    campaigns: list[dict[str, Any]] | None = None,
+) -> None:
     """Add the policy's figures to a scenario's score (see the module doc for their meaning)."""
     detected_at = {c.name: c.detected_at_ms for c in score.campaigns}
-    outcome = replay(log, detections, campaign_of, detected_at)
+    outcome = replay(log, detections, campaign_of, detected_at, campaigns=campaigns)
     for c in score.campaigns:
         c.served_after_detection_fraction = (
             None if c.detected_at_ms is None or not c.requests

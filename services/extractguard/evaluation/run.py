@@ -243,7 +243,7 @@ class Evaluation:
         delete_topics_with_prefix(kafka, campaigns_id)
         score = score_scenario(scenario.name, scenario.duration_s, truth, alerts)
         score_resolved_campaigns(score, truth, resolved)
-        score_enforcement(score, self.requests, detections, truth.campaign)
+        score_enforcement(score, self.requests, detections, truth.campaign, resolved)
         score.extra.update(
             {
                 "detections": dict(Counter(f"{d['detector']}/{d['severity']}" for d in detections)),
