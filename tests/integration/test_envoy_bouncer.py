@@ -1,4 +1,5 @@
-"""The Envoy bouncer over gRPC, spoken to by clients built from Envoy's own protos (xds-protos):
+"""The Envoy bouncer over gRPC, spoken to by clients built from Envoy's own protos
+(envoy-data-plane's sync stubs over grpcio):
 ext_authz answers an honest request OK, a suspended account 403, a throttled API key 429 with
 Retry-After on the share its rate factor refuses, a challenged account 401 with a challenge body,
 a suspended IP prefix 403 whoever sends from it; the RLS answers OVER_LIMIT per descriptor. No
@@ -13,12 +14,28 @@ from typing import Any
 import pytest
 
 grpc = pytest.importorskip("grpc", reason="the envoy extra is not installed: pip install 'extractguard[envoy]'")
-pytest.importorskip("envoy.service.auth.v3.external_auth_pb2", reason="xds-protos is not installed")
+pytest.importorskip("envoy_data_plane", reason="envoy-data-plane is not installed: pip install 'extractguard[envoy]'")
 
-from envoy.config.core.v3 import address_pb2  # noqa: E402
-from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2  # noqa: E402
-from envoy.service.auth.v3 import attribute_context_pb2, external_auth_pb2, external_auth_pb2_grpc  # noqa: E402
-from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc  # noqa: E402
+from envoy_data_plane.envoy.config.core.v3 import Address, SocketAddress  # noqa: E402
+from envoy_data_plane.envoy.extensions.common.ratelimit.v3 import (  # noqa: E402
+    RateLimitDescriptor,
+    RateLimitDescriptorEntry,
+)
+from envoy_data_plane.envoy.service.auth.v3 import (  # noqa: E402
+    AttributeContext,
+    AttributeContextHttpRequest,
+    AttributeContextPeer,
+    AttributeContextRequest,
+    AuthorizationSyncStub,
+    CheckRequest,
+    CheckResponse,
+)
+from envoy_data_plane.envoy.service.ratelimit.v3 import (  # noqa: E402
+    RateLimitRequest,
+    RateLimitResponse,
+    RateLimitResponseCode,
+    RateLimitServiceSyncStub,
+)
 
 from extractguard.enforcement.envoy import EnvoyBouncer, serve  # noqa: E402
 from extractguard.settings import EnvoyBouncerSettings  # noqa: E402
@@ -57,24 +74,20 @@ def channel() -> Iterator[Any]:
     server.stop(1).wait()
 
 
-def _check(channel: Any, headers: dict[str, str], peer: str = "10.0.0.1") -> external_auth_pb2.CheckResponse:
-    request = external_auth_pb2.CheckRequest(
-        attributes=attribute_context_pb2.AttributeContext(
-            source=attribute_context_pb2.AttributeContext.Peer(
-                address=address_pb2.Address(socket_address=address_pb2.SocketAddress(address=peer, port_value=4242))
-            ),
-            request=attribute_context_pb2.AttributeContext.Request(
-                http=attribute_context_pb2.AttributeContext.HttpRequest(
-                    method="POST", path="/v1/chat/completions", headers=headers
-                )
+def _check(channel: Any, headers: dict[str, str], peer: str = "10.0.0.1") -> CheckResponse:
+    request = CheckRequest(
+        attributes=AttributeContext(
+            source=AttributeContextPeer(address=Address(socket_address=SocketAddress(address=peer, port_value=4242))),
+            request=AttributeContextRequest(
+                http=AttributeContextHttpRequest(method="POST", path="/v1/chat/completions", headers=headers)
             ),
         )
     )
-    return external_auth_pb2_grpc.AuthorizationStub(channel).Check(request, timeout=5)
+    return AuthorizationSyncStub(channel).check(request)
 
 
-def _status(response: external_auth_pb2.CheckResponse) -> int:
-    return 200 if response.HasField("ok_response") else response.denied_response.status.code
+def _status(response: CheckResponse) -> int:
+    return 200 if response.ok_response is not None else int(response.denied_response.status.code)
 
 
 def test_ext_authz_answers_each_decision_with_its_own_http_answer(channel: Any) -> None:
@@ -102,16 +115,15 @@ def test_ext_authz_answers_each_decision_with_its_own_http_answer(channel: Any) 
 
 
 def test_the_rate_limit_service_answers_per_descriptor(channel: Any) -> None:
-    stub = rls_pb2_grpc.RateLimitServiceStub(channel)
+    stub = RateLimitServiceSyncStub(channel)
 
-    def ask(*descriptors: dict[str, str]) -> rls_pb2.RateLimitResponse:
-        return stub.ShouldRateLimit(rls_pb2.RateLimitRequest(domain="llm", descriptors=[
-            ratelimit_pb2.RateLimitDescriptor(entries=[
-                ratelimit_pb2.RateLimitDescriptor.Entry(key=k, value=v) for k, v in d.items()
-            ]) for d in descriptors
-        ]), timeout=5)  # fmt: skip
+    def ask(*descriptors: dict[str, str]) -> RateLimitResponse:
+        return stub.should_rate_limit(RateLimitRequest(domain="llm", descriptors=[
+            RateLimitDescriptor(entries=[RateLimitDescriptorEntry(key=k, value=v) for k, v in d.items()])
+            for d in descriptors
+        ]))  # fmt: skip
 
-    ok, over = rls_pb2.RateLimitResponse.OK, rls_pb2.RateLimitResponse.OVER_LIMIT
+    ok, over = RateLimitResponseCode.OK, RateLimitResponseCode.OVER_LIMIT
     assert ask({"account": "acct-ok"}).overall_code == ok
     answer = ask({"account": "acct-ok"}, {"account": "acct-suspended"})
     assert answer.overall_code == over and [s.code for s in answer.statuses] == [ok, over]

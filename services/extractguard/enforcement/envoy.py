@@ -15,8 +15,11 @@ background from `enforcement.decisions`: no network call per request.
   OVER_LIMIT on the requests its rate factor refuses, a suspended or challenged one always (RLS
   can only say over-limit: use ext_authz for the 401 and 403 answers).
 
-Needs the `envoy` extra: `pip install 'extractguard[envoy]'` (grpcio and xds-protos, which ships
-Envoy's generated protos).
+Needs the `envoy` extra: `pip install 'extractguard[envoy]'`: grpcio for the server, and Envoy's
+messages from envoy-data-plane (generated from Envoy's data-plane API, namespaced under
+`envoy_data_plane`). Not xds-protos: it ships its own copy of `opentelemetry.proto`, which would
+overwrite the one the OTLP receiver reads. The two services are served through grpcio's generic
+handlers under Envoy's own method names, the messages (de)serialised by envoy-data-plane.
 """
 
 from __future__ import annotations
@@ -25,16 +28,12 @@ import json
 import signal
 import threading
 import time
+import warnings
 from concurrent import futures
 from types import FrameType
 from typing import Any
 
 import grpc
-from envoy.config.core.v3 import base_pb2
-from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
-from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
-from envoy.type.v3 import http_status_pb2
-from google.rpc import code_pb2, status_pb2
 
 from extractguard import metrics
 from extractguard.health import HealthServer, PollHealth
@@ -46,6 +45,19 @@ from extractguard_gateway.enforcement.feed import DecisionFeed
 from extractguard_gateway.enforcement.identity import prefix_of
 from extractguard_gateway.events import api_key_hash
 
+with warnings.catch_warnings():  # envoy-data-plane's generated validators warn of a pydantic deprecation
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from envoy_data_plane.envoy.config.core.v3 import HeaderValue, HeaderValueOption
+    from envoy_data_plane.envoy.service.auth.v3 import CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse
+    from envoy_data_plane.envoy.service.ratelimit.v3 import (
+        RateLimitRequest,
+        RateLimitResponse,
+        RateLimitResponseCode,
+        RateLimitResponseDescriptorStatus,
+    )
+    from envoy_data_plane.envoy.type.v3 import HttpStatus, StatusCode
+    from envoy_data_plane.google.rpc import Status
+
 SERVICE = "envoy-bouncer"
 log = configure(SERVICE)
 
@@ -54,8 +66,14 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _header(key: str, value: str) -> base_pb2.HeaderValueOption:
-    return base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key=key, value=value))
+#: google.rpc.Code values (google/rpc/code.proto).
+_OK, _PERMISSION_DENIED = 0, 7
+AUTHORIZATION = "envoy.service.auth.v3.Authorization"
+RATE_LIMIT_SERVICE = "envoy.service.ratelimit.v3.RateLimitService"
+
+
+def _header(key: str, value: str) -> HeaderValueOption:
+    return HeaderValueOption(header=HeaderValue(key=key, value=value))
 
 
 def _bearer(value: str | None) -> str | None:
@@ -65,7 +83,7 @@ def _bearer(value: str | None) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else value.strip() or None
 
 
-class EnvoyBouncer(external_auth_pb2_grpc.AuthorizationServicer, rls_pb2_grpc.RateLimitServiceServicer):
+class EnvoyBouncer:
     def __init__(self, cache: DecisionCache, settings: EnvoyBouncerSettings) -> None:
         self.cache = cache
         self.settings = settings
@@ -76,20 +94,23 @@ class EnvoyBouncer(external_auth_pb2_grpc.AuthorizationServicer, rls_pb2_grpc.Ra
         return not self.cache.ready.is_set() and not self.settings.fail_open
 
     # -- ext_authz ----------------------------------------------------------------------------
-    def identity_of_check(self, request: external_auth_pb2.CheckRequest) -> Identity:
-        http = request.attributes.request.http
-        headers = {k.lower(): v for k, v in http.headers.items()}
-        for entry in http.header_map.headers:  # Envoy sends one of the two maps
+    def identity_of_check(self, request: CheckRequest) -> Identity:
+        attributes = request.attributes
+        http = attributes.request.http if attributes and attributes.request else None
+        headers = {k.lower(): v for k, v in (http.headers if http else {}).items()}
+        for entry in http.header_map.headers if http and http.header_map else []:  # Envoy sends one of the two
             headers.setdefault(entry.key.lower(), entry.value or entry.raw_value.decode("utf-8", "replace"))
         key = _bearer(headers.get(self.settings.api_key_header.lower()))
-        peer = request.attributes.source.address.socket_address.address or None
+        source = attributes.source if attributes else None
+        socket = source.address.socket_address if source and source.address else None
+        peer = socket.address if socket and socket.address else None
         return Identity(
             account=headers.get(self.settings.account_header.lower()) or None,
             api_key=api_key_hash(key, self.secret) if key else None,
             ip_prefix=prefix_of(client_address(headers.get("x-forwarded-for"), peer, self.trusted)),
         )
 
-    def Check(self, request: external_auth_pb2.CheckRequest, context: Any) -> external_auth_pb2.CheckResponse:
+    def check(self, request: CheckRequest, context: Any = None) -> CheckResponse:
         if self._unavailable():
             body = {"error": {"type": "enforcement_unavailable", "message": "decisions not loaded yet"}}
             verdict = Verdict(503, "unavailable", None, {"Retry-After": "5"}, body)
@@ -98,17 +119,12 @@ class EnvoyBouncer(external_auth_pb2_grpc.AuthorizationServicer, rls_pb2_grpc.Ra
         metrics.BOUNCER_REQUESTS.labels("envoy_ext_authz", verdict.outcome).inc()
         if verdict.admitted:
             headers = [_header(f"x-extractguard-{k.replace('_', '-')}", v) for k, v in verdict.annotations.items()]
-            return external_auth_pb2.CheckResponse(
-                status=status_pb2.Status(code=code_pb2.OK),
-                ok_response=external_auth_pb2.OkHttpResponse(headers=headers),
-            )
+            return CheckResponse(status=Status(code=_OK), ok_response=OkHttpResponse(headers=headers))
         headers = [_header(k, v) for k, v in verdict.headers.items()] + [_header("content-type", "application/json")]
-        return external_auth_pb2.CheckResponse(
-            status=status_pb2.Status(code=code_pb2.PERMISSION_DENIED),
-            denied_response=external_auth_pb2.DeniedHttpResponse(
-                status=http_status_pb2.HttpStatus(code=verdict.status),
-                headers=headers,
-                body=json.dumps(verdict.body),
+        return CheckResponse(
+            status=Status(code=_PERMISSION_DENIED),
+            denied_response=DeniedHttpResponse(
+                status=HttpStatus(code=StatusCode(verdict.status)), headers=headers, body=json.dumps(verdict.body)
             ),
         )
 
@@ -123,9 +139,9 @@ class EnvoyBouncer(external_auth_pb2_grpc.AuthorizationServicer, rls_pb2_grpc.Ra
             ip_prefix=entries.get("ip_prefix") or prefix_of(address),
         )
 
-    def ShouldRateLimit(self, request: rls_pb2.RateLimitRequest, context: Any) -> rls_pb2.RateLimitResponse:
-        over = rls_pb2.RateLimitResponse.OVER_LIMIT
-        ok = rls_pb2.RateLimitResponse.OK
+    def should_rate_limit(self, request: RateLimitRequest, context: Any = None) -> RateLimitResponse:
+        over = RateLimitResponseCode.OVER_LIMIT
+        ok = RateLimitResponseCode.OK
         statuses = []
         retry_after: int | None = None
         for descriptor in request.descriptors:
@@ -139,17 +155,29 @@ class EnvoyBouncer(external_auth_pb2_grpc.AuthorizationServicer, rls_pb2_grpc.Ra
                 if not verdict.admitted and verdict.decision is not None:
                     seconds = verdict.decision.effect.retry_after_s
                     retry_after = seconds if retry_after is None else max(retry_after, seconds)
-            statuses.append(rls_pb2.RateLimitResponse.DescriptorStatus(code=code))
+            statuses.append(RateLimitResponseDescriptorStatus(code=code))
         overall = over if any(s.code == over for s in statuses) else ok
         # RLS takes bare header values here (ext_authz takes header value options).
-        headers = [base_pb2.HeaderValue(key="retry-after", value=str(retry_after))] if retry_after is not None else []
-        return rls_pb2.RateLimitResponse(overall_code=overall, statuses=statuses, response_headers_to_add=headers)
+        headers = [HeaderValue(key="retry-after", value=str(retry_after))] if retry_after is not None else []
+        return RateLimitResponse(overall_code=overall, statuses=statuses, response_headers_to_add=headers)
 
 
 def serve(bouncer: EnvoyBouncer, host: str, port: int, workers: int = 8) -> grpc.Server:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
-    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(bouncer, server)
-    rls_pb2_grpc.add_RateLimitServiceServicer_to_server(bouncer, server)
+    check = grpc.unary_unary_rpc_method_handler(
+        bouncer.check, request_deserializer=CheckRequest.FromString, response_serializer=CheckResponse.SerializeToString
+    )
+    limit = grpc.unary_unary_rpc_method_handler(
+        bouncer.should_rate_limit,
+        request_deserializer=RateLimitRequest.FromString,
+        response_serializer=RateLimitResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(AUTHORIZATION, {"Check": check}),
+            grpc.method_handlers_generic_handler(RATE_LIMIT_SERVICE, {"ShouldRateLimit": limit}),
+        ]
+    )
     bound = server.add_insecure_port(f"{host}:{port}")
     if not bound:
         raise RuntimeError(f"could not listen on {host}:{port}")
