@@ -130,8 +130,22 @@ def test_the_bouncer_pushes_what_the_enforcer_publishes(lapi: tuple[str, str], k
     from extractguard.enforcement.crowdsec import CrowdSecBouncer
 
     url, password = lapi
+    from extractguard.contracts.enforcement import valid_decision
+    from extractguard.enforcement.book import EnforcementBook
+    from extractguard.enforcement.policy import shipped_policy
+
     octet = int(run_id[:2], 16)
-    decision = {**_decision(7, "ip_prefix", f"198.18.{octet}.0/24", "deny", ttl_s=600), "schema_version": 1}
+    burst = {
+        "schema_version": 1, "detection_id": run_id.ljust(32, "0"), "detector": "burst", "detector_version": "1",
+        "entity_kind": "ip_prefix", "entity": f"198.18.{octet}.0/24", "score": 40.0, "threshold": 8.0,
+        "window_start_ms": 0, "window_end_ms": 60_000, "detected_at_ms": 60_000, "severity": "critical",
+        "evidence": {"summary": "burst", "features": [], "accounts": [], "expected_false_alarms_per_day": 0.1},
+    }  # fmt: skip
+    book = EnforcementBook(shipped_policy())
+    now = int(time.time() * 1000)
+    book.detection(burst, now_ms=now - 10 * 60_000)  # observed ten minutes ago...
+    (decision,) = [d for d in book.detection(burst, now_ms=now) if d["status"] == "active"]  # ...throttled now
+    decision = valid_decision({**decision, "action": "suspend", "effect": {"kind": "deny"}})
     producer = Producer(kafka.client_config())
     producer.produce(
         ENFORCEMENT_DECISIONS, key=f"ip_prefix:{decision['entity']}".encode(), value=orjson.dumps(decision)

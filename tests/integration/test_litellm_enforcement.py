@@ -110,11 +110,6 @@ def test_a_campaign_is_observed_throttled_then_suspended_while_an_honest_key_kee
     kafka: KafkaSettings, embedded_path: Path, services: list[Service], tmp_path: Path, run_id: str
 ) -> None:
     _litellm()
-    campaign_keys = {f"sk-eg-cmp-{run_id}-{i}": {"user_id": f"cmp-{run_id}-{i}"} for i in range(CAMPAIGN_KEYS)}
-    honest_key = f"sk-eg-honest-{run_id}"
-    keys = {**campaign_keys, honest_key: {"user_id": f"honest-{run_id}", "team_id": "research"}}
-    members = [who["user_id"] for who in campaign_keys.values()]
-
     client = connect(f"chdb://{embedded_path}")
     migrate.apply(client, {"events_ttl_days": 30})
     lock = threading.Lock()
@@ -123,6 +118,20 @@ def test_a_campaign_is_observed_throttled_then_suspended_while_an_honest_key_kee
     lander = Lander(client, lock, LanderSettings(group_id=lander_group, batch_max_wait_s=0.5), kafka)
     landing = threading.Thread(target=lander.run, daemon=True)
     landing.start()
+    try:
+        _run(kafka, client, lock, services, tmp_path, run_id)
+    finally:  # a lander left running would land into the next test's database
+        lander.stop()
+        landing.join(timeout=30)
+
+
+def _run(
+    kafka: KafkaSettings, client: Any, lock: threading.Lock, services: list[Service], tmp_path: Path, run_id: str
+) -> None:
+    campaign_keys = {f"sk-eg-cmp-{run_id}-{i}": {"user_id": f"cmp-{run_id}-{i}"} for i in range(CAMPAIGN_KEYS)}
+    honest_key = f"sk-eg-honest-{run_id}"
+    keys = {**campaign_keys, honest_key: {"user_id": f"honest-{run_id}", "team_id": "research"}}
+    members = [who["user_id"] for who in campaign_keys.values()]
 
     since = {topic: end_offsets(kafka, topic) for topic in (ENFORCEMENT_DECISIONS, ENFORCEMENT_REPORTS)}
     group = f"extractguard-enforcer-test-{run_id}"
@@ -249,8 +258,6 @@ def test_a_campaign_is_observed_throttled_then_suspended_while_an_honest_key_kee
         if {r[0] for r in landed} == ids and dict(counted).get("denied") == statuses[403]:
             break
         time.sleep(1)
-    lander.stop()
-    landing.join(timeout=30)
     assert {r[0] for r in landed} == ids
     assert {(r[3], r[4], r[5], r[6]) for r in landed} == {
         (f"cmp-{run_id[:10]}00", "extraction_campaign", "litellm-test", "campaign")

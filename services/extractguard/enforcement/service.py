@@ -91,11 +91,26 @@ class Enforcer:
         self._stop = threading.Event()
         self._refreshed_at = time.monotonic()
         self._expired_at = 0.0
-        restored = self.book.restore(orjson.loads(v) for v in read_since(kafka, ENFORCEMENT_DECISIONS, {}) if v)
+        restored = self.book.restore(self._readable(read_since(kafka, ENFORCEMENT_DECISIONS, {})))
         log.info("decision_book_rebuilt", decisions=restored, policy=self.book.policy.revision)
 
     def stop(self) -> None:
         self._stop.set()
+
+    @staticmethod
+    def _readable(values: list[bytes]) -> list[dict[str, Any]]:
+        """The decisions of the topic that meet their schema; anything else is skipped, loudly (the
+        lander dead-letters it): a foreign record must not stop the enforcer from starting."""
+        readable = []
+        for value in values:
+            if not value:
+                continue  # a tombstone
+            try:
+                readable.append(validate("enforcement_decision", decode_json(value)))
+            except InvalidMessage as error:
+                log.warning("invalid_decision_skipped", topic=ENFORCEMENT_DECISIONS, reason=str(error.code),
+                            detail=error.detail)  # fmt: skip
+        return readable
 
     def _handle(self, message: Message, now_ms: int) -> list[dict[str, Any]]:
         topic = message.topic() or ""
