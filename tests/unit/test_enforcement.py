@@ -36,6 +36,7 @@ rules:
       - {action: throttle, ttl: 1h, escalate_after: 10m, params: {rate_factor: 0.25, retry_after_s: 30}}
       - {action: suspend, ttl: 2h}
     remember: 1d
+    min_prefix_sharers: 1
 """
 
 

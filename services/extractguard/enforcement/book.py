@@ -96,7 +96,8 @@ class EnforcementBook:
         if "ip_prefix" in rule.targets:
             for fingerprint in record["fingerprints"]:
                 kind, _, value = str(fingerprint["fingerprint"]).partition(":")
-                if kind == "ip_prefix" and fingerprint["sharers"] >= rule.min_prefix_share * max(total, 1):
+                needed = max(rule.min_prefix_sharers, rule.min_prefix_share * max(total, 1))
+                if kind == "ip_prefix" and fingerprint["sharers"] >= needed:
                     targets.append(("ip_prefix", value))
         shaped = round(int(record.get("shaped_members", 0)) / total, 4) if total else 0.0
         details = {

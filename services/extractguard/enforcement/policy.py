@@ -150,6 +150,7 @@ class Rule(_Strict):
     min_prefix_share: float = Field(
         default=0.5, gt=0, le=1, description="ip_prefix targets: the prefix's sharers over the campaign's members."
     )
+    min_prefix_sharers: int = Field(default=5, ge=1, description="ip_prefix targets: at least this many sharers.")
 
     @field_validator("ladder")
     @classmethod
