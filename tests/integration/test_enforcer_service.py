@@ -22,11 +22,15 @@ from extractguard.contracts.enforcement import ENFORCEMENT_APPROVALS, ENFORCEMEN
 from extractguard.contracts.topics import CAMPAIGNS, DETECTIONS, dlq_name
 from extractguard.enforcement.service import Enforcer
 from extractguard.kafka_offsets import end_offsets, read_since, start_group_at_end
-from extractguard.settings import EnforcerSettings, KafkaSettings
+from extractguard.lander.consumer import Lander
+from extractguard.lander.sinks import landed_topics
+from extractguard.settings import EnforcerSettings, KafkaSettings, LanderSettings
+from extractguard.storage import migrate
+from extractguard.storage.client import connect
 from extractguard_gateway.enforcement.cache import DecisionCache, Identity
 from extractguard_gateway.enforcement.feed import DecisionFeed
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 POLICY = """\
 version: 1
@@ -57,8 +61,16 @@ def _until(check: Callable[[], bool], timeout_s: float = 30, what: str = "") -> 
 
 
 def test_a_decision_waiting_for_approval_is_enforced_only_once_approved_and_stops_at_expiry(
-    kafka: KafkaSettings, tmp_path: Path, run_id: str
+    kafka: KafkaSettings, tmp_path: Path, run_id: str, embedded_path: Path
 ) -> None:
+    client = connect(f"chdb://{embedded_path}")
+    migrate.apply(client, {"events_ttl_days": 30})
+    lander_group = f"extractguard-lander-gate-{run_id}"
+    start_group_at_end(kafka, lander_group, landed_topics())
+    lock = threading.Lock()
+    lander = Lander(client, lock, LanderSettings(group_id=lander_group, batch_max_wait_s=0.5), kafka)
+    landing = threading.Thread(target=lander.run, daemon=True)
+    landing.start()
     (tmp_path / "policy.yaml").write_text(POLICY)
     group = f"extractguard-enforcer-gate-{run_id}"
     start_group_at_end(kafka, group, [CAMPAIGNS, DETECTIONS, ENFORCEMENT_APPROVALS])
@@ -123,7 +135,23 @@ def test_a_decision_waiting_for_approval_is_enforced_only_once_approved_and_stop
         assert {newest[a]["status"] for a in rejected} == {"rejected"}
         dead = read_since(kafka, dlq_name(ENFORCEMENT_APPROVALS), dlq_since)
         assert dead == [b'{"schema_version": 1, "ref": "grp-nothing"}']
+
+        # The audit trail: every decision in ClickHouse, its newest version with its approver.
+        def landed() -> dict[str, tuple[Any, ...]]:
+            with lock:
+                rows = client.query(
+                    "SELECT entity, status, approved_by, approval_note, campaign_id, policy_revision, expires_at"
+                    f" FROM decisions FINAL WHERE entity IN {tuple(approved + rejected)}"
+                ).result_rows
+            return {r[0]: tuple(r) for r in rows}
+
+        _until(lambda: {r[1] for r in landed().values()} == {"expired", "rejected"}, 60, "the decisions landed")
+        rows = landed()
+        assert {rows[a][1:6] for a in approved} == {("expired", "oncall", "ok", f"cmp-{run_id[:10]}a1", "gate-test")}
+        assert {rows[a][1:3] for a in rejected} == {("rejected", "oncall")}
     finally:
         feed.stop()
         enforcer.stop()
         running.join(timeout=30)
+        lander.stop()
+        landing.join(timeout=30)
