@@ -59,7 +59,7 @@ WORKDIR /var/lib/extractguard
 USER 10001:10001
 # ingest (HTTP events), detect, campaigns (Faust web: /metrics), lander (health, metrics, SQL),
 # alerter (health, metrics).
-EXPOSE 8480 6066 6067 8481 6068
+EXPOSE 8480 6066 6067 8481 6068 6069
 # No HEALTHCHECK: each subcommand listens on its own port, and Kubernetes ignores HEALTHCHECK
 # anyway; the chart's probes are the health checks.
 ENTRYPOINT ["extractguard"]

@@ -29,7 +29,7 @@ LITELLM_VENV ?= .venv-litellm
 LITELLM_VERSION ?= 1.108.7
 $(LITELLM_VENV)/.installed: gateway/pyproject.toml
 	@test -x $(LITELLM_VENV)/bin/python || $(PYTHON) -m venv $(LITELLM_VENV)
-	$(LITELLM_VENV)/bin/pip install --quiet 'litellm[proxy]==$(LITELLM_VERSION)' -e ./gateway
+	$(LITELLM_VENV)/bin/pip install --quiet 'litellm[proxy]==$(LITELLM_VERSION)' -e './gateway[kafka]'
 	@touch $@
 
 litellm-venv: $(LITELLM_VENV)/.installed

@@ -33,6 +33,7 @@ def _guard_external_systems(request: pytest.FixtureRequest, monkeypatch: pytest.
             "extractguard.gateway.publisher",
             "extractguard.lander.consumer",
             "extractguard.alerting.service",
+            "extractguard.enforcement.service",
             "extractguard.contracts.provision",
         ):
             for name in ("Producer", "Consumer", "AdminClient"):

@@ -3,4 +3,8 @@ proxy installed and configured (tests/integration/test_litellm_proxy.py runs it 
 
 import importlib.util
 
-collect_ignore = [] if importlib.util.find_spec("litellm") else ["extractguard_gateway/litellm_callback.py"]
+collect_ignore = (
+    []
+    if importlib.util.find_spec("litellm")
+    else ["extractguard_gateway/litellm_callback.py", "extractguard_gateway/litellm_enforcer.py"]
+)

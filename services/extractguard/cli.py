@@ -9,6 +9,7 @@ import click
 import orjson
 
 from extractguard.alerting import commands as alerting_commands
+from extractguard.enforcement import commands as enforcement_commands
 from extractguard.investigation import commands as investigation_commands
 from extractguard.settings import ClickHouseSettings, KafkaSettings, LanderSettings
 
@@ -272,6 +273,7 @@ def evaluate(
 main.add_command(alerting_commands.rules)
 main.add_command(alerting_commands.silence)
 investigation_commands.register(main, campaigns)
+enforcement_commands.register(main)
 
 if __name__ == "__main__":
     main()

@@ -53,3 +53,17 @@ ALERT_DELIVERIES = Counter(
 )
 # Gauge: wall-clock time of the last poll of each consumer loop, for stuck-consumer liveness.
 LAST_POLL = Gauge("extractguard_consumer_last_poll_timestamp_seconds", "Last poll of a consumer loop.", ["service"])
+# Counter: enforcement decision records published by the enforcer, by action and status.
+ENFORCEMENT_DECISIONS = Counter(
+    "extractguard_enforcement_decisions_total", "Enforcement decision records published.", ["action", "status"]
+)
+# Gauge: decisions the enforcer holds in force now, by action and status (active | pending_approval).
+ENFORCEMENT_IN_FORCE = Gauge(
+    "extractguard_enforcement_decisions_in_force", "Enforcement decisions in force.", ["action", "status"]
+)
+# Counter: requests answered by an ExtractGuard bouncer of this process, by bouncer and outcome.
+BOUNCER_REQUESTS = Counter(
+    "extractguard_bouncer_requests_total", "Requests answered by a bouncer.", ["bouncer", "outcome"]
+)
+# Counter: IP-prefix decisions pushed to a CrowdSec Local API, by outcome (pushed | failed).
+CROWDSEC_PUSHES = Counter("extractguard_crowdsec_pushes_total", "Decisions pushed to CrowdSec.", ["outcome"])

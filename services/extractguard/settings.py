@@ -164,6 +164,51 @@ class LanderSettings(BaseSettings):
     max_invalid_fraction: float = Field(default=0.9, gt=0, le=1)
 
 
+class EnforcerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_ENFORCER_")
+
+    group_id: str = "extractguard-enforcer"
+    policy_file: Path | None = Field(default=None, description="The enforcement policy (default: the shipped one).")
+    policy_reload_s: float = Field(default=10.0, gt=0, description="How often a changed policy file is reloaded.")
+    account_facts_file: Path | None = Field(
+        default=None, description="JSON lines of account_id, created_ms, monthly_spend_usd (the billing export)."
+    )
+    expire_interval_s: float = Field(default=5.0, gt=0, description="How often expired decisions are republished.")
+    web_host: str = Field(default="127.0.0.1", description="Where /healthz, /readyz and /metrics listen.")
+    web_port: int = 6069
+    max_poll_silence_s: float = Field(default=120.0, gt=0, description="/healthz fails after this long without a poll.")
+
+
+class EnvoyBouncerSettings(BaseSettings):
+    """`extractguard bouncer envoy`: Envoy's ext_authz and rate-limit gRPC services over the decisions."""
+
+    model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_ENVOY_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=6070, description="gRPC: envoy.service.auth.v3 and envoy.service.ratelimit.v3.")
+    fail_open: bool = Field(default=True, description="Admit requests while the decision cache is not yet warm.")
+    account_header: str = Field(default="x-extractguard-account", description="Header naming the account (ext_authz).")
+    api_key_header: str = Field(default="authorization", description="Header carrying the API key (hashed here).")
+    key_secret: SecretStr = SecretStr("change-me")
+    trusted_proxies: str = ""  # comma-separated CIDRs
+    report_interval_s: float = Field(default=30.0, gt=0)
+    web_host: str = Field(default="127.0.0.1", description="Where /healthz, /readyz and /metrics listen.")
+    web_port: int = 6071
+
+
+class CrowdSecSettings(BaseSettings):
+    """IP-prefix decisions pushed to a CrowdSec Local API as alerts (a machine login)."""
+
+    model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_CROWDSEC_")
+
+    group_id: str = "extractguard-crowdsec"
+    lapi_url: str = "http://127.0.0.1:8080"
+    machine_id: str = "extractguard"
+    password: SecretStr = SecretStr("change-me")
+    push_interval_s: float = Field(default=10.0, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
 class CampaignSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_CAMPAIGNS_")
 

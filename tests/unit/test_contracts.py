@@ -35,7 +35,18 @@ def test_every_topic_has_a_dlq_twin_and_a_schema_for_its_payload() -> None:
 
 
 @pytest.mark.parametrize(
-    "payload", ["gateway_event", "detection", "alert", "account_label", "campaign", "fingerprint_activity"]
+    "payload",
+    [
+        "gateway_event",
+        "detection",
+        "alert",
+        "account_label",
+        "campaign",
+        "fingerprint_activity",
+        "enforcement_decision",
+        "enforcement_approval",
+        "bouncer_report",
+    ],
 )
 def test_golden_examples_validate(payload: str, golden: dict[str, list[Path]]) -> None:
     assert golden[payload], f"no golden examples for {payload}"

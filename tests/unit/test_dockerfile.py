@@ -92,7 +92,7 @@ def test_every_subcommand_the_chart_runs_exists() -> None:
 def test_exposes_the_ports_the_chart_uses(instructions: list[dict[str, Any]]) -> None:
     exposed = {int(port) for i in instructions if i["instruction"] == "EXPOSE" for port in i["value"].split()}
     defaults = check.load_values(check.CHART / "values.yaml")
-    assert {defaults[s]["port"] for s in ("ingest", "detect", "campaigns", "lander", "alerter")} == exposed
+    assert {defaults[s]["port"] for s in ("ingest", "detect", "campaigns", "lander", "alerter", "enforcer")} == exposed
 
 
 def copied_sources(instructions: list[dict[str, Any]]) -> list[str]:

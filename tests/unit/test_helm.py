@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from extractguard.contracts.topics import contract
 from extractguard.lander.sinks import sinks
 
 CI_FILES = sorted(check.CI_VALUES.glob("*.yaml"))
-SERVICES = ("ingest", "detect", "campaigns", "lander", "alerter")
+SERVICES = ("ingest", "detect", "campaigns", "lander", "alerter", "enforcer")
 CONSUMERS = ("detect", "campaigns", "lander", "alerter")
 # The env vars that carry credentials: they may come only from a Secret.
 SECRET_SETTINGS = (
@@ -133,6 +134,7 @@ def test_every_listening_service_is_probed(rendered: dict[str, list[Manifest]], 
         "campaigns": ("/metrics", "/metrics"),
         "lander": ("/healthz", "/readyz"),
         "alerter": ("/healthz", "/readyz"),
+        "enforcer": ("/healthz", "/readyz"),
     }
     values = values_of(name)
     for service in SERVICES:
@@ -446,7 +448,35 @@ def settings_variables() -> set[str]:
 def test_every_variable_the_chart_sets_is_read_by_a_service(rendered: dict[str, list[Manifest]], name: str) -> None:
     known = settings_variables()
     for configmap in of_kind(rendered[name], "ConfigMap"):
+        if configmap.body["metadata"]["name"].endswith("-enforcer-policy"):
+            continue  # a file the enforcer reads, not settings
         assert not set(configmap.body["data"]) - known, configmap.title
     for workload in workloads(rendered[name]):
         for container in containers(workload):
             assert not set(env_of(container)) - known, (workload.title, container["name"])
+
+
+def test_the_enforcer_reads_the_policy_the_values_give(rendered: dict[str, list[Manifest]]) -> None:
+    from extractguard.enforcement.policy import Policy
+    from extractguard.yaml_documents import load_document
+
+    manifests = rendered["enforcer-policy-values.yaml"]
+    (policy_map,) = [
+        m for m in of_kind(manifests, "ConfigMap") if m.body["metadata"]["name"].endswith("enforcer-policy")
+    ]
+    text = policy_map.body["data"]["policy.yaml"]
+    path = Path(tempfile.mkdtemp()) / "policy.yaml"
+    path.write_text(text)
+    assert load_document(path, Policy).revision  # the mounted file is a valid policy
+    found = deployment(manifests, "enforcer")
+    (container,) = containers(found)
+    assert {"name": "policy", "mountPath": "/etc/extractguard/enforcement", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    assert deployment(manifests, "enforcer").body["spec"]["replicas"] == 1
+    settings = [m for m in of_kind(manifests, "ConfigMap") if not m.body["metadata"]["name"].endswith("policy")]
+    assert settings[0].body["data"]["EXTRACTGUARD_ENFORCER_POLICY_FILE"] == "/etc/extractguard/enforcement/policy.yaml"
+    assert (
+        "EXTRACTGUARD_ENFORCER_POLICY_FILE"
+        not in next(m for m in of_kind(rendered["default-values.yaml"], "ConfigMap")).body["data"]
+    )

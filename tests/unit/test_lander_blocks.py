@@ -19,6 +19,7 @@ import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from extractguard.contracts.enforcement import ENFORCEMENT_DECISIONS, ENFORCEMENT_REPORTS
 from extractguard.contracts.schemas import Payload, schema_document
 from extractguard.contracts.topics import (
     ACCOUNT_LABELS,
@@ -82,6 +83,12 @@ def _documents(golden: dict[str, list[Path]]) -> dict[str, list[Payload]]:
     grouped = {**alert, "alert_id": "1" * 32, "entities": [{"entity_kind": "asn", "entity": "64500"}]}
     delivery = loaded["alert_delivery"][0]
     failed = {**delivery, "delivery_id": "f" * 32, "status": "failed", "http_status": None, "error": "HTTP 503"}
+    pending = next(d for d in loaded["enforcement_decision"] if d["status"] == "pending_approval")
+    # Another decision id: versions of one decision fold into one row (ReplacingMergeTree) on insert.
+    approval = {**pending["approval"], "by": "oncall", "at_ms": pending["decided_at_ms"] + 60_000, "note": "case 4411"}
+    effect = {"kind": "limit", "rate_factor": 0.1, "retry_after_s": 120}
+    approved = {**pending, "decision_id": "dec-" + "a" * 16, "status": "active", "effect": effect,
+                "approval": approval, "updated_at_ms": pending["updated_at_ms"] + 60_000}  # fmt: skip
     return {
         GATEWAY_EVENTS: events,
         DETECTIONS: loaded["detection"],
@@ -90,6 +97,8 @@ def _documents(golden: dict[str, list[Path]]) -> dict[str, list[Payload]]:
         CAMPAIGNS: loaded["campaign"],
         ALERT_DELIVERIES: [delivery, failed],
         ALERT_SILENCES: loaded["alert_silence"],
+        ENFORCEMENT_DECISIONS: loaded["enforcement_decision"] + [approved],
+        ENFORCEMENT_REPORTS: loaded["bouncer_report"],
     }
 
 

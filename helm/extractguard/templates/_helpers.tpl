@@ -113,6 +113,14 @@ alerter:
   portEnv: EXTRACTGUARD_ALERTER_WEB_PORT
   bindEnv: EXTRACTGUARD_ALERTER_WEB_HOST
   groupEnv: EXTRACTGUARD_ALERTER_GROUP_ID
+enforcer:
+  liveness: /healthz
+  readiness: /readyz
+  # One writer of enforcement.decisions: never scaled.
+  consumer: false
+  portEnv: EXTRACTGUARD_ENFORCER_WEB_PORT
+  bindEnv: EXTRACTGUARD_ENFORCER_WEB_HOST
+  groupEnv: EXTRACTGUARD_ENFORCER_GROUP_ID
 {{- end -}}
 
 {{- define "extractguard.embedded" -}}
@@ -160,7 +168,12 @@ EXTRACTGUARD_CLICKHOUSE_CLUSTER: {{ .Values.clickhouse.cluster | quote }}
 {{- end }}
 EXTRACTGUARD_ALERTER_WEBHOOK_FORMAT: {{ .Values.alerter.webhookFormat | quote }}
 EXTRACTGUARD_ALERTER_MIN_SEVERITY: {{ .Values.alerter.minSeverity | quote }}
+{{- if .Values.enforcer.policy }}
+EXTRACTGUARD_ENFORCER_POLICY_FILE: {{ printf "%s/policy.yaml" (include "extractguard.policyDir" .) | quote }}
+{{- end }}
 {{- end -}}
+
+{{- define "extractguard.policyDir" -}}/etc/extractguard/enforcement{{- end -}}
 
 {{/*
 One secret setting as a container env entry, from the operator's Secret when one is named, else

@@ -25,18 +25,16 @@ bad.yaml:6 stream_rules[0].min_severity
 from __future__ import annotations
 
 import string
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from extractguard.contracts.detectors import DETECTORS
+from extractguard.yaml_documents import DocumentError, load_document
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 Severity = Literal["info", "warning", "critical"]
@@ -160,13 +158,8 @@ class RuleFile(_Strict):
         return self
 
 
-class RuleFileError(ValueError):
+class RuleFileError(DocumentError):
     """A rule file that does not load: says which file, line and field, and why."""
-
-    def __init__(self, path: Path, line: int | None, field: str, reason: str) -> None:
-        self.path, self.line, self.field, self.reason = path, line, field, reason
-        where = f"{path}:{line}" if line is not None else str(path)
-        super().__init__(f"{where}: {field}: {reason}" if field else f"{where}: {reason}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,39 +173,8 @@ class RuleSet:
         return self.stream + tuple(r for r in self.optional if r.name in wanted)
 
 
-def _line_of(document: Any, loc: Sequence[int | str]) -> tuple[int | None, str]:
-    """The 1-based line of the deepest node of `loc` found in the document, and the dotted field."""
-    line: int | None = None
-    node = document
-    field = ""
-    for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
-            line = node.lc.key(part)[0] + 1
-            field = f"{field}.{part}" if field else str(part)
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-            line = node.lc.item(part)[0] + 1
-            field = f"{field}[{part}]"
-            node = node[part]
-        else:
-            break
-    return line, field
-
-
 def load_rule_file(path: Path) -> RuleFile:
-    try:
-        document = YAML(typ="rt").load(path.read_text())
-    except MarkedYAMLError as error:
-        mark = error.problem_mark
-        raise RuleFileError(path, None if mark is None else mark.line + 1, "", str(error.problem)) from None
-    if not isinstance(document, CommentedMap):
-        raise RuleFileError(path, 1, "", "a rule file is a mapping with `version` and `stream_rules`/`sql_rules`")
-    try:
-        return RuleFile.model_validate(document)
-    except ValidationError as error:
-        first = error.errors()[0]
-        line, field = _line_of(document, first["loc"])
-        raise RuleFileError(path, line or 1, field, first["msg"]) from None
+    return load_document(path, RuleFile, RuleFileError, "a mapping with `version` and `stream_rules`/`sql_rules`")
 
 
 def load_rule_files(paths: Iterable[Path]) -> RuleSet:

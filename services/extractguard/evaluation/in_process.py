@@ -37,6 +37,7 @@ from extractguard.campaigns.resolver import CampaignResolver
 from extractguard.contracts.link_activity import Census, Share, partition_of
 from extractguard.contracts.topics import FINGERPRINT_ACTIVITY, GATEWAY_EVENTS, contract
 from extractguard.detection.engine import DetectionEngine
+from extractguard.evaluation.enforcement_replay import RequestLog, score_enforcement
 from extractguard.evaluation.scorecard import Scorecard
 from extractguard.evaluation.scoring import ScenarioScore, Truth, score_resolved_campaigns, score_scenario
 from extractguard.evaluation.sources import Replay
@@ -141,6 +142,7 @@ def replay_in_process(
         detection = detection.model_copy(update={"launches": announced})
     pipeline = _Pipeline(detection, linking or CampaignSettings(), alerting or AlerterSettings())
     truth = Truth(kinds=dict(replay.kinds))
+    requests = RequestLog()
     envelopes: list[list[dict[str, Any]]] = [[] for _ in range(pipeline.partitions)]
     began = last = time.monotonic()
     count = 0
@@ -151,6 +153,7 @@ def replay_in_process(
             row.account_id, row.label, row.klass, row.campaign, event["event_time_ms"],
             tokens if isinstance(tokens, int) else 0,
         )  # fmt: skip
+        requests.observe(row.account_id, row.label, event["event_time_ms"], event)
         partition = partition_for(row.account_id, pipeline.partitions)
         envelope = envelopes[partition]
         envelope.append(event)
@@ -166,6 +169,7 @@ def replay_in_process(
             pipeline.feed(partition, envelope)
     score = score_scenario(replay.name, replay.duration_s, truth, pipeline.alerts)
     score_resolved_campaigns(score, truth, list(pipeline.campaigns.values()))
+    score_enforcement(score, requests, pipeline.detections, truth.campaign)
     wall = time.monotonic() - began
     score.extra.update(
         {

@@ -33,6 +33,7 @@ from extractguard.contracts.topics import (
     LINK_EVIDENCE,
 )
 from extractguard.demo.processes import Service, ensure_local_kafka, stop_local_kafka, wait_group_stable, wait_http
+from extractguard.evaluation.enforcement_replay import RequestLog, score_enforcement
 from extractguard.evaluation.scorecard import Scorecard
 from extractguard.evaluation.scoring import ScenarioScore, Truth, points_at, score_resolved_campaigns, score_scenario
 from extractguard.evaluation.sources import Replay, SimulatedReplay, StreamReplay
@@ -247,6 +248,7 @@ class Evaluation:
         delete_topics_with_prefix(kafka, campaigns_id)
         score = score_scenario(scenario.name, scenario.duration_s, truth, alerts)
         score_resolved_campaigns(score, truth, resolved)
+        score_enforcement(score, self.requests, detections, truth.campaign, resolved)
         score.extra.update(
             {
                 "detections": dict(Counter(f"{d['detector']}/{d['severity']}" for d in detections)),
@@ -282,6 +284,7 @@ class Evaluation:
 
     def _publish(self, scenario: Replay, start_ms: int) -> tuple[Truth, dict[str, Counter[int]], float]:
         truth = Truth(kinds=dict(scenario.kinds))
+        self.requests = RequestLog()
         traffic: dict[str, Counter[int]] = {}
         began = last = time.monotonic()
         span_ms = scenario.duration_s * 1000
@@ -298,6 +301,7 @@ class Evaluation:
                 if counts is None:
                     counts = traffic[series] = Counter()
                 counts[(ts - start_ms) // MINUTE_MS] += 1
+                self.requests.observe(row.account_id, row.label, ts, event)
                 publisher.publish(event)
                 now = time.monotonic()
                 if now - last >= 10:

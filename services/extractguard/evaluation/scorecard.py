@@ -124,6 +124,7 @@ class Scorecard:
                     f"({c.accounts_burned_fraction:.1%}) | {c.requests_by_unburned_accounts:,} | "
                     f"{c.output_tokens_by_unburned_accounts:,} |"
                 )
+        lines += _enforcement_lines(self.scenarios)
         lines += [
             "",
             "### As the campaign resolver links them",
@@ -192,6 +193,12 @@ class Scorecard:
         for title, sql in INVESTIGATE_SQL:
             lines += [f"-- {title}", "```sql", sql + ";", "```"]
         return "\n".join(lines) + "\n"
+
+
+def _enforcement_lines(scenarios: list[ScenarioScore]) -> list[str]:
+    from extractguard.evaluation.enforcement_replay import enforcement_lines
+
+    return enforcement_lines(scenarios)
 
 
 def _done_when_lines(verdict: dict[str, Any]) -> list[str]:

@@ -22,6 +22,9 @@ Definitions (the scorecard repeats them):
   at no campaign, per day of scenario event time. `organic_flagged_fraction` is
   `organic_false_positive_rate` by the issue's name; `lookalike_classes_paged` lists the organic
   classes other than `regular` with any account named by any alert.
+- With the default enforcement policy applied (`enforcement_replay`): `served_after_detection_fraction`,
+  C's requests from its detection on that the policy would still have served, over all of C's
+  requests; `organic_requests_refused`, the organic requests it would have refused.
 - Resolved campaigns (the resolver's latest record of each campaign id, merged ones left out)
   point at C by the same majority rule. `resolved_as`: how many point at C (1 = found as one
   actor); `resolved_member_recall` and `resolved_cluster_precision` are computed over their
@@ -127,6 +130,7 @@ class CampaignScore:
     output_tokens_by_unburned_accounts: int = 0
     detected_within_1h: bool = False
     detected_within_1d: bool = False
+    served_after_detection_fraction: float | None = None  # with the default policy (enforcement_replay)
 
 
 @dataclass(slots=True)
@@ -157,6 +161,7 @@ class ScenarioScore:
     organic_flagged_fraction: float = 0.0
     organic_pages_per_day: float = 0.0
     lookalike_classes_paged: list[str] = field(default_factory=list)
+    organic_requests_refused: int | None = None  # with the default policy (enforcement_replay)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

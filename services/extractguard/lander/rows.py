@@ -154,3 +154,41 @@ def silence_row(s: Payload, partition: int, offset: int) -> list[Any]:
         s["silence_id"], s.get("rule"), s.get("entity_kind"), s.get("entity"), s.get("labels", {}), s["starts_at_ms"],
         s["ends_at_ms"], s["reason"], s["created_by"], s["updated_at_ms"], partition, offset,
     ]  # fmt: skip
+
+
+DECISION_SCHEMA = pa.schema([
+    ("decision_id", _STRING), ("group_id", _STRING), ("scope", _STRING), ("entity", _STRING), ("action", _STRING),
+    ("params", _STRING), ("status", _STRING), ("effect_kind", _STRING), ("effect", _STRING), ("level", pa.uint8()),
+    ("policy_name", _STRING), ("policy_revision", _STRING), ("rule", _STRING), ("reason", _STRING),
+    ("evidence_source", _STRING), ("campaign_id", _STRING), ("detection_id", _STRING), ("score", pa.float64()),
+    ("evidence", _STRING), ("approval_required", pa.bool_()), ("approval_reason", _STRING),
+    ("approved_by", _STRING), ("approved_at", _TIME), ("approval_note", _STRING), ("decided_at", _TIME),
+    ("expires_at", _TIME), ("updated_at", _TIME), ("supersedes", _STRING), *_KAFKA,
+])  # fmt: skip
+
+
+def decision_row(d: Payload, partition: int, offset: int) -> list[Any]:
+    evidence, approval = d["evidence"], d["approval"]
+    return [
+        d["decision_id"], d["group_id"], d["scope"], d["entity"], d["action"], orjson.dumps(d["params"]).decode(),
+        d["status"], d["effect"]["kind"], orjson.dumps(d["effect"]).decode(), d["level"], d["policy"]["name"],
+        d["policy"]["revision"], d["rule"], d["reason"], evidence["source"], evidence.get("campaign_id"),
+        evidence.get("detection_id"), float(evidence["score"]), orjson.dumps(evidence).decode(),
+        approval["required"], approval.get("reason"), approval.get("by"), approval.get("at_ms"),
+        approval.get("note"), d["decided_at_ms"], d["expires_at_ms"], d["updated_at_ms"], d.get("supersedes"),
+        partition, offset,
+    ]  # fmt: skip
+
+
+BOUNCER_REPORT_SCHEMA = pa.schema([
+    ("report_id", _STRING), ("bouncer", _STRING), ("instance", _STRING), ("decision_id", _STRING),
+    ("action", _STRING), ("effect", _STRING), ("outcome", _STRING), ("requests", pa.uint64()),
+    ("window_start", _TIME), ("window_end", _TIME), *_KAFKA,
+])  # fmt: skip
+
+
+def bouncer_report_row(r: Payload, partition: int, offset: int) -> list[Any]:
+    return [
+        r["report_id"], r["bouncer"], r["instance"], r["decision_id"], r["action"], r["effect"], r["outcome"],
+        r["requests"], r["window_start_ms"], r["window_end_ms"], partition, offset,
+    ]  # fmt: skip

@@ -8,6 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from extractguard.contracts.enforcement import ENFORCEMENT_DECISIONS, ENFORCEMENT_REPORTS
 from extractguard.contracts.envelope import split
 from extractguard.contracts.schemas import Payload, decode_valid, validate_gateway_event
 from extractguard.contracts.topics import (
@@ -21,14 +22,18 @@ from extractguard.contracts.topics import (
 )
 from extractguard.lander.rows import (
     ALERT_SCHEMA,
+    BOUNCER_REPORT_SCHEMA,
     CAMPAIGN_SCHEMA,
+    DECISION_SCHEMA,
     DELIVERY_SCHEMA,
     DETECTION_SCHEMA,
     EVENT_SCHEMA,
     LABEL_SCHEMA,
     SILENCE_SCHEMA,
     alert_row,
+    bouncer_report_row,
     campaign_row,
+    decision_row,
     delivery_row,
     detection_row,
     event_row,
@@ -93,6 +98,14 @@ def sinks(ingest: IngestSettings | None = None) -> dict[str, Sink]:
         ALERT_SILENCES: Sink(
             ALERT_SILENCES, "alert_silences", SILENCE_SCHEMA, silence_row, _single,
             lambda raw: decode_valid("alert_silence", raw),
+        ),
+        ENFORCEMENT_DECISIONS: Sink(
+            ENFORCEMENT_DECISIONS, "decisions", DECISION_SCHEMA, decision_row, _single,
+            lambda raw: decode_valid("enforcement_decision", raw),
+        ),
+        ENFORCEMENT_REPORTS: Sink(
+            ENFORCEMENT_REPORTS, "bouncer_reports", BOUNCER_REPORT_SCHEMA, bouncer_report_row, _single,
+            lambda raw: decode_valid("bouncer_report", raw),
         ),
     }  # fmt: skip
 

@@ -1,0 +1,114 @@
+"""The LiteLLM proxy's enforcement point: a pre-call hook over ExtractGuard's decisions.
+
+    litellm_settings:
+      callbacks: ["extractguard_gateway.litellm_callback.extractguard",
+                  "extractguard_gateway.litellm_enforcer.enforcer"]
+
+LiteLLM calls `async_pre_call_hook` on every request after authentication (it needs no database:
+the key's user, team and org come from the key store or `custom_auth`). The hook derives the
+request's identity as the events do (`enforcement.identity`), reads the local decision cache (no
+network call; a background thread keeps the cache fed from `enforcement.decisions`) and either lets
+the request through or raises LiteLLM's own `ProxyException`, which the proxy turns into the
+answer: 429 with `Retry-After` (throttle), 401 with a challenge body (challenge), 403 (suspend).
+While the cache is not warm the hook admits (fail-open, the default) or answers 503.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from litellm.integrations.custom_logger import CustomLogger
+from litellm.proxy._types import ProxyException
+
+from extractguard_gateway.addresses import trusted_networks
+from extractguard_gateway.enforcement.cache import DecisionCache, Identity, Verdict
+from extractguard_gateway.enforcement.feed import DecisionFeed
+from extractguard_gateway.enforcement.identity import litellm_identity
+from extractguard_gateway.enforcement.settings import EnforceSettings
+
+log = logging.getLogger("extractguard_gateway")
+_ERROR_TYPES = {401: "auth_error", 403: "permission_denied", 429: "rate_limit_error", 503: "service_unavailable"}
+
+
+def _headers(data: dict[str, Any]) -> dict[str, str]:
+    request = data.get("proxy_server_request")
+    headers = request.get("headers") if isinstance(request, dict) else None
+    return {str(k).lower(): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {}
+
+
+def _metadata(data: dict[str, Any]) -> dict[str, Any]:
+    for name in ("metadata", "litellm_metadata"):
+        value = data.get(name)
+        if isinstance(value, dict) and value:
+            return value
+    return data.setdefault("metadata", {})
+
+
+class ExtractGuardEnforcer(CustomLogger):
+    def __init__(
+        self, settings: EnforceSettings | None = None, cache: DecisionCache | None = None, start_feed: bool = True
+    ) -> None:
+        super().__init__()
+        self.settings = settings or EnforceSettings.from_env()
+        self.trusted = trusted_networks(self.settings.trusted_proxies)
+        self.cache = cache or DecisionCache()
+        self.feed: DecisionFeed | None = None
+        if start_feed and self.settings.bootstrap_servers:
+            self.feed = DecisionFeed(
+                self.cache, self.settings.bootstrap_servers, bouncer="litellm", topic=self.settings.topic,
+                reports_topic=self.settings.reports_topic, report_interval_s=self.settings.report_interval_s,
+            ).start()  # fmt: skip
+            if not self.cache.ready.wait(self.settings.warm_wait_s):
+                log.warning("extractguard: decisions not warm after %.0f s; fail_open=%s",
+                            self.settings.warm_wait_s, self.settings.fail_open)  # fmt: skip
+        elif start_feed:
+            log.warning("extractguard: no EXTRACTGUARD_ENFORCE_BOOTSTRAP_SERVERS: nothing will be enforced")
+            self.cache.ready.set()
+
+    def identity(self, user_api_key_dict: Any, data: dict[str, Any]) -> Identity:
+        metadata = _metadata(data)
+        return litellm_identity(
+            user_id=getattr(user_api_key_dict, "user_id", None),
+            team_id=getattr(user_api_key_dict, "team_id", None),
+            org_id=getattr(user_api_key_dict, "org_id", None),
+            key_hash=getattr(user_api_key_dict, "api_key", None) or metadata.get("user_api_key"),
+            forwarded_for=_headers(data).get("x-forwarded-for"),
+            peer=metadata.get("requester_ip_address") or None,
+            secret=self.settings.key_secret,
+            trusted=self.trusted,
+        )
+
+    def verdict(self, user_api_key_dict: Any, data: dict[str, Any]) -> Verdict:
+        if not self.cache.ready.is_set() and not self.settings.fail_open:
+            body = {"error": {"type": "enforcement_unavailable", "message": "enforcement decisions not loaded yet"}}
+            return Verdict(503, "unavailable", None, {"Retry-After": "5"}, body)
+        return self.cache.verdict(self.identity(user_api_key_dict, data), int(time.time() * 1000))
+
+    async def async_pre_call_hook(
+        self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: Any
+    ) -> dict[str, Any] | None:
+        try:
+            verdict = self.verdict(user_api_key_dict, data)
+        except Exception:  # a fault of ours must not take the gateway down: admit, loudly
+            log.exception("extractguard: enforcement check failed; request admitted")
+            return None
+        if verdict.admitted:
+            if verdict.annotations:
+                _metadata(data)["extractguard"] = dict(verdict.annotations)
+                return data
+            return None
+        error = verdict.body.get("error", {})
+        extra = {k: v for k, v in error.items() if k not in ("message", "type")}
+        raise ProxyException(
+            message=str(error.get("message", "refused by ExtractGuard")),
+            type=str(error.get("type", _ERROR_TYPES.get(verdict.status, "permission_denied"))),
+            param=None,
+            code=verdict.status,
+            headers=dict(verdict.headers),
+            provider_specific_fields={"extractguard": extra} if extra else None,
+        )
+
+
+enforcer = ExtractGuardEnforcer()
