@@ -11,6 +11,7 @@ import orjson
 from extractguard.alerting import commands as alerting_commands
 from extractguard.investigation import commands as investigation_commands
 from extractguard.settings import ClickHouseSettings, KafkaSettings, LanderSettings
+from extractguard.watermark import commands as watermark_commands
 
 
 @click.group()
@@ -271,6 +272,7 @@ def evaluate(
 
 main.add_command(alerting_commands.rules)
 main.add_command(alerting_commands.silence)
+main.add_command(watermark_commands.attribute_command)
 investigation_commands.register(main, campaigns)
 
 if __name__ == "__main__":

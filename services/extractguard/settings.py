@@ -223,3 +223,17 @@ class AlerterSettings(BaseSettings):
     max_poll_silence_s: float = Field(default=120.0, gt=0, description="/healthz fails after this long without a poll.")
     delivery_timeout_s: float = 5.0
     delivery_attempts: int = Field(default=5, ge=1)
+
+
+class WatermarkSettings(BaseSettings):
+    """The watermark audit (`extractguard attribute`): the key registry's public file, its secret
+    store (a directory of one file per key id, as a Kubernetes Secret mounts, or one JSON file),
+    and the served model's tokenizer. Only the audit reads the secret store."""
+
+    model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_WATERMARK_")
+
+    registry: Path | None = None
+    keys: Path | None = None
+    tokenizer: Path | None = None
+    alpha: float = Field(default=0.01, gt=0, lt=1)
+    backend: Literal["numpy", "vllm"] = "numpy"

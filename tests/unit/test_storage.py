@@ -34,23 +34,26 @@ def test_migrations_apply_revert_and_reapply(client: Client) -> None:
     assert migrate.apply(client, {"events_ttl_days": 7}) == names
     assert migrate.apply(client, {"events_ttl_days": 7}) == []
     newest = migrate.revert(client)
-    assert newest == names[-1] == "0020_gateway_event_v2"
+    assert newest == names[-1]
+    while newest != "0020_gateway_event_v2":  # later migrations (0050 on) are checked on their own
+        newest = migrate.revert(client)
+    v2 = names.index("0020_gateway_event_v2")
     columns = dict(
         client.query(
             "SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'events'"
         ).result_rows
     )
     assert columns["client_asn"] == "UInt32" and "prompt_sketched" not in columns
-    assert migrate.revert(client) == names[-2]
+    assert migrate.revert(client) == names[v2 - 1]
     tables = {r[0] for r in client.query("SHOW TABLES").result_rows}
     created = re.findall(
-        r"CREATE (?:MATERIALIZED )?(?:TABLE|VIEW) IF NOT EXISTS (\w+)", " ".join(migrate.load()[-2].up)
+        r"CREATE (?:MATERIALIZED )?(?:TABLE|VIEW) IF NOT EXISTS (\w+)", " ".join(migrate.load()[v2 - 1].up)
     )
     # The second revert undid the migration before the newest (the newest only alters `events`):
     # its tables and views are gone.
     assert created and not set(created) & tables
     assert {"events", "detections", "alerts", "account_labels"} <= tables
-    assert migrate.apply(client, {"events_ttl_days": 7}) == names[-2:]
+    assert migrate.apply(client, {"events_ttl_days": 7}) == names[v2 - 1 :]
 
 
 def test_rollup_view_aggregates_per_account_minute(client: Client) -> None:
