@@ -67,20 +67,30 @@ def _request(**fields: object) -> ObservedRequest:
 
 def test_the_event_records_the_key_id_and_the_completion_sketch_never_the_text() -> None:
     completion = "Paris is the capital of France and sits on the Seine river."
-    built = build(_request(completion=completion, watermark=AppliedWatermark("vllm", "gumbel", "philox", 4, "wm-c07")),
-                  b"secret")  # fmt: skip
+    built = build(
+        _request(completion=completion, watermark=AppliedWatermark("vllm", "gumbel", "philox", 4, "wm-c07")), b"secret"
+    )
     event = built.event
     assert not built.dropped
-    assert event["watermark"] == {"applied": True, "engine": "vllm", "algorithm": "gumbel", "prf": "philox",
-                                  "context_width": 4, "key_id": "wm-c07"}  # fmt: skip
+    assert event["watermark"] == {
+        "applied": True,
+        "engine": "vllm",
+        "algorithm": "gumbel",
+        "prf": "philox",
+        "context_width": 4,
+        "key_id": "wm-c07",
+    }
     sketch = event["completion_sketch"]
     assert sketch["minhash"] == sketch_completion(completion).minhash
     assert sketch["bands"] == completion_bands(sketch["minhash"])
     assert "Paris" not in json.dumps(event)
     assert validate("gateway_event", event)["watermark"]["key_id"] == "wm-c07"
     unmarked = build(_request(watermark=NoWatermark("greedy", "vllm")), b"secret").event
-    assert validate("gateway_event", unmarked)["watermark"] == {"applied": False, "unmarked_reason": "greedy",
-                                                                "engine": "vllm"}  # fmt: skip
+    assert validate("gateway_event", unmarked)["watermark"] == {
+        "applied": False,
+        "unmarked_reason": "greedy",
+        "engine": "vllm",
+    }
 
 
 def test_a_bad_watermark_field_costs_that_field_not_the_event() -> None:
@@ -124,9 +134,11 @@ def test_a_canary_gives_one_campaign_a_key_no_other_campaign_receives() -> None:
     # A canary pool whose key expires before the canary would end is not used.
     short = KeyRegistry(
         (Pool("cohort-00", "cohort", "s0"), Pool("canary-00", "canary", "c0")),
-        (KeyEntry("k0", "cohort-00", "vllm", "gumbel", "philox", 4, T0),
-         KeyEntry("k1", "canary-00", "vllm", "gumbel", "philox", 4, T0, T0 + DAY_MS // 2)),
-    )  # fmt: skip
+        (
+            KeyEntry("k0", "cohort-00", "vllm", "gumbel", "philox", 4, T0),
+            KeyEntry("k1", "canary-00", "vllm", "gumbel", "philox", 4, T0, T0 + DAY_MS // 2),
+        ),
+    )
     with pytest.raises(NoCanaryPoolFree):
         assign_canary(short, (), "cmp-a", ["a1"], at_ms=T0, ttl_ms=DAY_MS)
 

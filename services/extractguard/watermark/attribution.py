@@ -200,7 +200,7 @@ def candidate_keys(registry: KeyRegistry, ring: KeyRing, start_ms: int, end_ms: 
     return [k for k in registry.keys_between(start_ms, end_ms)]
 
 
-def test_keys(
+def score_keys(
     suspects: Sequence[Suspect],
     registry: KeyRegistry,
     ring: KeyRing,
@@ -216,8 +216,16 @@ def test_keys(
     per_text: dict[str, list[float]] = {}
     for entry in candidate_keys(registry, ring, start_ms, end_ms):
         pool = registry.pool(entry.pool)
-        test = KeyTest(entry.key_id, pool.name, pool.kind, entry.engine, entry.algorithm, entry.context_width,
-                       entry.valid_from_ms, entry.valid_until_ms)  # fmt: skip
+        test = KeyTest(
+            entry.key_id,
+            pool.name,
+            pool.kind,
+            entry.engine,
+            entry.algorithm,
+            entry.context_width,
+            entry.valid_from_ms,
+            entry.valid_until_ms,
+        )
         tests.append(test)
         if entry.key_id not in ring:
             test.untested = "the key ring does not hold this key"
@@ -261,9 +269,14 @@ def served_by(source: Source, key_id: str, start_ms: int, end_ms: int) -> Served
     )
     responses = int(total.get("responses") or 0)
     return Served(
-        key_id, int(total.get("accounts") or 0), responses, int(total.get("output_tokens") or 0),
-        int(total["first_ms"]) if responses else None, int(total["last_ms"]) if responses else None, campaigns,
-    )  # fmt: skip
+        key_id,
+        int(total.get("accounts") or 0),
+        responses,
+        int(total.get("output_tokens") or 0),
+        int(total["first_ms"]) if responses else None,
+        int(total["last_ms"]) if responses else None,
+        campaigns,
+    )
 
 
 def sketch_matches(source: Source, suspects: Sequence[Suspect], start_ms: int, end_ms: int) -> list[SketchMatch]:
@@ -280,11 +293,16 @@ def sketch_matches(source: Source, suspects: Sequence[Suspect], start_ms: int, e
             "SELECT event_id, account_id, watermark_key_id AS key_id, completion_minhash AS minhash FROM events "
             f"WHERE hasAny(completion_bands, {literal(completion_bands(sketch.minhash))}) AND {window} LIMIT 500"
         )
-        scored = [(minhash_similarity(sketch.minhash, list(r["minhash"])), r) for r in rows
-                  if len(r["minhash"]) == len(sketch.minhash)]  # fmt: skip
+        scored = [
+            (minhash_similarity(sketch.minhash, list(r["minhash"])), r)
+            for r in rows
+            if len(r["minhash"]) == len(sketch.minhash)
+        ]
         scored = sorted((s for s in scored if s[0] >= SKETCH_MATCH_SIMILARITY), key=lambda s: -s[0])
-        found += [SketchMatch(suspect.suspect_id, str(r["event_id"]), str(r["account_id"]), str(r["key_id"]), sim)
-                  for sim, r in scored[:MAX_MATCHES_PER_TEXT]]  # fmt: skip
+        found += [
+            SketchMatch(suspect.suspect_id, str(r["event_id"]), str(r["account_id"]), str(r["key_id"]), sim)
+            for sim, r in scored[:MAX_MATCHES_PER_TEXT]
+        ]
     if found:
         accounts = literal(sorted({m.account_id for m in found}))
         membership = {
@@ -327,14 +345,22 @@ def attribute(
     alpha: float = 0.01,
     backend: str = "numpy",
 ) -> Attribution:
-    keys = test_keys(suspects, registry, ring, start_ms=start_ms, end_ms=end_ms, alpha=alpha, backend=backend)
+    keys = score_keys(suspects, registry, ring, start_ms=start_ms, end_ms=end_ms, alpha=alpha, backend=backend)
     served = [served_by(source, k.key_id, start_ms, end_ms) for k in keys if k.significant] if source else []
     matches = sketch_matches(source, suspects, start_ms, end_ms) if source else []
     return Attribution(
-        suspects=len(suspects), tokens=sum(len(s.token_ids) for s in suspects), alpha=alpha, backend=backend,
-        window_start_ms=start_ms, window_end_ms=end_ms, keys=keys, served=served, matches=matches,
-        named_campaign=name_campaign(served, matches), assumptions=ASSUMPTIONS,
-    )  # fmt: skip
+        suspects=len(suspects),
+        tokens=sum(len(s.token_ids) for s in suspects),
+        alpha=alpha,
+        backend=backend,
+        window_start_ms=start_ms,
+        window_end_ms=end_ms,
+        keys=keys,
+        served=served,
+        matches=matches,
+        named_campaign=name_campaign(served, matches),
+        assumptions=ASSUMPTIONS,
+    )
 
 
 def minus_log10(p: float) -> float:

@@ -53,8 +53,16 @@ def run(
     tokenizer = HuggingFaceTokenizer(settings.tokenizer) if settings.tokenizer else None
     suspects = read_suspects(suspects_path, tokenizer)
     source = SOURCE() if use_clickhouse else None
-    found = attribute(suspects, load_registry(settings.registry), KeyRing.load(settings.keys), source,
-                      start_ms=start_ms, end_ms=end_ms, alpha=settings.alpha, backend=settings.backend)  # fmt: skip
+    found = attribute(
+        suspects,
+        load_registry(settings.registry),
+        KeyRing.load(settings.keys),
+        source,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        alpha=settings.alpha,
+        backend=settings.backend,
+    )
     case = None
     if source is not None and found.named_campaign is not None:
         case = investigation.load_case(source, found.named_campaign)
@@ -95,15 +103,31 @@ def attribute_command(
     from extractguard.watermark.keyring import KeyRingError
     from extractguard_gateway.watermark_pools import RegistryError
 
-    overrides = {k: v for k, v in {"registry": registry, "keys": keys, "tokenizer": tokenizer, "alpha": alpha,
-                                   "backend": backend}.items() if v is not None}  # fmt: skip
+    overrides = {
+        k: v
+        for k, v in {
+            "registry": registry,
+            "keys": keys,
+            "tokenizer": tokenizer,
+            "alpha": alpha,
+            "backend": backend,
+        }.items()
+        if v is not None
+    }
     settings = WatermarkSettings(**overrides)  # type: ignore[arg-type]
     now_ms = int(datetime.datetime.now(tz=datetime.UTC).timestamp() * 1000)
     try:
         end_ms = _time_ms(until, now_ms)
         start_ms = _time_ms(since, end_ms - DEFAULT_WINDOW_DAYS * 86_400_000)
-        named = run(suspects, out, html_out, settings=settings, start_ms=start_ms, end_ms=end_ms,
-                    use_clickhouse=not no_clickhouse)  # fmt: skip
+        named = run(
+            suspects,
+            out,
+            html_out,
+            settings=settings,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            use_clickhouse=not no_clickhouse,
+        )
     except (SuspectError, KeyRingError, RegistryError, QueryError, ValueError) as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)

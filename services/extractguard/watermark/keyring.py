@@ -69,8 +69,13 @@ class KeyRing(Mapping[str, WatermarkSecret]):
     def load(cls, path: Path) -> KeyRing:
         """From a directory of one file per key id, or a JSON object of id -> key."""
         if path.is_dir():
-            return cls({f.name: parse_key(f.name, f.read_text()) for f in sorted(path.iterdir())
-                        if f.is_file() and not f.name.startswith(".")})  # fmt: skip
+            return cls(
+                {
+                    f.name: parse_key(f.name, f.read_text())
+                    for f in sorted(path.iterdir())
+                    if f.is_file() and not f.name.startswith(".")
+                }
+            )
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:

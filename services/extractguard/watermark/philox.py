@@ -116,3 +116,55 @@ class PhiloxPRF:
 
     def uniform(self, contexts: npt.ArrayLike, token_ids: npt.ArrayLike) -> npt.NDArray[np.float32]:
         return philox_uniform(self.key, contexts, token_ids)
+
+
+def philox_vocabulary_uniform(key: int, contexts: npt.ArrayLike, vocabulary: int) -> npt.NDArray[np.float32]:
+    """`philox_uniform(key, contexts, arange(vocabulary)[None, :])`, four times cheaper.
+
+    The PRF's token counter is `token >> 2` and the token's low two bits pick one of the four
+    output words, so one Philox call covers four consecutive tokens: a sampler that needs every
+    token's uniform makes a quarter of the calls, with the same values.
+
+    >>> contexts = np.array([[5, 6, 7, 8], [-1, -1, -1, 3]])
+    >>> bool((philox_vocabulary_uniform(9, contexts, 10) == philox_uniform(9, contexts, np.arange(10)[None, :])).all())
+    True
+    """
+    rows = np.asarray(contexts).shape[0]
+    quads = (vocabulary + 3) // 4
+    words = _quad_words(key, contexts, quads)
+    return uint32_to_uniform(words.reshape(rows, quads * 4)[:, :vocabulary])
+
+
+def _quad_words(key: int, contexts: npt.ArrayLike, quads: int) -> U64:
+    """The four output words of each token counter 0..quads-1: [rows, quads, 4]."""
+    context_words = _words(contexts)
+    width = context_words.shape[-1]
+    prefix_shape = context_words.shape[:-1]
+    key_0 = np.full(prefix_shape, key & 0xFFFFFFFF, dtype=np.uint64)
+    key_1 = np.full(prefix_shape, key >> 32, dtype=np.uint64)
+    state: Words = (
+        np.full(prefix_shape, _CONTEXT_DOMAIN, dtype=np.uint64),
+        np.full(prefix_shape, width, dtype=np.uint64),
+        np.zeros(prefix_shape, dtype=np.uint64),
+        np.zeros(prefix_shape, dtype=np.uint64),
+    )
+    for offset in range(0, width, 4):
+        block = [
+            context_words[..., offset + i]
+            if offset + i < width
+            else np.full(prefix_shape, 0xFFFFFFFF - i, dtype=np.uint64)
+            for i in range(4)
+        ]
+        counter: Words = (state[0] ^ block[0], state[1] ^ block[1], state[2] ^ block[2], state[3] ^ block[3])
+        state = philox4x32_10(counter, ((key_0 ^ np.uint64(offset)) & _MASK, key_1))
+    shape = (*prefix_shape, quads)
+    counters = np.broadcast_to(np.arange(quads, dtype=np.uint64), shape)
+    s0, s1, s2, s3 = (np.broadcast_to(word[..., None], shape) for word in state)
+    outputs = philox4x32_10(
+        (counters, s0, s1, s2),
+        (
+            (np.broadcast_to(key_0[..., None], shape) ^ s3) & _MASK,
+            (np.broadcast_to(key_1[..., None], shape) ^ _TOKEN_DOMAIN) & _MASK,
+        ),
+    )
+    return np.stack(outputs, axis=-1)
