@@ -48,6 +48,9 @@ LICENCES = Path("/usr/share/common-licenses")
 TOKEN_BUDGETS = (50, 100, 200, 400)
 NOMINAL_FPR = (0.01, 0.001)
 CONTEXT_WIDTH = 4  # vLLM's default
+COOL_TEMPERATURE = 0.7  # a lower-entropy setting: the mark needs more tokens
+MAX_HUMAN_TEXTS = 512
+STUDENT_ORDERS = (3, 5)
 POOL_TEXTS = 128  # texts tested against every key of their pool (64 detections each per budget)
 
 
@@ -122,13 +125,17 @@ def _rate(values: Sequence[bool]) -> float:
 
 
 def tpr_table(
-    positives: list[list[int]], positive_keys: list[int], nulls: dict[str, list[list[int]]], null_keys: list[int]
+    positives: list[list[int]],
+    positive_keys: list[int],
+    nulls: dict[str, list[list[int]]],
+    null_keys: list[int],
+    temperature: float,
 ) -> list[dict[str, Any]]:
     rows = []
     for budget in TOKEN_BUDGETS:
         marked = [p_value(k, t[:budget]) for t, k in zip(positives, positive_keys, strict=True)]
         null_p = {name: [p_value(k, t[:budget]) for t in texts for k in null_keys] for name, texts in nulls.items()}
-        row: dict[str, Any] = {"tokens": budget, "positives": len(marked)}
+        row: dict[str, Any] = {"temperature": temperature, "tokens": budget, "positives": len(marked)}
         for alpha in NOMINAL_FPR:
             row[f"tpr_at_{alpha:g}"] = _rate([p <= alpha for p in marked])
             for name, values in null_p.items():
@@ -143,7 +150,7 @@ def tpr_table(
 
 def pool_identification(positives: list[list[int]], key_index: list[int], keys: list[int]) -> list[dict[str, Any]]:
     rows = []
-    for pools in (16, 64):
+    for pools in [size for size in (16, 64) if size <= len(keys)]:
         for budget in (100, 200, 400):
             right, wrong_named, found = 0, 0, 0
             for tokens, index in zip(positives, key_index, strict=True):
@@ -171,29 +178,34 @@ def pool_identification(positives: list[list[int]], key_index: list[int], keys: 
 
 
 def radioactivity(teacher: NGramModel, scale: Scale, canary_key: int, rng: np.random.Generator) -> dict[str, Any]:
+    """Students of order 3 and 5 trained on the campaign's watermarked take and, as the control, on
+    as much unwatermarked text of the same teacher; each sampled without any watermark."""
     take = sample(teacher, sequences=scale.take_texts, length=200, rng=rng, key=canary_key)
     plain = sample(teacher, sequences=scale.take_texts, length=200, rng=rng)
-    out: dict[str, Any] = {"take_tokens": sum(map(len, take)), "student_order": 5, "budgets": []}
-    students = {
-        "watermarked_take": NGramModel.train(take, vocabulary=teacher.vocabulary, order=5),
-        "unwatermarked_text": NGramModel.train(plain, vocabulary=teacher.vocabulary, order=5),
-    }
-    samples = {name: sample(m, sequences=scale.student_texts, length=200, rng=rng) for name, m in students.items()}
+    out: dict[str, Any] = {"take_tokens": sum(map(len, take)), "students": []}
     canary = NumpyDetector(GumbelDetector(canary_key, CONTEXT_WIDTH))
     others = [NumpyDetector(GumbelDetector(k, CONTEXT_WIDTH)) for k in keys_of(20, 99)]
     total = scale.student_texts * 200
-    for budget in sorted({1000, 2000, 5000, total} & set(range(total + 1))):
-        texts_needed = math.ceil(budget / 200)
-        row: dict[str, Any] = {"tokens_sampled": texts_needed * 200}
-        for name, texts in samples.items():
-            found = canary.detect_corpus(texts[:texts_needed])
-            row[f"{name}_p_value"] = found.p_value
-            row[f"{name}_tokens_scored"] = found.num_scored_tokens
-            if name == "unwatermarked_text" or budget == total:
-                row[f"{name}_other_keys_p_values"] = [
-                    round(d.detect_corpus(texts[:texts_needed]).p_value, 4) for d in others
-                ]
-        out["budgets"].append(row)
+    for order in STUDENT_ORDERS:
+        students = {
+            "watermarked_take": NGramModel.train(take, vocabulary=teacher.vocabulary, order=order),
+            "unwatermarked_text": NGramModel.train(plain, vocabulary=teacher.vocabulary, order=order),
+        }
+        samples = {name: sample(m, sequences=scale.student_texts, length=200, rng=rng) for name, m in students.items()}
+        budgets = []
+        for budget in sorted({1000, 2000, 5000, total} & set(range(total + 1))):
+            texts_needed = math.ceil(budget / 200)
+            row: dict[str, Any] = {"tokens_sampled": texts_needed * 200}
+            for name, texts in samples.items():
+                found = canary.detect_corpus(texts[:texts_needed])
+                row[f"{name}_p_value"] = found.p_value
+                row[f"{name}_tokens_scored"] = found.num_scored_tokens
+                if budget == total:
+                    row[f"{name}_other_keys_p_values"] = [
+                        round(d.detect_corpus(texts[:texts_needed]).p_value, 4) for d in others
+                    ]
+            budgets.append(row)
+        out["students"].append({"order": order, "budgets": budgets})
     return out
 
 
@@ -245,9 +257,10 @@ def absent_cases(
     return cases
 
 
-def mean_entropy_bits(model: NGramModel, texts: list[list[int]]) -> float:
+def mean_entropy_bits(model: NGramModel, texts: list[list[int]], temperature: float = 1.0) -> float:
     contexts = [t[:i] for t in texts[:16] for i in range(0, 200, 10)]
-    log_p = model.log_probs(contexts).astype(np.float64)
+    scaled = model.log_probs(contexts).astype(np.float64) / temperature
+    log_p = scaled - np.logaddexp.reduce(scaled, axis=1, keepdims=True)
     return float(np.mean(-(np.exp(log_p) * log_p).sum(axis=1)) / math.log(2))
 
 
@@ -273,9 +286,18 @@ def measure(scale: Scale, out_dir: Path, seed: int = 18) -> dict[str, Any]:
         key=np.array(positive_keys, dtype=np.uint64),
         context_width=CONTEXT_WIDTH,
     )
+    cool = sample(
+        teacher,
+        sequences=scale.positives,
+        length=longest,
+        rng=rng,
+        key=np.array(positive_keys, dtype=np.uint64),
+        context_width=CONTEXT_WIDTH,
+        temperature=COOL_TEMPERATURE,
+    )
     model_negatives = sample(teacher, sequences=scale.model_negatives, length=longest, rng=rng)
     stream = [t for d in tokenizer.encode_batch(held_out) for t in d.ids]
-    human = [stream[i : i + longest] for i in range(0, len(stream) - longest, longest)]
+    human = [stream[i : i + longest] for i in range(0, len(stream) - longest, longest)][:MAX_HUMAN_TEXTS]
     null_keys = keys_of(scale.null_keys, seed + 1)  # keys that generated nothing here
     report: dict[str, Any] = {
         "written_at": datetime.datetime.now(tz=datetime.UTC).isoformat(timespec="seconds"),
@@ -289,10 +311,16 @@ def measure(scale: Scale, out_dir: Path, seed: int = 18) -> dict[str, Any]:
             "training_tokens": sum(map(len, train_ids)),
             "human_texts": len(human),
             "teacher_mean_entropy_bits": round(mean_entropy_bits(teacher, positives), 2),
+            f"teacher_mean_entropy_bits_at_{COOL_TEMPERATURE}": round(
+                mean_entropy_bits(teacher, cool, COOL_TEMPERATURE), 2
+            ),
         },
-        "tpr_vs_tokens": tpr_table(
-            positives, positive_keys, {"unwatermarked": model_negatives, "human": human}, null_keys
-        ),
+        "tpr_vs_tokens": [
+            *tpr_table(positives, positive_keys, {"unwatermarked": model_negatives, "human": human}, null_keys, 1.0),
+            *tpr_table(
+                cool, positive_keys, {"unwatermarked": model_negatives, "human": human}, null_keys, COOL_TEMPERATURE
+            ),
+        ],
         "pool_identification": pool_identification(positives[:POOL_TEXTS], key_index[:POOL_TEXTS], keys),
         "radioactivity": radioactivity(teacher, scale, keys_of(1, seed + 2)[0], rng),
         "absent_mark": absent_cases(teacher, positives, positive_keys, tokenizer, other_tokenizer, rng),
@@ -314,17 +342,19 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"Detector: {s['detector']}. Teacher: {s['teacher']} (vocabulary {s['vocabulary']}, "
         f"{s['training_tokens']:,} training tokens from {s['corpus_documents']:,} human documents, mean next-token "
-        f"entropy {s['teacher_mean_entropy_bits']} bits). Written {report['written_at']} in {report['seconds']} s.",
+        f"entropy {s['teacher_mean_entropy_bits']} bits at temperature 1, "
+        f"{s[f'teacher_mean_entropy_bits_at_{COOL_TEMPERATURE}']} at {COOL_TEMPERATURE}). "
+        f"Written {report['written_at']} in {report['seconds']} s.",
         "",
         "## True-positive rate against tokens scored",
         "",
-        "| tokens | TPR at 1% | TPR at 0.1% | FPR unwatermarked at 1% / 0.1% | FPR human at 1% / 0.1% "
+        "| temperature | tokens | TPR at 1% | TPR at 0.1% | FPR unwatermarked at 1% / 0.1% | FPR human at 1% / 0.1% "
         "| TPR at the realised 1% point |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in report["tpr_vs_tokens"]:
         lines.append(
-            f"| {r['tokens']} | {_f(r['tpr_at_0.01'])} | {_f(r['tpr_at_0.001'])} | "
+            f"| {r['temperature']} | {r['tokens']} | {_f(r['tpr_at_0.01'])} | {_f(r['tpr_at_0.001'])} | "
             f"{_f(r['fpr_unwatermarked_at_0.01'])} / {_f(r['fpr_unwatermarked_at_0.001'])} | "
             f"{_f(r['fpr_human_at_0.01'])} / {_f(r['fpr_human_at_0.001'])} | {_f(r['tpr_at_realised_1pct'])} |"
         )
@@ -347,21 +377,26 @@ def markdown(report: dict[str, Any]) -> str:
     radio = report["radioactivity"]
     lines += [
         "",
-        f"## Radioactivity: a 5-gram student of the take ({radio['take_tokens']:,} watermarked tokens)",
+        f"## Radioactivity: n-gram students of the take ({radio['take_tokens']:,} watermarked tokens)",
         "",
-        "| tokens sampled from the student | p (student of the watermarked take) | p (student of unwatermarked text) |",
-        "|---|---|---|",
+        "| student order | tokens sampled from the student | p (student of the watermarked take) "
+        "| p (student of unwatermarked text) |",
+        "|---|---|---|---|",
     ]
-    for r in radio["budgets"]:
+    for student in radio["students"]:
+        for r in student["budgets"]:
+            lines.append(
+                f"| {student['order']} | {r['tokens_sampled']} | {_f(r['watermarked_take_p_value'])} | "
+                f"{_f(r['unwatermarked_text_p_value'])} |"
+            )
+    for student in radio["students"]:
+        last = student["budgets"][-1]
         lines.append(
-            f"| {r['tokens_sampled']} | {_f(r['watermarked_take_p_value'])} | {_f(r['unwatermarked_text_p_value'])} |"
+            f"\nControl, order {student['order']}: p-values of the largest sample under 20 keys that served "
+            f"nothing: watermarked-take student {last.get('watermarked_take_other_keys_p_values')}, "
+            f"unwatermarked-text student {last.get('unwatermarked_text_other_keys_p_values')}."
         )
-    last = radio["budgets"][-1]
     lines += [
-        "",
-        "Control, the campaign's key is not special: p-values of the largest sample under 20 other keys, "
-        f"watermarked-take student {last.get('watermarked_take_other_keys_p_values')}, unwatermarked-text student "
-        f"{last.get('unwatermarked_text_other_keys_p_values')}.",
         "",
         "## Where the mark is absent (reported, not hidden)",
         "",

@@ -97,14 +97,18 @@ def sample(
     key: int | npt.NDArray[np.uint64] | None = None,
     context_width: int = 4,
     greedy: bool = False,
+    temperature: float = 1.0,
 ) -> list[list[int]]:
     """`sequences` texts of `length` tokens: plain sampling (key None), greedy decoding, or
-    watermarked with `key` (one key, or one per sequence) as vLLM's Gumbel watermarker samples."""
+    watermarked with `key` (one key, or one per sequence) as vLLM's Gumbel watermarker samples:
+    the logits scaled by `temperature` first, as the engine's logits processors do."""
     generated: list[list[int]] = [[] for _ in range(sequences)]
     seen: list[set[Context]] = [set() for _ in range(sequences)]
     keys = None if key is None else np.broadcast_to(np.asarray(key, dtype=np.uint64), (sequences,))
     for _step in range(length):
         logits = model.log_probs(generated)
+        if temperature != 1.0:
+            logits = logits / np.float32(temperature)
         if greedy:
             chosen = np.argmax(logits, axis=1)
         else:
