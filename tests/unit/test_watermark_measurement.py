@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from extractguard.watermark.measurement import Scale, keys_of, pool_identification, radioactivity, tpr_table
+from extractguard.watermark.measurement import (
+    Scale,
+    keys_of,
+    null_p_values,
+    pool_identification,
+    radioactivity,
+    tpr_table,
+)
 from extractguard.watermark.ngram import NGramModel, sample
 
 
@@ -30,7 +37,8 @@ def test_marked_text_is_found_and_unmarked_text_is_not() -> None:
         teacher, sequences=32, length=400, rng=rng, key=np.array([keys[i] for i in key_index], dtype=np.uint64)
     )
     plain = sample(teacher, sequences=32, length=400, rng=rng)
-    rows = tpr_table(marked, [keys[i] for i in key_index], {"unwatermarked": plain}, keys_of(4, 4), 1.0)
+    nulls = null_p_values({"unwatermarked": plain}, keys_of(4, 4))
+    rows = tpr_table(marked, [keys[i] for i in key_index], nulls, 1.0)
     by_tokens = {r["tokens"]: r for r in rows}
     assert by_tokens[200]["tpr_at_0.01"] >= 0.9 and by_tokens[400]["tpr_at_0.001"] >= 0.9
     assert all(r["fpr_unwatermarked_at_0.01"] <= 0.05 for r in rows)

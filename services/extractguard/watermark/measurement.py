@@ -45,10 +45,10 @@ from extractguard.watermark.gumbel import GumbelDetector
 from extractguard.watermark.ngram import NGramModel, sample
 
 LICENCES = Path("/usr/share/common-licenses")
-TOKEN_BUDGETS = (50, 100, 200, 400)
+TOKEN_BUDGETS = (25, 50, 100, 200, 400)
 NOMINAL_FPR = (0.01, 0.001)
 CONTEXT_WIDTH = 4  # vLLM's default
-COOL_TEMPERATURE = 0.7  # a lower-entropy setting: the mark needs more tokens
+COOL_TEMPERATURES = (0.7, 0.4)  # lower-entropy settings: the mark needs more tokens
 MAX_HUMAN_TEXTS = 512
 STUDENT_ORDERS = (3, 5)
 POOL_TEXTS = 128  # texts tested against every key of their pool (64 detections each per budget)
@@ -124,17 +124,25 @@ def _rate(values: Sequence[bool]) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+NullPValues = dict[int, dict[str, list[float]]]  # tokens -> null set -> p-values
+
+
+def null_p_values(nulls: dict[str, list[list[int]]], null_keys: list[int]) -> NullPValues:
+    """Every null text under every key that generated nothing, at each token budget (once, for
+    every temperature's table)."""
+    return {
+        budget: {name: [p_value(k, t[:budget]) for t in texts for k in null_keys] for name, texts in nulls.items()}
+        for budget in TOKEN_BUDGETS
+    }
+
+
 def tpr_table(
-    positives: list[list[int]],
-    positive_keys: list[int],
-    nulls: dict[str, list[list[int]]],
-    null_keys: list[int],
-    temperature: float,
+    positives: list[list[int]], positive_keys: list[int], nulls: NullPValues, temperature: float
 ) -> list[dict[str, Any]]:
     rows = []
     for budget in TOKEN_BUDGETS:
         marked = [p_value(k, t[:budget]) for t, k in zip(positives, positive_keys, strict=True)]
-        null_p = {name: [p_value(k, t[:budget]) for t in texts for k in null_keys] for name, texts in nulls.items()}
+        null_p = nulls[budget]
         row: dict[str, Any] = {"temperature": temperature, "tokens": budget, "positives": len(marked)}
         for alpha in NOMINAL_FPR:
             row[f"tpr_at_{alpha:g}"] = _rate([p <= alpha for p in marked])
@@ -286,19 +294,17 @@ def measure(scale: Scale, out_dir: Path, seed: int = 18) -> dict[str, Any]:
         key=np.array(positive_keys, dtype=np.uint64),
         context_width=CONTEXT_WIDTH,
     )
-    cool = sample(
-        teacher,
-        sequences=scale.positives,
-        length=longest,
-        rng=rng,
-        key=np.array(positive_keys, dtype=np.uint64),
-        context_width=CONTEXT_WIDTH,
-        temperature=COOL_TEMPERATURE,
-    )
+    cool = {
+        temperature: sample(teacher, sequences=scale.positives, length=longest, rng=rng,
+                            key=np.array(positive_keys, dtype=np.uint64), context_width=CONTEXT_WIDTH,
+                            temperature=temperature)
+        for temperature in COOL_TEMPERATURES
+    }  # fmt: skip
     model_negatives = sample(teacher, sequences=scale.model_negatives, length=longest, rng=rng)
     stream = [t for d in tokenizer.encode_batch(held_out) for t in d.ids]
     human = [stream[i : i + longest] for i in range(0, len(stream) - longest, longest)][:MAX_HUMAN_TEXTS]
     null_keys = keys_of(scale.null_keys, seed + 1)  # keys that generated nothing here
+    nulls = null_p_values({"unwatermarked": model_negatives, "human": human}, null_keys)
     report: dict[str, Any] = {
         "written_at": datetime.datetime.now(tz=datetime.UTC).isoformat(timespec="seconds"),
         "scale": dataclasses.asdict(scale),
@@ -311,15 +317,14 @@ def measure(scale: Scale, out_dir: Path, seed: int = 18) -> dict[str, Any]:
             "training_tokens": sum(map(len, train_ids)),
             "human_texts": len(human),
             "teacher_mean_entropy_bits": round(mean_entropy_bits(teacher, positives), 2),
-            f"teacher_mean_entropy_bits_at_{COOL_TEMPERATURE}": round(
-                mean_entropy_bits(teacher, cool, COOL_TEMPERATURE), 2
-            ),
+            "teacher_mean_entropy_bits_by_temperature": {
+                str(t): round(mean_entropy_bits(teacher, texts, t), 2) for t, texts in cool.items()
+            },
         },
         "tpr_vs_tokens": [
-            *tpr_table(positives, positive_keys, {"unwatermarked": model_negatives, "human": human}, null_keys, 1.0),
-            *tpr_table(
-                cool, positive_keys, {"unwatermarked": model_negatives, "human": human}, null_keys, COOL_TEMPERATURE
-            ),
+            row
+            for temperature, texts in [(1.0, positives), *cool.items()]
+            for row in tpr_table(texts, positive_keys, nulls, temperature)
         ],
         "pool_identification": pool_identification(positives[:POOL_TEXTS], key_index[:POOL_TEXTS], keys),
         "radioactivity": radioactivity(teacher, scale, keys_of(1, seed + 2)[0], rng),
@@ -343,7 +348,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"Detector: {s['detector']}. Teacher: {s['teacher']} (vocabulary {s['vocabulary']}, "
         f"{s['training_tokens']:,} training tokens from {s['corpus_documents']:,} human documents, mean next-token "
         f"entropy {s['teacher_mean_entropy_bits']} bits at temperature 1, "
-        f"{s[f'teacher_mean_entropy_bits_at_{COOL_TEMPERATURE}']} at {COOL_TEMPERATURE}). "
+        + ", ".join(f"{bits} at {t}" for t, bits in s["teacher_mean_entropy_bits_by_temperature"].items())
+        + "). "
         f"Written {report['written_at']} in {report['seconds']} s.",
         "",
         "## True-positive rate against tokens scored",
