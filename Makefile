@@ -5,12 +5,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install litellm-venv kafka-up kafka-down kafka-status topics demo eval test test-unit lint format sql clean helm-check bench
+.PHONY: help install litellm-venv kafka-up kafka-down kafka-status topics demo eval test test-unit lint format sql clean helm-check bench watermark-eval
 
 help:
 	@echo "make demo         run Kafka, every service and a simulated campaign; print and write a report"
 	@echo "make eval         labelled scenarios through the pipeline -> reports/eval/scorecard.{json,md} (SCALE=full)"
 	@echo "make test         unit + integration tests (starts the local Kafka broker)"
+	@echo "make watermark-eval  the watermark audit measured on CPU -> reports/watermark/watermark.{json,md} (SCALE=small)"
 	@echo "make bench        each stage's speed and the pipeline's, vs a naive baseline -> reports/bench/bench.json"
 	@echo "make lint         ruff and mypy"
 	@echo "make kafka-up     start the local Kafka broker (kafka-down stops it)"
@@ -69,6 +70,11 @@ lint: install
 format: install
 	$(BIN)/ruff format services tests infra benchmarks gateway/src
 	$(BIN)/ruff check --fix services tests infra benchmarks gateway/src
+
+# The watermark audit measured without a GPU (services/extractguard/watermark/measurement.py): no
+# broker, no ClickHouse; a few minutes on two cores.
+watermark-eval: install
+	$(BIN)/python -m extractguard.watermark.measurement --scale $${SCALE:-default} --out reports/watermark
 
 bench: install kafka-up
 	$(BIN)/extractguard topics

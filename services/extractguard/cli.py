@@ -12,6 +12,7 @@ from extractguard.alerting import commands as alerting_commands
 from extractguard.enforcement import commands as enforcement_commands
 from extractguard.investigation import commands as investigation_commands
 from extractguard.settings import ClickHouseSettings, KafkaSettings, LanderSettings
+from extractguard.watermark import commands as watermark_commands
 
 
 @click.group()
@@ -272,6 +273,7 @@ def evaluate(
 
 main.add_command(alerting_commands.rules)
 main.add_command(alerting_commands.silence)
+main.add_command(watermark_commands.attribute_command)
 investigation_commands.register(main, campaigns)
 enforcement_commands.register(main)
 

@@ -279,3 +279,17 @@ class AlerterSettings(BaseSettings):
         default=0.9, gt=0, le=1, description="Stop when more than this share of the last detections was invalid."
     )
     invalid_window_messages: int = Field(default=1000, ge=1, description="...of the last this many detections.")
+
+
+class WatermarkSettings(BaseSettings):
+    """The watermark audit (`extractguard attribute`): the key registry's public file, its secret
+    store (a directory of one file per key id, as a Kubernetes Secret mounts, or one JSON file),
+    and the served model's tokenizer. Only the audit reads the secret store."""
+
+    model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_WATERMARK_")
+
+    registry: Path | None = None
+    keys: Path | None = None
+    tokenizer: Path | None = None
+    alpha: float = Field(default=0.01, gt=0, lt=1)
+    backend: Literal["numpy", "vllm"] = "numpy"

@@ -16,6 +16,7 @@ from extractguard.paths import schemas_dir
 from extractguard_gateway.adapters import ADAPTERS, AdapterSettings, UnreadablePayload
 from extractguard_gateway.addresses import trusted_networks
 from extractguard_gateway.events import build, keyed_hash
+from extractguard_gateway.sketch import sketch_completion
 
 SECRET = b"adapter-test"
 SETTINGS = AdapterSettings(trusted_proxies=trusted_networks("10.0.0.0/8"), extra={"key_secret": SECRET})
@@ -83,6 +84,15 @@ def test_litellm_attribution_address_and_end_user() -> None:
     assert event["request_logprobs"] and event["request_top_logprobs"] == 5 and event["request_max_tokens"] == 64
     assert event["prompt_sketch"]["length_chars"] == len('Translate "good morning" into French, item 12.')
     assert "good morning" not in orjson.dumps(event).decode()
+    # The completion is sketched like the prompt (for the watermark audit's matching), never sent.
+    completion = _payload_completion("success_master_key_forwarded.json")
+    assert event["completion_sketch"]["minhash"] == sketch_completion(completion).minhash
+    assert completion[:20] not in orjson.dumps(event).decode()
+
+
+def _payload_completion(name: str) -> str:
+    payload = orjson.loads((_goldens("litellm")[0].parent / name).read_bytes())
+    return str(payload["response"]["choices"][0]["message"]["content"])
 
 
 def test_litellm_failures_are_events_with_their_status() -> None:

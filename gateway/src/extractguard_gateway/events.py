@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from extractguard_gateway.contract import SCHEMA_VERSION, Event, salvage
-from extractguard_gateway.sketch import sketch_prompt
+from extractguard_gateway.sketch import sketch_completion, sketch_prompt
+from extractguard_gateway.watermark import Watermark
 
 
 @dataclass(slots=True)
 class ObservedRequest:
-    """What the gateway knows of one API call. `prompt` is used for the sketch, then discarded.
+    """What the gateway knows of one API call. `prompt` and `completion` are used for their
+    sketches, then discarded; `watermark` is what the serving pool's engine applied (key id only).
 
     `api_key` is whatever identifies the key at the gateway (the key, or the gateway's own hash of
     it): only its keyed hash is sent. `end_user_id` is what the caller claims about its end user.
@@ -66,6 +68,8 @@ class ObservedRequest:
     cache_read_tokens: int | None = None
     cache_creation_tokens: int | None = None
     cache_hit: bool | None = None
+    completion: str | None = None
+    watermark: Watermark | None = None
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -148,6 +152,8 @@ def build(request: ObservedRequest, key_secret: bytes, *, checked: bool = True) 
         "refusal": request.refusal,
         "latency_ms": request.latency_ms,
         "prompt_sketch": None if request.prompt is None else sketch_prompt(request.prompt).as_dict(),
+        "completion_sketch": None if request.completion is None else sketch_completion(request.completion).as_dict(),
+        "watermark": None if request.watermark is None else request.watermark.as_dict(),
     }
     if not checked:
         return BuiltEvent({k: v for k, v in event.items() if v is not None}, dropped)

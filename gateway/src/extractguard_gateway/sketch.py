@@ -14,6 +14,14 @@ True
 64
 >>> sketch_prompt("Explain your reasoning step by step: 2+2?").cot_elicitation
 True
+
+A completion is sketched the same way (the same shingles, permutations and seed, so a suspect
+text sketched later is comparable), plus its LSH band hashes, so that the batch audit can find
+the landed responses a suspect text copies with an indexed lookup rather than a scan:
+
+>>> c = sketch_completion("The capital of France is Paris, a city on the Seine.")
+>>> len(c.minhash), len(c.bands), c.bands == completion_bands(c.minhash)
+(64, 16, True)
 """
 
 from __future__ import annotations
@@ -94,3 +102,44 @@ def sketch_prompt(prompt: str) -> PromptSketch:
 def minhash_similarity(a: list[int], b: list[int]) -> float:
     """Estimated Jaccard similarity of the shingle sets behind two signatures."""
     return sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
+
+
+#: LSH banding of a completion's signature: 16 bands of 4 rows, so two completions whose shingle
+#: sets have Jaccard similarity 0.5 share a band with probability 1 - (1 - 0.5**4)**16 = 0.64, and
+#: at 0.8 with probability 0.9996 (the prompt bands of detection use 4-row bands too).
+BAND_ROWS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionSketch:
+    minhash: list[int]
+    bands: list[int]
+    length_chars: int
+    length_words: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "minhash": self.minhash,
+            "bands": self.bands,
+            "length_chars": self.length_chars,
+            "length_words": self.length_words,
+        }
+
+
+def completion_bands(minhash: list[int]) -> list[int]:
+    """The 32-bit hash of each band of BAND_ROWS rows (the band's index is hashed in, so equal
+    rows in different bands do not collide)."""
+    return [
+        xxhash.xxh32_intdigest(
+            b"".join(v.to_bytes(4, "little") for v in minhash[start : start + BAND_ROWS]), seed=start // BAND_ROWS
+        )
+        for start in range(0, len(minhash) - BAND_ROWS + 1, BAND_ROWS)
+    ]
+
+
+def sketch_completion(completion: str) -> CompletionSketch:
+    words = _WORD.findall(completion.lower())
+    minhash = rensa.RMinHash(num_perm=NUM_PERM, seed=MINHASH_SEED)
+    minhash.update(shingles(words))
+    signature = [int(v) for v in minhash.digest()]
+    return CompletionSketch(signature, completion_bands(signature), len(completion), len(words))

@@ -20,6 +20,15 @@ _STRINGS = pa.list_(pa.string())
 _TIME = pa.timestamp("ms", tz="UTC")
 _KAFKA = [("kafka_partition", pa.uint16()), ("kafka_offset", pa.uint64())]
 
+#: The watermark applied (0050): key id only, never the key; and the completion's sketch.
+_WATERMARK = [
+    ("watermark_known", pa.bool_()), ("watermark_applied", pa.bool_()), ("watermark_engine", _STRING),
+    ("watermark_algorithm", _STRING), ("watermark_prf", _STRING), ("watermark_context_width", pa.uint8()),
+    ("watermark_key_id", _STRING), ("watermark_unmarked_reason", _STRING),
+    ("completion_minhash", pa.list_(pa.uint32())), ("completion_bands", pa.list_(pa.uint32())),
+    ("completion_length_words", pa.uint32()),
+]  # fmt: skip
+
 EVENT_SCHEMA = pa.schema([
     ("event_id", _STRING), ("event_time", _TIME), ("account_id", _STRING), ("org_id", _STRING),
     ("end_user_id", _STRING), ("api_key_hash", _STRING), ("account_created", _TIME),
@@ -35,7 +44,7 @@ EVENT_SCHEMA = pa.schema([
     ("prompt_length_chars", pa.uint32()), ("prompt_length_words", pa.uint32()),
     ("prompt_cot_elicitation", pa.bool_()), ("prompt_sketched", pa.bool_()), ("reasoning_output_tokens", pa.uint32()),
     ("cache_read_input_tokens", pa.uint32()), ("cache_creation_input_tokens", pa.uint32()), ("cache_hit", pa.bool_()),
-    *_KAFKA,
+    *_WATERMARK, *_KAFKA,
 ])  # fmt: skip
 _NO_SKETCH: Payload = {"minhash": [], "template_hash": "", "length_chars": 0}
 
@@ -43,7 +52,7 @@ _NO_SKETCH: Payload = {"minhash": [], "template_hash": "", "length_chars": 0}
 def event_row(e: Payload, partition: int, offset: int) -> list[Any]:
     """One events row. Absent key columns (org, key, address: gateway_event v2) are '' (the schema
     never allows an empty one), an absent ASN NULL (0 is reserved, never a stand-in), an absent
-    sketch an empty one with `prompt_sketched` false."""
+    sketch an empty one with `prompt_sketched` false; an absent watermark `watermark_known` false."""
     sketch = e.get("prompt_sketch") or _NO_SKETCH
     return [
         e["event_id"], e["event_time_ms"], e["account_id"], e.get("org_id") or "", e.get("end_user_id"),
@@ -57,7 +66,22 @@ def event_row(e: Payload, partition: int, offset: int) -> list[Any]:
         e.get("response_finish_reason"), e["refusal"], e["latency_ms"], sketch["minhash"],
         sketch["template_hash"], sketch["length_chars"], sketch.get("length_words", 0),
         sketch.get("cot_elicitation", False), sketch is not _NO_SKETCH, e.get("reasoning_output_tokens"),
-        e.get("cache_read_input_tokens"), e.get("cache_creation_input_tokens"), e.get("cache_hit"), partition, offset,
+        e.get("cache_read_input_tokens"), e.get("cache_creation_input_tokens"), e.get("cache_hit"),
+        *_watermark_cells(e), partition, offset,
+    ]  # fmt: skip
+
+
+_NO_WATERMARK: Payload = {"applied": False}
+_NO_COMPLETION: Payload = {"minhash": [], "bands": []}
+
+
+def _watermark_cells(e: Payload) -> list[Any]:
+    mark = e.get("watermark") or _NO_WATERMARK
+    completion = e.get("completion_sketch") or _NO_COMPLETION
+    return [
+        mark is not _NO_WATERMARK, mark["applied"], mark.get("engine") or "", mark.get("algorithm") or "",
+        mark.get("prf") or "", mark.get("context_width"), mark.get("key_id") or "", mark.get("unmarked_reason"),
+        completion["minhash"], completion.get("bands", []), completion.get("length_words"),
     ]  # fmt: skip
 
 

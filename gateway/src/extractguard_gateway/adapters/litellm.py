@@ -104,6 +104,7 @@ class LiteLLMAdapter:
         status = 200
         finish: str | None = "stop"
         refusal = False
+        completion: str | None = None  # sketched by the event builder, then dropped
         if failed:
             error = payload.get("error_information") or {}
             status = count(error.get("error_code")) or 500
@@ -117,6 +118,8 @@ class LiteLLMAdapter:
                 finish = reason if reason in _FINISH else None
                 message = choices[0].get("message") or {}
                 refusal = bool(isinstance(message, dict) and message.get("refusal"))
+                content = message.get("content") if isinstance(message, dict) else None
+                completion = content if isinstance(content, str) and content else None
         start = number(payload.get("startTime")) or 0.0
         end = number(payload.get("endTime")) or start
         messages = payload.get("messages")
@@ -138,6 +141,7 @@ class LiteLLMAdapter:
                 provider_name=self.settings.provider_name or text(payload.get("custom_llm_provider")) or "litellm",
                 operation_name=_operation(payload.get("call_type")),
                 prompt=prompt,
+                completion=completion,
                 conversation_id=text(payload.get("session_id")),
                 turn_index=prior_turns(messages),
                 event_time_ms=int(start * 1000),
