@@ -5,13 +5,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install litellm-venv kafka-up kafka-down kafka-status topics demo eval test test-unit lint format sql clean helm-check bench
+.PHONY: help install litellm-venv kafka-up kafka-down kafka-status topics demo eval test test-unit lint format sql clean helm-check bench chaos
 
 help:
 	@echo "make demo         run Kafka, every service and a simulated campaign; print and write a report"
 	@echo "make eval         labelled scenarios through the pipeline -> reports/eval/scorecard.{json,md} (SCALE=full)"
 	@echo "make test         unit + integration tests (starts the local Kafka broker)"
 	@echo "make bench        each stage's speed and the pipeline's, vs a naive baseline -> reports/bench/bench.json"
+	@echo "make chaos        one fault per run (SIGKILL, broker stop/kill, SIGSTOP) vs a clean run -> reports/chaos/chaos.{json,md}"
 	@echo "make lint         ruff and mypy"
 	@echo "make kafka-up     start the local Kafka broker (kafka-down stops it)"
 
@@ -73,6 +74,11 @@ format: install
 bench: install kafka-up
 	$(BIN)/extractguard topics
 	$(BIN)/python benchmarks/bench.py
+
+# Fault injection over the real pipeline; CHAOS_ARGS="--fault sigkill-detect" for one fault.
+chaos: install kafka-up
+	$(BIN)/extractguard topics
+	$(BIN)/extractguard chaos $(CHAOS_ARGS)
 
 # Render the Helm chart with each helm/extractguard/ci values file and validate every manifest, offline.
 helm-check: install

@@ -9,6 +9,7 @@ import click
 import orjson
 
 from extractguard.alerting import commands as alerting_commands
+from extractguard.chaos import commands as chaos_commands
 from extractguard.investigation import commands as investigation_commands
 from extractguard.settings import ClickHouseSettings, KafkaSettings, LanderSettings
 
@@ -270,6 +271,7 @@ def evaluate(
 
 
 main.add_command(alerting_commands.rules)
+main.add_command(chaos_commands.chaos)
 main.add_command(alerting_commands.silence)
 investigation_commands.register(main, campaigns)
 
