@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import orjson
 
 from extractguard.chaos.faults import FAULTS, Fault, by_name
-from extractguard.chaos.report import FaultRow, compare, markdown
-from extractguard.chaos.run import ChaosRun, broker_is_local
 from extractguard.paths import data_home, project_root
+
+if TYPE_CHECKING:  # loaded at use: every `extractguard` command, each service's start, imports this module
+    from extractguard.chaos.report import FaultRow
 
 SCENARIO = Path("scenarios") / "chaos" / "hydra_small.yaml"
 
@@ -22,6 +24,8 @@ def say(message: str) -> None:
 
 def run_chaos(faults: list[Fault], seed: int, publish_s: float, out_dir: Path, command: str) -> list[FaultRow]:
     """The clean run, then one run per fault; writes chaos.json and chaos.md into `out_dir`."""
+    from extractguard.chaos.report import compare, markdown
+    from extractguard.chaos.run import ChaosRun, broker_is_local
     from extractguard.evaluation.sources import SimulatedReplay
     from extractguard.simulator.scenario import Scenario
     from extractguard.simulator.traffic import scenario_start_ms
