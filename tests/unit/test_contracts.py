@@ -35,7 +35,8 @@ def test_every_topic_has_a_dlq_twin_and_a_schema_for_its_payload() -> None:
 
 
 @pytest.mark.parametrize(
-    "payload", ["gateway_event", "detection", "alert", "account_label", "campaign", "fingerprint_activity"]
+    "payload",
+    ["gateway_event", "detection", "alert", "account_label", "campaign", "fingerprint_activity", "link_evidence"],
 )
 def test_golden_examples_validate(payload: str, golden: dict[str, list[Path]]) -> None:
     assert golden[payload], f"no golden examples for {payload}"

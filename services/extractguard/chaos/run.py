@@ -220,7 +220,7 @@ class ChaosRun:
                         outcome.died.append(service.name)
                         self.say(f"  {service.name} died after the fault; restarted:\n{service.tail(5)}")
                         self._restart(service)
-                self._drain(services)
+                self._drain(services, outcome)
                 outcome.events_rows, outcome.events_final = self._counts("events")
                 outcome.detections_rows, outcome.detections_final = self._counts("detections")
             finally:
@@ -275,9 +275,25 @@ class ChaosRun:
             publisher.flush()
         return fault_thread
 
-    def _drain(self, services: dict[str, list[Service]]) -> None:
+    def _drain(self, services: dict[str, list[Service]], outcome: Outcome) -> None:
         """Wait until every stage has committed everything upstream of it gave it, twice over (the
-        alerter's and campaigns' inputs grow while detect catches up)."""
+        alerter's and campaigns' inputs grow while detect catches up). A service that dies on the
+        way is a finding of the run: it is recorded, restarted, and the wait goes on."""
+        for attempt in range(4):
+            try:
+                self._drain_once(services)
+                return
+            except RuntimeError as error:
+                if attempt == 3:
+                    raise
+                for group in services.values():
+                    for service in group:
+                        if not service.alive():
+                            outcome.died.append(service.name)
+                            self.say(f"  {service.name} died while draining ({str(error).splitlines()[0]}); restarted")
+                            self._restart(service)
+
+    def _drain_once(self, services: dict[str, list[Service]]) -> None:
         for _ in range(2):
             _wait_caught_up(self.kafka, self.groups["detect"][0], GATEWAY_EVENTS, 180, services["detect"][0])
             for topic in (FINGERPRINT_ACTIVITY, LINK_EVIDENCE):
