@@ -47,6 +47,9 @@ def migrate(revert: bool) -> None:
         click.echo(f"reverted {migrations.revert(client, settings.cluster) or 'nothing'}")
         return
     applied = migrations.apply(client, {"events_ttl_days": settings.events_ttl_days}, settings.cluster)
+    if settings.analyst_grantees and not migrations.is_embedded_client(client):
+        granted = migrations.grant_analyst_role(client, settings.analyst_grantees, settings.cluster)
+        click.echo(f"extractguard_analyst granted to {', '.join(granted)}")
     click.echo("applied " + (", ".join(applied) if applied else "nothing: up to date"))
 
 
