@@ -115,9 +115,10 @@ def validate(payload: str, document: Any) -> Payload:
     return valid
 
 
-#: What an integer may be anywhere: a ClickHouse (U)Int64 and orjson both stop there. JSON numbers
-#: past it parse as floats (orjson), which the schema would take for integers.
-_INTEGER_RANGE = (-(2**63), 2**64 - 1)
+#: What an integer may be anywhere: a signed 64-bit one, as the lander's Arrow columns and orjson
+#: take it (fuzzing landed labelled_at_ms = 2^63 and stopped the lander). JSON numbers past 2^64
+#: parse as floats (orjson), which the schema would take for integers.
+_INTEGER_RANGE = (-(2**63), 2**63 - 1)
 
 
 def _integers_as_int(schema: Any, document: Any, path: str = "") -> Any:
@@ -132,12 +133,17 @@ def _integers_as_int(schema: Any, document: Any, path: str = "") -> Any:
     Traceback (most recent call last):
     ...
     extractguard.contracts.rejection.InvalidMessage: out_of_range: n is 18446744073709551616, past the 64-bit range
+    >>> _integers_as_int({"type": "integer"}, 2**63)
+    Traceback (most recent call last):
+    ...
+    extractguard.contracts.rejection.InvalidMessage: out_of_range: value is 9223372036854775808, past the 64-bit range
     """
     if not isinstance(schema, dict):
         return document
     types = schema.get("type")
     types = [types] if isinstance(types, str) else types or []
-    if isinstance(document, float) and "integer" in types and "number" not in types:
+    integral = isinstance(document, float) or (isinstance(document, int) and not isinstance(document, bool))
+    if integral and "integer" in types and "number" not in types:
         value = int(document)
         if not _INTEGER_RANGE[0] <= value <= _INTEGER_RANGE[1]:
             where = path or "value"

@@ -86,9 +86,8 @@ class _Translator:
                 meta["pattern"] = _python_pattern(meta["pattern"], where)
             typed = _constrained(str, meta)
         elif kind == "integer":
-            # No integer past 64 bits, whatever the schema says (`schemas._INTEGER_RANGE`): msgspec
-            # reads any size, orjson and ClickHouse stop there. msgspec takes int64 bounds only, so
-            # (2^63, 2^64) goes to the schema path too, which accepts it, or says why not.
+            # No integer past signed 64 bits, whatever the schema says (`schemas._INTEGER_RANGE`):
+            # msgspec reads any size; orjson and the lander's Arrow columns stop there.
             meta = {"ge": -(2**63), "le": 2**63 - 1, **_meta(schema, _NUMBER)}
             if "gt" in meta:
                 meta.pop("ge")
