@@ -30,6 +30,7 @@ from extractguard.contracts.intake import receive
 from extractguard.contracts.rejection import InvalidRateGuard
 from extractguard.contracts.topics import dlq_name
 from extractguard.health import PollHealth
+from extractguard.kafka_ready import retry_retriable
 from extractguard.lander.blocks import Block
 from extractguard.lander.sinks import Sink, sinks
 from extractguard.logs import configure
@@ -152,7 +153,11 @@ class Lander:
             self._positions.clear()
 
     def _commit(self, offsets: list[TopicPartition]) -> None:
-        self.consumer.commit(offsets=offsets, asynchronous=False)
+        # A broker restarting answers NOT_COORDINATOR for a while (make chaos stopped the lander
+        # with it): wait it out. The rows are in ClickHouse already; if the lander dies anyway,
+        # it resumes after the highest offset landed.
+        retry_retriable(lambda: self.consumer.commit(offsets=offsets, asynchronous=False),
+                        "commit of the landed offsets", timeout_s=120)  # fmt: skip
 
     def _insert(self, sink: Sink, rows: pa.Table) -> None:
         table = sink.table
