@@ -341,3 +341,21 @@ def test_both_stream_apps_run_every_stage_through_the_component_with_a_guard() -
     assert dead.error.code == Reason.INVALID_UTF8 and dead.source == "kafka:fingerprint.activity"
     [dead] = campaigns.resolving.read(b'{"window_end_ms": 1}', Position("link.evidence", 0, 4)).dead
     assert dead.error.code == Reason.MISSING_FIELD and "evidence" in dead.error.detail
+
+
+def test_a_tripped_guard_ends_a_faust_worker_rather_than_letting_its_supervisor_restart_the_agent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from extractguard import faust_app
+
+    exits: list[int] = []
+    monkeypatch.setattr(faust_app.os, "_exit", exits.append)
+    log = Log()
+    log.critical = log.warning  # type: ignore[attr-defined]
+
+    async def trips() -> None:
+        raise TooManyInvalid("950 of the last 1000 messages were invalid (limit 90%)")
+
+    asyncio.run(faust_app.stop_on_too_many_invalid(trips(), log))
+    assert exits == [faust_app.EXIT_TOO_MANY_INVALID]
+    assert log.lines[0][0] == "too_many_invalid"
