@@ -284,6 +284,36 @@ def test_a_checkpoint_is_due_by_time_and_a_quiet_partition_gets_one_too() -> Non
     assert third.acks == 1
 
 
+def test_a_costly_checkpoint_is_not_repeated_until_its_cost_is_a_tenth_of_the_time() -> None:
+    # A state that takes 3 s to save (the campaign linker's day-long books): due every message, it
+    # would checkpoint without end; the next one waits until 30 s after it ended.
+    h = Harness(every=1, interval_s=2.0)
+    save = h.store.save
+
+    def slow_save(partition: int, blob: bytes) -> None:
+        h.clock.now += 3.0
+        save(partition, blob)
+
+    h.store.save = slow_save  # type: ignore[method-assign]
+    messages = _messages(*(str(i).encode() for i in range(4)))
+    h.feed(messages[:2])
+    assert [m.acks for m in messages[:2]] == [1, 0] and h.events.count("save") == 1
+    h.clock.now = 32.9  # the first ended at 3.0
+    h.feed(messages[:3], start=2)
+    assert messages[2].acks == 0
+    h.clock.now = 33.0
+    h.feed(messages, start=3)
+    assert [m.acks for m in messages] == [1, 1, 1, 1] and h.events.count("save") == 2
+    fifth = Message(b"4")
+    h.run(h.stage.process(0, 4, fifth))
+    h.clock.now = 60.0
+    h.run(h.stage.checkpoint_quiet())
+    assert fifth.acks == 0, "a quiet partition waits out the cost too"
+    h.clock.now = 70.0
+    h.run(h.stage.checkpoint_quiet())
+    assert fifth.acks == 1 and h.state().seen == [0, 1, 2, 3, 4]
+
+
 def test_a_failed_save_leaves_the_messages_unacknowledged() -> None:
     h = Harness(every=1)
     h.store.fail = True
