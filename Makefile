@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install litellm-venv kafka-up kafka-down kafka-status topics demo eval test test-unit lint format sql clean helm-check bench watermark-eval
+.PHONY: help install litellm-venv kafka-up kafka-down kafka-status topics demo eval test test-unit lint format sql clean helm-check bench watermark-eval chaos fuzz
 
 help:
 	@echo "make demo         run Kafka, every service and a simulated campaign; print and write a report"
@@ -13,6 +13,8 @@ help:
 	@echo "make test         unit + integration tests (starts the local Kafka broker)"
 	@echo "make watermark-eval  the watermark audit measured on CPU -> reports/watermark/watermark.{json,md} (SCALE=small)"
 	@echo "make bench        each stage's speed and the pipeline's, vs a naive baseline -> reports/bench/bench.json"
+	@echo "make chaos        one fault per run (SIGKILL, broker stop/kill, SIGSTOP) vs a clean run -> reports/chaos/chaos.{json,md}"
+	@echo "make fuzz         hostile input: >10,000 generated inputs to every decoder and the ingest -> reports/fuzz/"
 	@echo "make lint         ruff and mypy"
 	@echo "make kafka-up     start the local Kafka broker (kafka-down stops it)"
 
@@ -79,6 +81,16 @@ watermark-eval: install
 bench: install kafka-up
 	$(BIN)/extractguard topics
 	$(BIN)/python benchmarks/bench.py
+
+# Fault injection over the real pipeline; CHAOS_ARGS="--fault sigkill-detect" for one fault.
+chaos: install kafka-up
+	$(BIN)/extractguard topics
+	$(BIN)/extractguard chaos $(CHAOS_ARGS)
+
+# Property-based fuzzing of every decoder and the HTTP ingest (schemathesis on its OpenAPI
+# document too); `make test` runs the same properties with fewer examples.
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -p no:randomly tests/unit/test_hostile_input.py tests/unit/test_ingest_hostile.py $(PYTEST_ARGS)
 
 # Render the Helm chart with each helm/extractguard/ci values file and validate every manifest, offline.
 helm-check: install

@@ -36,6 +36,10 @@ Guarantees, in the style of arroyo's processing-strategy contracts:
   `-line` for envelopes); the state never sees it.
 - **Stop when nearly everything is invalid.** The guard raises `TooManyInvalid` out of `process`;
   nothing of that message is acknowledged, so a fixed deploy resumes where this one stopped.
+- **A broker outage is waited out.** A checkpoint the store could not make durable
+  (`CheckpointError`: the broker is down or restarting) is tried again a checkpoint interval
+  later, its messages still unacknowledged; only after `max_deferred_s` without one does the
+  error escape (a broker gone that long is an outage to page about, not to ride out).
 - **Revocation.** `forget` drops a partition's state and its unacknowledged messages; the next
   owner restores from the last checkpoint and is redelivered them.
 - **Checkpoint format.** `STAGE_FORMAT` frames the codec's bytes with the offset they cover. A
@@ -58,6 +62,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import orjson
 
 from extractguard import gc_policy, metrics
+from extractguard.checkpoints import CheckpointError
 from extractguard.contracts.dead_letters import DeadLetter
 from extractguard.contracts.rejection import InvalidMessage, InvalidRateGuard, Reason
 
@@ -190,6 +195,7 @@ class CheckpointPolicy:
     interval_s: float
     every_messages: int = 1_000_000
     max_overhead: float = 0.1
+    max_deferred_s: float = 300.0
 
 
 class InputMessage(Protocol):
@@ -213,6 +219,7 @@ class _Partition(Generic[S]):
     offset: int  # the last input offset the state holds; -1 for none
     last_checkpoint: float
     last_cost: float = 0.0  # seconds the last checkpoint took (pickling, saving, acknowledging)
+    deferred_since: float | None = None  # when a checkpoint first failed, while they still fail
     pending: list[Awaitable[Any]] = field(default_factory=list)
     uncovered: list[InputMessage] = field(default_factory=list)
 
@@ -331,7 +338,18 @@ class CheckpointedStage(Generic[S, T]):
         began = self.clock()
         await asyncio.gather(*book.pending)
         book.pending.clear()
-        await asyncio.to_thread(self.store.save, partition, self.dump(book.state, book.offset))
+        try:
+            await asyncio.to_thread(self.store.save, partition, self.dump(book.state, book.offset))
+        except CheckpointError as error:
+            now = self.clock()
+            book.deferred_since = book.deferred_since if book.deferred_since is not None else now
+            if now - book.deferred_since >= self.policy.max_deferred_s:
+                raise
+            book.last_checkpoint = now  # due again one interval later
+            self.log.warning("checkpoint_deferred", stage=self.name, partition=partition,
+                             unacknowledged=len(book.uncovered), error=str(error)[:200])  # fmt: skip
+            return
+        book.deferred_since = None
         book.last_checkpoint = self.clock()
         book.last_cost = book.last_checkpoint - began
         for message in book.uncovered:

@@ -9,6 +9,7 @@ import click
 import orjson
 
 from extractguard.alerting import commands as alerting_commands
+from extractguard.chaos import commands as chaos_commands
 from extractguard.enforcement import commands as enforcement_commands
 from extractguard.investigation import commands as investigation_commands
 from extractguard.settings import ClickHouseSettings, KafkaSettings, LanderSettings
@@ -48,6 +49,9 @@ def migrate(revert: bool) -> None:
         click.echo(f"reverted {migrations.revert(client, settings.cluster) or 'nothing'}")
         return
     applied = migrations.apply(client, {"events_ttl_days": settings.events_ttl_days}, settings.cluster)
+    if settings.analyst_grantees and not migrations.is_embedded_client(client):
+        granted = migrations.grant_analyst_role(client, settings.analyst_grantees, settings.cluster)
+        click.echo(f"extractguard_analyst granted to {', '.join(granted)}")
     click.echo("applied " + (", ".join(applied) if applied else "nothing: up to date"))
 
 
@@ -272,6 +276,7 @@ def evaluate(
 
 
 main.add_command(alerting_commands.rules)
+main.add_command(chaos_commands.chaos)
 main.add_command(alerting_commands.silence)
 main.add_command(watermark_commands.attribute_command)
 investigation_commands.register(main, campaigns)

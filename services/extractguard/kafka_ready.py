@@ -24,6 +24,11 @@ T = TypeVar("T")
 # some of them retriable() and reports others (an unknown partition just after creation) as
 # plain errors, so the set is named here.
 _SETTLING = {
+    # A broker restarting: its group coordinator moves or loads (a commit then says so).
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError._ALL_BROKERS_DOWN,
     KafkaError.NOT_LEADER_FOR_PARTITION,
     KafkaError.LEADER_NOT_AVAILABLE,
     KafkaError.UNKNOWN_TOPIC_OR_PART,

@@ -54,6 +54,10 @@ class ClickHouseSettings(BaseSettings):
     cluster: str | None = Field(
         default=None, description="Run migrations ON CLUSTER this cluster: replicated local tables + Distributed."
     )
+    analyst_grantees: list[str] = Field(
+        default_factory=list,
+        description='ClickHouse users or roles given the SELECT-only extractguard_analyst role, e.g. ["ana"] (server).',
+    )
 
 
 class IngestSettings(BaseSettings):
@@ -71,6 +75,17 @@ class IngestSettings(BaseSettings):
     key_secret: SecretStr = SecretStr("change-me")
     trusted_proxies: str = ""  # comma-separated CIDRs
     asn_database: Path | None = None
+    # Who may write, and how much (see ingest/tokens.py, ingest/rate_limits.py).
+    tokens_file: Path | None = Field(
+        default=None, description='JSON {"gateway name": "token", ...}, reloaded when it changes; replaces `token`.'
+    )
+    tokens_reload_s: float = Field(default=5.0, gt=0, description="How often the tokens file is checked for changes.")
+    rate_limit_events_per_s: float = Field(default=20_000, gt=0, description="Per gateway token; over it, 429.")
+    rate_limit_burst_s: int = Field(default=10, ge=1, description="A burst of this many seconds' worth is allowed.")
+    max_concurrent_requests: int = Field(
+        default=64, ge=1, description="Requests in progress at once; beyond them, 503 with Retry-After at once."
+    )
+    body_timeout_s: float = Field(default=10.0, gt=0, description="A body not received within this is answered 408.")
 
 
 class PublisherSettings(BaseSettings):
@@ -158,8 +173,12 @@ class LanderSettings(BaseSettings):
     group_id: str = "extractguard-lander"
     batch_max_rows: int = Field(default=50_000, ge=1)
     batch_max_wait_s: float = Field(default=1.0, gt=0)
-    sql_host: str = "127.0.0.1"
+    sql_host: str = Field(default="127.0.0.1", description="Loopback by default; anything else needs sql_token.")
     sql_port: int = Field(default=8481, description="Read-only SQL over HTTP while the lander owns chdb.")
+    sql_token: SecretStr | None = Field(default=None, description="Bearer token of the SQL door (its clients send it).")
+    sql_timeout_s: float = Field(default=30.0, gt=0, description="A query running longer is stopped.")
+    sql_max_result_rows: int = Field(default=100_000, ge=1, description="A query answering more rows is refused.")
+    sql_max_result_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     max_poll_silence_s: float = Field(default=120.0, gt=0, description="/healthz fails after this long without a poll.")
     max_invalid_fraction: float = Field(default=0.9, gt=0, le=1)
 

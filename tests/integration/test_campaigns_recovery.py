@@ -22,6 +22,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from extractguard.campaigns.linking import Evidence, FingerprintLinker
 from extractguard.campaigns.resolver import CampaignResolver
 from extractguard.contracts.link_activity import decode, envelopes
+from extractguard.contracts.link_evidence import encode as encode_evidence
 from extractguard.contracts.topics import CAMPAIGNS, DETECTIONS, FINGERPRINT_ACTIVITY, LINK_EVIDENCE, contract
 from extractguard.demo.processes import Service, wait_group_stable
 from extractguard.detection.engine import DetectionEngine
@@ -75,8 +76,7 @@ def _linked(shares: list[tuple[int, bytes]], settings: CampaignSettings) -> set[
         evidence = linker.add(envelope.source, envelope.window_start_ms, envelope.window_end_ms, envelope.shares,
                               envelope.census)  # fmt: skip
         if linker.weighed_until_ms != before:
-            bodies.add(orjson.dumps({"window_end_ms": linker.weighed_until_ms,
-                                     "evidence": [e.to_record() for e in evidence]}))  # fmt: skip
+            bodies.add(encode_evidence(linker.weighed_until_ms, [e.to_record() for e in evidence]))
     return bodies
 
 

@@ -22,6 +22,7 @@ from extractguard.checkpointed_stage import (
     Read,
     whole_message,
 )
+from extractguard.checkpoints import CheckpointError
 from extractguard.contracts.dead_letters import DeadLetter
 from extractguard.contracts.rejection import InvalidMessage, InvalidRateGuard, Reason, TooManyInvalid
 
@@ -51,13 +52,16 @@ class FakeStore:
         self.blobs: dict[int, bytes] = {}
         self.events = events if events is not None else []
         self.fail = False
+        self.unavailable = False
 
     def load(self, partition: int) -> bytes | None:
         return self.blobs.get(partition)
 
     def save(self, partition: int, blob: bytes) -> None:
         if self.fail:
-            raise RuntimeError("broker down")
+            raise RuntimeError("a bug in the store")
+        if self.unavailable:
+            raise CheckpointError("checkpoint of partition 0 not acknowledged: timeout")
         self.events.append("save")
         self.blobs[partition] = blob
 
@@ -314,9 +318,31 @@ def test_a_failed_save_leaves_the_messages_unacknowledged() -> None:
     h = Harness(every=1)
     h.store.fail = True
     message = Message(b"1")
-    with pytest.raises(RuntimeError, match="broker down"):
+    with pytest.raises(RuntimeError, match="a bug in the store"):
         h.feed([message])
     assert message.acks == 0
+
+
+def test_a_broker_outage_defers_the_checkpoint_then_gives_up_after_max_deferred_s() -> None:
+    h = Harness(every=1, interval_s=5.0)
+    h.store.unavailable = True
+    first = Message(b"1")
+    h.feed([first])  # the broker is down: no raise, nothing acknowledged
+    assert first.acks == 0 and h.stage.offset(0) == 0
+    h.clock.now = 5.0
+    h.run(h.stage.checkpoint_quiet())
+    assert first.acks == 0
+    h.store.unavailable = False  # back
+    h.clock.now = 10.0
+    h.run(h.stage.checkpoint_quiet())
+    assert first.acks == 1, "the deferred checkpoint is taken once the broker is back"
+    h.store.unavailable = True
+    second = Message(b"2")
+    h.run(h.stage.process(0, 1, second))
+    h.clock.now = 10.0 + 300.0
+    with pytest.raises(CheckpointError):
+        h.run(h.stage.checkpoint_quiet())
+    assert second.acks == 0
 
 
 def test_a_revoked_partition_is_restored_from_its_checkpoint_on_reassignment() -> None:
@@ -344,4 +370,22 @@ def test_both_stream_apps_run_every_stage_through_the_component_with_a_guard() -
     [dead] = campaigns.linking.read(b"\xff not json", Position("fingerprint.activity", 1, 4)).dead
     assert dead.error.code == Reason.INVALID_UTF8 and dead.source == "kafka:fingerprint.activity"
     [dead] = campaigns.resolving.read(b'{"window_end_ms": 1}', Position("link.evidence", 0, 4)).dead
-    assert dead.error.code == Reason.SCHEMA_VIOLATION and "KeyError" in dead.error.detail
+    assert dead.error.code == Reason.MISSING_FIELD and "evidence" in dead.error.detail
+
+
+def test_a_tripped_guard_ends_a_faust_worker_rather_than_letting_its_supervisor_restart_the_agent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from extractguard import faust_app
+
+    exits: list[int] = []
+    monkeypatch.setattr(faust_app.os, "_exit", exits.append)
+    log = Log()
+    log.critical = log.warning  # type: ignore[attr-defined]
+
+    async def trips() -> None:
+        raise TooManyInvalid("950 of the last 1000 messages were invalid (limit 90%)")
+
+    asyncio.run(faust_app.stop_on_too_many_invalid(trips(), log))
+    assert exits == [faust_app.EXIT_TOO_MANY_INVALID]
+    assert log.lines[0][0] == "too_many_invalid"

@@ -46,6 +46,7 @@ def test_every_topic_has_a_dlq_twin_and_a_schema_for_its_payload() -> None:
         "enforcement_decision",
         "enforcement_approval",
         "bouncer_report",
+        "link_evidence",
     ],
 )
 def test_golden_examples_validate(payload: str, golden: dict[str, list[Path]]) -> None:

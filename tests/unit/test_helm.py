@@ -257,6 +257,7 @@ def secret_data(manifests: list[Manifest], name: str) -> dict[str, str]:
 def test_the_chart_secret_holds_the_inline_credentials(rendered: dict[str, list[Manifest]]) -> None:
     values = values_of("default-values.yaml")
     data = secret_data(rendered["default-values.yaml"], "extractguard")
+    assert len(data.pop("lander-sql-token")) >= 32, "the chart makes the SQL door's token when none is given"
     assert data == {
         "clickhouse-dsn": values["clickhouse"]["dsn"],
         "ingest-token": values["ingest"]["token"],
@@ -278,8 +279,9 @@ def test_each_service_gets_only_the_credentials_it_needs(rendered: dict[str, lis
         wanted = {"EXTRACTGUARD_KAFKA_SASL_PASSWORD"} if sasl else set()
         wanted |= {
             "ingest": {"EXTRACTGUARD_INGEST_TOKEN"},
-            "lander": set() if embedded else {"EXTRACTGUARD_CLICKHOUSE_DSN"},
-            "alerter": {"EXTRACTGUARD_ALERTER_WEBHOOK_URLS"} if given_webhooks(values) else set(),
+            "lander": {"EXTRACTGUARD_LANDER_SQL_TOKEN"} | (set() if embedded else {"EXTRACTGUARD_CLICKHOUSE_DSN"}),
+            "alerter": {"EXTRACTGUARD_LANDER_SQL_TOKEN"}
+            | ({"EXTRACTGUARD_ALERTER_WEBHOOK_URLS"} if given_webhooks(values) else set()),
         }.get(service, set())
         from_secrets = {
             name for name, entry in env_of(container).items() if "secretKeyRef" in entry.get("valueFrom", {})
@@ -303,8 +305,8 @@ def test_existing_secrets_are_used_as_named(rendered: dict[str, list[Manifest]])
         "name": "extractguard-kafka-user",
         "key": "password",
     }
-    # Only the CA, given inline, is left for the chart's Secret.
-    assert set(secret_data(manifests, "extractguard")) == {"kafka-ca.crt"}
+    # Only the CA, given inline, and the SQL door's token the chart makes are left for its Secret.
+    assert set(secret_data(manifests, "extractguard")) == {"kafka-ca.crt", "lander-sql-token"}
 
 
 def setup_job(manifests: list[Manifest]) -> Manifest:
@@ -480,3 +482,14 @@ def test_the_enforcer_reads_the_policy_the_values_give(rendered: dict[str, list[
         "EXTRACTGUARD_ENFORCER_POLICY_FILE"
         not in next(m for m in of_kind(rendered["default-values.yaml"], "ConfigMap")).body["data"]
     )
+
+
+def test_analyst_grantees_reach_the_migrations_of_a_server(rendered: dict[str, list[Manifest]]) -> None:
+    (configmap,) = of_kind(rendered["clickhouse-cluster-values.yaml"], "ConfigMap")
+    assert json.loads(configmap.body["data"]["EXTRACTGUARD_CLICKHOUSE_ANALYST_GRANTEES"]) == [
+        "analyst_ana",
+        "analyst_bo",
+    ]
+    for name in ("default-values.yaml", "autoscaling-hpa-values.yaml"):
+        for configmap in of_kind(rendered[name], "ConfigMap"):
+            assert "EXTRACTGUARD_CLICKHOUSE_ANALYST_GRANTEES" not in configmap.body["data"]

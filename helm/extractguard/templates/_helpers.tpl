@@ -156,6 +156,9 @@ EXTRACTGUARD_CLICKHOUSE_EVENTS_TTL_DAYS: {{ .Values.clickhouse.eventsTtlDays | q
 {{- if .Values.clickhouse.cluster }}
 EXTRACTGUARD_CLICKHOUSE_CLUSTER: {{ .Values.clickhouse.cluster | quote }}
 {{- end }}
+{{- if and .Values.clickhouse.analystGrantees (not (include "extractguard.embedded" .)) }}
+EXTRACTGUARD_CLICKHOUSE_ANALYST_GRANTEES: {{ .Values.clickhouse.analystGrantees | toJson | quote }}
+{{- end }}
 {{- $components := include "extractguard.components" . | fromYaml }}
 {{- range $name := keys $components | sortAlpha }}
 {{- $facts := get $components $name }}
@@ -277,6 +280,9 @@ ingest-token: {{ $v.ingest.token | b64enc | quote }}
 {{- if and $v.alerter.webhookUrls (not $v.alerter.existingSecret.name) }}
 alerter-webhook-urls: {{ $v.alerter.webhookUrls | toJson | b64enc | quote }}
 {{- end }}
+{{- if not $v.lander.existingSecret.name }}
+lander-sql-token: {{ include "extractguard.landerSqlToken" $root | b64enc | quote }}
+{{- end }}
 {{- end }}
 {{- end -}}
 
@@ -301,6 +307,9 @@ Takes (list $ "ingest").
 {{- include "extractguard.clickhouseSecretEnv" (list $root $secret) }}
 {{- end }}
 {{- end }}
+{{- if or (eq $name "lander") (eq $name "alerter") }}
+{{- include "extractguard.secretEnv" (dict "env" "EXTRACTGUARD_LANDER_SQL_TOKEN" "existing" $root.Values.lander.existingSecret "value" "always" "secret" $secret "key" "lander-sql-token") }}
+{{- end }}
 {{- if eq $name "alerter" }}
 {{- include "extractguard.secretEnv" (dict "env" "EXTRACTGUARD_ALERTER_WEBHOOK_URLS" "existing" $values.existingSecret "value" $values.webhookUrls "secret" $secret "key" "alerter-webhook-urls") }}
 {{- end }}
@@ -308,4 +317,22 @@ Takes (list $ "ingest").
 - name: {{ $key }}
   value: {{ $value | quote }}
 {{- end }}
+{{- end -}}
+
+
+{{/*
+The SQL door's token: the value given, else the one the chart's Secret already holds (so an
+upgrade keeps it), else a new random one.
+*/}}
+{{- define "extractguard.landerSqlToken" -}}
+{{- if .Values.lander.sqlToken -}}
+{{- .Values.lander.sqlToken -}}
+{{- else -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "extractguard.fullname" .) -}}
+{{- if and $existing (index ($existing.data | default dict) "lander-sql-token") -}}
+{{- index $existing.data "lander-sql-token" | b64dec -}}
+{{- else -}}
+{{- randAlphaNum 48 -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}

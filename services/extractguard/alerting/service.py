@@ -39,6 +39,7 @@ from extractguard.contracts.rejection import InvalidMessage, InvalidRateGuard
 from extractguard.contracts.schemas import decode_json, validate
 from extractguard.contracts.topics import ALERT_DELIVERIES, ALERTS, CAMPAIGNS, DETECTIONS, dlq_name
 from extractguard.health import HealthServer, PollHealth
+from extractguard.kafka_ready import retry_retriable
 from extractguard.logs import configure
 from extractguard.settings import AlerterSettings, ClickHouseSettings, KafkaSettings, LanderSettings
 from extractguard.storage.client import is_embedded
@@ -261,7 +262,8 @@ class Alerter:
                 if messages:
                     if self.producer.flush(30):
                         raise RuntimeError("alerts not acknowledged by Kafka within 30 s")
-                    self.consumer.commit(asynchronous=False)
+                    # A broker restarting answers NOT_COORDINATOR for a while: wait it out.
+                    retry_retriable(lambda: self.consumer.commit(asynchronous=False), "commit of detections", 120)
         finally:
             self.dispatcher.close()
             self.producer.flush(30)

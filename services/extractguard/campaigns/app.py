@@ -44,6 +44,8 @@ from extractguard.contracts.dead_letters import DeadLetter
 from extractguard.contracts.findings import Feature, Finding
 from extractguard.contracts.link_activity import Census, Share
 from extractguard.contracts.link_activity import decode as decode_activity
+from extractguard.contracts.link_evidence import decode as decode_evidence
+from extractguard.contracts.link_evidence import encode as encode_evidence
 from extractguard.contracts.rejection import InvalidRateGuard
 from extractguard.contracts.topics import (
     CAMPAIGNS,
@@ -124,9 +126,7 @@ async def _link(
         closed_before = linker.weighed_until_ms
         evidence = linker.add(source, start, end, shares, census)
         if linker.weighed_until_ms != closed_before:
-            body = orjson.dumps(
-                {"window_end_ms": linker.weighed_until_ms, "evidence": [e.to_record() for e in evidence]}
-            )
+            body = encode_evidence(linker.weighed_until_ms, [e.to_record() for e in evidence])
             pending.append(await evidence_topic.send(value=body, force=True))
             metrics.LINK_EVIDENCE.inc(len(evidence))
 
@@ -166,8 +166,8 @@ def campaign_detection(campaign: Campaign, window_ms: int) -> dict[str, Any]:
 
 
 def _decode_evidence(value: bytes) -> EvidenceBatch:
-    doc = orjson.loads(value)
-    return int(doc["window_end_ms"]), [Evidence.from_record(r) for r in doc["evidence"]]
+    envelope = decode_evidence(value)
+    return envelope.window_end_ms, [Evidence.from_record(r) for r in envelope.evidence]
 
 
 async def _resolve(

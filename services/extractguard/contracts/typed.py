@@ -86,7 +86,14 @@ class _Translator:
                 meta["pattern"] = _python_pattern(meta["pattern"], where)
             typed = _constrained(str, meta)
         elif kind == "integer":
-            typed = _constrained(int, _meta(schema, _NUMBER))
+            # No integer past signed 64 bits, whatever the schema says (`schemas._INTEGER_RANGE`):
+            # msgspec reads any size; orjson and the lander's Arrow columns stop there.
+            meta = {"ge": -(2**63), "le": 2**63 - 1, **_meta(schema, _NUMBER)}
+            if "gt" in meta:
+                meta.pop("ge")
+            if "lt" in meta:
+                meta.pop("le")
+            typed = _constrained(int, meta)
         elif kind == "number":
             typed = _constrained(float, _meta(schema, _NUMBER))
         elif kind == "boolean":

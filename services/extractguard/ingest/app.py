@@ -5,15 +5,21 @@
 sent only once Kafka has acknowledged both the accepted events and the dead letters, so a 200
 means nothing the gateway sent can be lost. Bodies over `max_body_bytes` are refused with 413
 before they are read.
+
+Every POST first passes `guard_requests`: beyond `max_concurrent_requests` in progress it is
+answered 503 with `Retry-After` at once (hundreds of connections cannot pile up work); a token
+that names no gateway gets 401 before a byte of the body is read; a body that has not arrived
+within `body_timeout_s` gets 408. Each gateway's token has its own rate limit (429 with
+`Retry-After`, nothing of the request produced). `GET /openapi.json` describes the API.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import threading
 from collections import defaultdict
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
@@ -27,15 +33,73 @@ from extractguard.contracts.schemas import validate_gateway_event
 from extractguard.contracts.topics import GATEWAY_EVENTS, dlq_name
 from extractguard.gateway.partitioning import partition_for
 from extractguard.gateway.publisher import EventPublisher
+from extractguard.ingest.openapi import openapi_document
+from extractguard.ingest.rate_limits import GatewayRateLimits
 from extractguard.ingest.receivers import add_receivers
+from extractguard.ingest.tokens import GatewayTokens
 from extractguard.logs import configure
 from extractguard.settings import IngestSettings, KafkaSettings
 
 SERVICE = "ingest"
 log = configure(SERVICE)
 
-PUBLISHER_KEY: web.AppKey[EventPublisher] = web.AppKey("publisher", EventPublisher)
+
+class Publisher(Protocol):
+    """What the ingest needs of `EventPublisher` (a test gives it a fake)."""
+
+    partitions: int
+
+    def produce_raw(self, topic: str, value: bytes, headers: Any, on_delivery: Any) -> None: ...
+
+    def produce_envelope(self, partition: int, lines: list[bytes], key: str, on_delivery: Any) -> None: ...
+
+    def poll(self, timeout: float) -> Any: ...
+
+    def flush(self) -> Any: ...
+
+
+PUBLISHER_KEY: web.AppKey[Publisher] = web.AppKey("publisher", Publisher)
 SETTINGS_KEY: web.AppKey[IngestSettings] = web.AppKey("settings", IngestSettings)
+TOKENS_KEY: web.AppKey[GatewayTokens] = web.AppKey("tokens", GatewayTokens)
+LIMITS_KEY: web.AppKey[GatewayRateLimits] = web.AppKey("limits", GatewayRateLimits)
+IN_FLIGHT_KEY: web.AppKey[list[int]] = web.AppKey("in_flight", list)
+GATEWAY: web.RequestKey[str] = web.RequestKey("gateway", str)  # whose token the request carries
+
+
+def _refusal(code: str, detail: str, status: int, retry_after_s: int | None = None) -> web.Response:
+    metrics.INGEST_REQUESTS_REFUSED.labels(code).inc()
+    headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
+    return web.json_response({"error": {"code": code, "detail": detail}}, status=status, headers=headers)
+
+
+@web.middleware
+async def guard_requests(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Bound the work of every POST before its handler runs: load, token, body size and time."""
+    if request.method != "POST":
+        return await handler(request)
+    settings = request.app[SETTINGS_KEY]
+    in_flight = request.app[IN_FLIGHT_KEY]
+    if in_flight[0] >= settings.max_concurrent_requests:
+        return _refusal("overloaded", f"{in_flight[0]} requests in progress; retry", 503, retry_after_s=1)
+    in_flight[0] += 1
+    try:
+        if not authorized(request):
+            return _refusal("unauthorized", "missing or wrong bearer token", 401)
+        if request.content_length is not None and request.content_length > settings.max_body_bytes:
+            metrics.INGEST_REQUESTS_REFUSED.labels("body_too_large").inc()
+            return _too_large(request.content_length, settings.max_body_bytes)
+        try:
+            await asyncio.wait_for(request.read(), timeout=settings.body_timeout_s)  # kept for the handler
+        except TimeoutError:
+            return _refusal("body_timeout", f"the body did not arrive within {settings.body_timeout_s:g}s", 408)
+        except web.HTTPRequestEntityTooLarge:
+            metrics.INGEST_REQUESTS_REFUSED.labels("body_too_large").inc()
+            return _too_large(None, settings.max_body_bytes)
+        return await handler(request)
+    finally:
+        in_flight[0] -= 1
 
 
 def split_body(body: bytes, content_type: str) -> list[bytes]:
@@ -112,10 +176,14 @@ async def post_events(request: web.Request) -> web.Response:
 
 
 def authorized(request: web.Request) -> bool:
-    settings = request.app[SETTINGS_KEY]
-    supplied = request.headers.get("Authorization", "")
-    expected = f"Bearer {settings.token.get_secret_value()}"
-    return hmac.compare_digest(supplied.encode(), expected.encode())
+    """Whether the request carries a gateway's token; remembers which gateway (never the token)."""
+    if GATEWAY in request:
+        return True
+    gateway = request.app[TOKENS_KEY].identify(request.headers.get("Authorization", ""))
+    if gateway is None:
+        return False
+    request[GATEWAY] = gateway
+    return True
 
 
 async def publish_lines(
@@ -125,6 +193,10 @@ async def publish_lines(
     wait for Kafka to acknowledge all of it: the per-line results, or a 503 to retry."""
     settings = request.app[SETTINGS_KEY]
     publisher = request.app[PUBLISHER_KEY]
+    wait_s = request.app[LIMITS_KEY].admit(request.get(GATEWAY, "default"), len(lines) + len(refused))
+    if wait_s is not None:
+        return _refusal("rate_limited", f"this gateway's token is over its rate limit; retry in {wait_s}s", 429,
+                        retry_after_s=wait_s)  # fmt: skip
     source = f"http:{request.remote}"
     deliveries = _Deliveries(asyncio.get_running_loop())
     futures: list[asyncio.Future[None]] = []
@@ -197,11 +269,25 @@ async def metrics_endpoint(_request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def build_app(settings: IngestSettings, kafka: KafkaSettings) -> web.Application:
+async def openapi_endpoint(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document(request.app[SETTINGS_KEY]), dumps=_dumps)
+
+
+def gateway_tokens(settings: IngestSettings) -> GatewayTokens:
+    if settings.tokens_file is not None:
+        return GatewayTokens.from_file(settings.tokens_file, settings.tokens_reload_s)
+    return GatewayTokens({"default": settings.token.get_secret_value()})
+
+
+def build_app(settings: IngestSettings, kafka: KafkaSettings, publisher: Publisher | None = None) -> web.Application:
     # aiohttp refuses larger bodies itself too; our handler answers first when Content-Length says so.
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[guard_requests])
     app[SETTINGS_KEY] = settings
-    publisher = EventPublisher(kafka, background_linger=False)
+    app[TOKENS_KEY] = gateway_tokens(settings)
+    app[LIMITS_KEY] = GatewayRateLimits(settings.rate_limit_events_per_s, settings.rate_limit_burst_s)
+    app[IN_FLIGHT_KEY] = [0]
+    if publisher is None:
+        publisher = EventPublisher(kafka, background_linger=False)
     app[PUBLISHER_KEY] = publisher
     stop = threading.Event()
 
@@ -226,6 +312,7 @@ def build_app(settings: IngestSettings, kafka: KafkaSettings) -> web.Application
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
+    app.router.add_get("/openapi.json", openapi_endpoint)
     return app
 
 

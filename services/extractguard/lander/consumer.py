@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from extractguard import metrics
 from extractguard.contracts.dead_letters import DeadLetter
@@ -30,12 +30,15 @@ from extractguard.contracts.intake import receive
 from extractguard.contracts.rejection import InvalidRateGuard
 from extractguard.contracts.topics import dlq_name
 from extractguard.health import PollHealth
+from extractguard.kafka_ready import retry_retriable
 from extractguard.lander.blocks import Block
 from extractguard.lander.sinks import Sink, sinks
 from extractguard.logs import configure
 from extractguard.settings import KafkaSettings, LanderSettings
 
 SERVICE = "lander"
+#: A commit refused because this consumer is no longer the partitions' owner (after a broker outage).
+_MEMBERSHIP_LOST = {KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION, KafkaError.REBALANCE_IN_PROGRESS}
 log = configure(SERVICE)
 
 
@@ -152,7 +155,19 @@ class Lander:
             self._positions.clear()
 
     def _commit(self, offsets: list[TopicPartition]) -> None:
-        self.consumer.commit(offsets=offsets, asynchronous=False)
+        # A broker restarting answers NOT_COORDINATOR for a while (make chaos stopped the lander
+        # with it): wait it out. If the group dropped us meanwhile, the commit is moot: the rows
+        # are in ClickHouse, and whoever is assigned these partitions next (this lander, once it
+        # rejoins) resumes after the highest offset landed (`_on_assign`).
+        try:
+            retry_retriable(lambda: self.consumer.commit(offsets=offsets, asynchronous=False),
+                            "commit of the landed offsets", timeout_s=120)  # fmt: skip
+        except KafkaException as error:
+            code = error.args[0].code() if error.args and isinstance(error.args[0], KafkaError) else None
+            if code not in _MEMBERSHIP_LOST:
+                raise
+            log.warning("commit_skipped", reason="group membership lost; the next assignment resumes after "
+                        "the highest offset landed", error=str(error)[:200])  # fmt: skip
 
     def _insert(self, sink: Sink, rows: pa.Table) -> None:
         table = sink.table

@@ -27,13 +27,14 @@ def run(apply_migrations: bool = True) -> None:
         if applied:
             log.info("migrations_applied", migrations=applied)
     health = PollHealth("lander", max_silence_s=settings.max_poll_silence_s)
-    server = SqlServer(client, lock, settings.sql_host, settings.sql_port, health)
+    server = SqlServer(client, lock, settings.sql_host, settings.sql_port, health, settings)
     server.start()
     log.info(
         "sql_server_listening",
         host=settings.sql_host,
         port=settings.sql_port,
         embedded=is_embedded(clickhouse.dsn),
+        token_required=settings.sql_token is not None,
     )
     run_dir = data_home() / "run"
     run_dir.mkdir(parents=True, exist_ok=True)

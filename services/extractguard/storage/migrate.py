@@ -1,7 +1,9 @@
 """Numbered, reversible ClickHouse migrations (`migrations/NNNN_name.sql`, `-- +up` / `-- +down`).
 
 Applied versions are recorded in `extractguard_migrations`; `apply` runs what is missing in order,
-`revert` undoes the newest. `{events_ttl_days}` and other settings are substituted at apply time.
+`revert` undoes the newest. `{events_ttl_days}`, `{database}` and other settings are substituted at
+apply time. A file marked `-- +server-only` (access management: roles and grants) is skipped on the
+embedded engine, which has none, and recorded as applied there.
 
 On a ClickHouse cluster (`cluster` set, EXTRACTGUARD_CLICKHOUSE_CLUSTER) the same migrations are
 rewritten as they run (`on_cluster`): every table becomes a replicated `<name>_local` on each
@@ -37,6 +39,7 @@ class Migration:
     name: str
     up: list[str]
     down: list[str]
+    server_only: bool = False
 
 
 def _statements(block: str) -> list[str]:
@@ -54,7 +57,8 @@ def load(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
         if "-- +up" not in text or "-- +down" not in text:
             raise ValueError(f"{path.name} needs both '-- +up' and '-- +down' sections")
         up, down = text.split("-- +up", 1)[1].split("-- +down", 1)
-        found.append(Migration(int(match[1]), match[2], _statements(up), _statements(down)))
+        server_only = "-- +server-only" in text
+        found.append(Migration(int(match[1]), match[2], _statements(up), _statements(down), server_only))
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
         raise ValueError(f"duplicate migration numbers in {directory}")
@@ -69,6 +73,7 @@ _CREATE_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (\w+) AS(.*)$", re.S)
 _DROP = re.compile(r"^DROP (TABLE|VIEW) IF EXISTS (\w+)$")
 _ALTER = re.compile(r"^ALTER TABLE (\w+) (.*)$", re.S)
 _FROM = re.compile(r"\bFROM (\w+)")
+_ACCESS = re.compile(r"^(CREATE ROLE IF NOT EXISTS \w+|DROP ROLE IF EXISTS \w+|GRANT|REVOKE)(.*)$", re.S)
 
 
 def on_cluster(statement: str, cluster: str) -> list[str]:
@@ -95,6 +100,9 @@ def on_cluster(statement: str, cluster: str) -> list[str]:
     if match := _ALTER.match(statement):  # the shards' tables, then the Distributed table over them
         name, change = match.groups()
         return [f"ALTER TABLE {name}_local ON CLUSTER '{c}' {change}", f"ALTER TABLE {name} ON CLUSTER '{c}' {change}"]
+    if match := _ACCESS.match(statement):  # access entities are replicated by ON CLUSTER itself
+        head, rest = match.groups()
+        return [f"{head} ON CLUSTER '{c}'{rest}"]
     if match := _DROP.match(statement):
         kind, name = match.groups()
         drops = [f"DROP {kind} IF EXISTS {name} ON CLUSTER '{c}' SYNC"]
@@ -121,15 +129,22 @@ def applied(client: Client, cluster: str | None = None) -> set[int]:
     return {row[0] for row in client.query("SELECT version FROM extractguard_migrations FINAL").result_rows}
 
 
+def is_embedded_client(client: Client) -> bool:
+    """Whether the client is chdb's in-process engine (no access management there)."""
+    return "chdb" in type(client).__module__.lower()
+
+
 def apply(client: Client, params: dict[str, object] | None = None, cluster: str | None = None) -> list[str]:
     """Apply every migration not yet applied; returns the names applied now."""
+    embedded = is_embedded_client(client)
     done = applied(client, cluster)
+    params = {"database": client.command("SELECT currentDatabase()"), **(params or {})}
     ran = []
     for migration in load():
         if migration.version in done:
             continue
-        for statement in migration.up:
-            sql = statement.format(**(params or {}))
+        for statement in [] if migration.server_only and embedded else migration.up:
+            sql = statement.format(**params)
             for command in on_cluster(sql, cluster) if cluster else [sql]:
                 client.command(command)
         client.insert(
@@ -139,13 +154,25 @@ def apply(client: Client, params: dict[str, object] | None = None, cluster: str 
     return ran
 
 
+def grant_analyst_role(client: Client, grantees: list[str], cluster: str | None = None) -> list[str]:
+    """Grant the analyst role (migration 0040) to existing ClickHouse users or roles."""
+    on = f" ON CLUSTER '{cluster.replace(chr(39), '')}'" if cluster else ""
+    done = []
+    for grantee in grantees:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", grantee):
+            raise ValueError(f"analyst grantee {grantee!r} is not a plain ClickHouse user name")
+        client.command(f"GRANT{on} extractguard_analyst TO {grantee}")
+        done.append(grantee)
+    return done
+
+
 def revert(client: Client, cluster: str | None = None) -> str | None:
     """Undo the newest applied migration."""
     done = applied(client, cluster)
     if not done:
         return None
     newest = next(m for m in reversed(load()) if m.version in done)
-    for statement in newest.down:
+    for statement in [] if newest.server_only and is_embedded_client(client) else newest.down:
         for command in on_cluster(statement, cluster) if cluster else [statement]:
             client.command(command)
     client.command(f"DELETE FROM extractguard_migrations WHERE version = {newest.version}")

@@ -18,9 +18,10 @@ class QueryError(RuntimeError):
 
 
 def query_lander(sql: str, lander: LanderSettings, timeout_s: float = 60) -> tuple[list[str], list[list[Any]]]:
-    request = urllib.request.Request(
-        f"http://{lander.sql_host}:{lander.sql_port}/sql", data=sql.encode(), method="POST"
-    )
+    headers = {"Authorization": f"Bearer {lander.sql_token.get_secret_value()}"} if lander.sql_token else {}
+    host = "127.0.0.1" if lander.sql_host in ("0.0.0.0", "::") else lander.sql_host  # bound everywhere: ask here
+    request = urllib.request.Request(f"http://{host}:{lander.sql_port}/sql", data=sql.encode(), method="POST",
+                                     headers=headers)  # fmt: skip
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             answer = orjson.loads(response.read())
