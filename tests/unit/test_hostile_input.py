@@ -159,7 +159,8 @@ def _lands(sink: Sink, document: Payload) -> None:
 
 SINKS = sinks()
 PAYLOAD_OF = {"gateway.events": "gateway_event", "alert.deliveries": "alert_delivery",
-              "alert.silences": "alert_silence", "account.labels": "account_label"}  # fmt: skip
+              "alert.silences": "alert_silence", "account.labels": "account_label",
+              "enforcement.decisions": "enforcement_decision", "enforcement.reports": "bouncer_report"}  # fmt: skip
 NOW_SAFE_EVENTS = _golden("gateway_event")
 
 
