@@ -336,3 +336,54 @@ def test_the_replay_counts_what_a_prefix_decision_would_refuse_an_honest_neighbo
     assert outcome.served_after_detection["x"] < 150 * 0.3
     assert outcome.organic_accounts_refused == {"honest"}  # the prefix decision hits it, not the other one
     assert outcome.organic_requests_refused > 0
+
+
+CANARY_POLICY = """\
+version: 1
+revision: canary-1
+rules:
+  - name: canary
+    when: {source: campaign, min_members: 3, min_shaped_share: 0.5}
+    targets: [account]
+    ladder:
+      - {action: watermark_canary, ttl: 1d, params: {pools: [canary-00, canary-01]}}
+    remember: 1d
+"""
+
+
+def test_the_watermark_canary_gives_each_campaign_a_key_of_its_own_and_the_gateway_routes_to_it(
+    tmp_path: Path,
+) -> None:
+    from extractguard_gateway.watermark_pools import cohort_registry, route_annotated
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(CANARY_POLICY)
+    book = EnforcementBook(load_policy(path))
+
+    def pools(records: list[dict[str, Any]]) -> dict[str, str | None]:
+        for record in records:
+            validate("enforcement_decision", record)
+        return {r["entity"]: r["params"]["pool"] for r in records if r["status"] == "active"}
+
+    first = book.campaign(campaign(["a1", "a2", "a3"], campaign_id="cmp-aaaaaaaaaaaa"), now_ms=0)
+    second = book.campaign(campaign(["b1", "b2", "b3"], campaign_id="cmp-bbbbbbbbbbbb"), now_ms=MIN)
+    third = book.campaign(campaign(["c1", "c2", "c3"], campaign_id="cmp-cccccccccccc"), now_ms=2 * MIN)
+    assert set(pools(first).values()) == {"canary-00"} and set(pools(second).values()) == {"canary-01"}
+    assert set(pools(third).values()) == {None}  # both pools held: recorded, nothing enforced
+    assert {r["effect"]["kind"] for r in third} == {"none"}
+    # A restarted enforcer reads its decisions back: a member joining later gets its campaign's pool.
+    rebuilt = EnforcementBook(load_policy(path))
+    rebuilt.restore(orjson.loads(orjson.dumps(r)) for r in first + second + third)
+    joined = rebuilt.campaign(campaign(["a1", "a2", "a3", "a4"], campaign_id="cmp-aaaaaaaaaaaa"), now_ms=3 * MIN)
+    assert pools(joined) == {"a4": "canary-00"}
+
+    # The bouncer annotates the campaign's requests; the pool router sends them to the canary key.
+    cache = DecisionCache()
+    for record in first + second + joined:
+        cache.apply(record)
+    registry = cohort_registry(4, starts_ms=0, canaries=2)
+    routes = {a: route_annotated(registry, cache.verdict(Identity(account=a), 4 * MIN).annotations, a, 4 * MIN)
+              for a in ("a4", "b2", "honest")}  # fmt: skip
+    assert (routes["a4"].key_id, routes["a4"].canary_campaign) == ("wm-canary-00-0", "cmp-aaaaaaaaaaaa")
+    assert (routes["b2"].key_id, routes["b2"].canary_campaign) == ("wm-canary-01-0", "cmp-bbbbbbbbbbbb")
+    assert routes["honest"].canary_campaign is None and routes["honest"].pool.startswith("cohort-")

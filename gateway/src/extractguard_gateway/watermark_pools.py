@@ -205,6 +205,33 @@ def route(registry: KeyRegistry, canaries: Iterable[CanaryAssignment], account_i
     return Route(pool.name, pool.deployment, key_id)
 
 
+def route_annotated(registry: KeyRegistry, annotations: dict[str, str], account_id: str, at_ms: int) -> Route:
+    """`route`, where the canary comes from the enforcement decision in force for the request: the
+    bouncer's annotations (`watermark_pool`, `watermark_canary`, from the `watermark_canary`
+    action) name the campaign's canary pool. Anything else — no annotation, a pool the registry
+    does not know or that is not a canary pool, one without a key valid now — routes as `route`
+    would without canaries (the cohort), so a stale or foreign annotation never sends a request
+    to a key it was not meant for.
+
+    >>> registry = cohort_registry(4, starts_ms=0, canaries=2)
+    >>> r = route_annotated(registry, {"watermark_pool": "canary-01", "watermark_canary": "cmp-7"}, "acct-1", 5)
+    >>> (r.pool, r.key_id, r.canary_campaign)
+    ('canary-01', 'wm-canary-01-0', 'cmp-7')
+    >>> route_annotated(registry, {"watermark_pool": "cohort-00"}, "acct-1", 5).pool  # not a canary pool
+    'cohort-02'
+    """
+    name = annotations.get("watermark_pool")
+    campaign = annotations.get("watermark_canary")
+    if name and campaign:
+        try:
+            pool = registry.pool(name)
+            if pool.kind == "canary":
+                return Route(pool.name, pool.deployment, registry.key_for(pool.name, at_ms).key_id, campaign)
+        except (KeyError, NoKeyValid):
+            pass
+    return route(registry, (), account_id, at_ms)
+
+
 def assign_canary(
     registry: KeyRegistry,
     active: Sequence[CanaryAssignment],

@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from extractguard.enforcement.actions import Binding
 from extractguard.enforcement.facts import AccountFacts
 from extractguard.enforcement.policy import Policy, Rule
 from extractguard_gateway.enforcement.decisions import target_key
@@ -213,7 +214,14 @@ class EnforcementBook:
         trail shows when each stopped)."""
         rung = rule.ladder[level]
         implementation = rung.implementation()
-        params = rung.validated_params().model_dump(mode="json")
+        bound = rung.validated_params()
+        if implementation.binds:
+            in_force = [
+                d for d in self.decisions.values()
+                if d["action"] == rung.action and d["status"] in IN_FORCE and now_ms < d["expires_at_ms"]
+            ]  # fmt: skip
+            bound = implementation.bind(bound, Binding(scope, entity, evidence.evidence_id, now_ms, in_force))
+        params = bound.model_dump(mode="json")
         key = target_key(scope, entity)
         held = self.decisions.get(key)
         why_approval = (
@@ -238,7 +246,7 @@ class EnforcementBook:
             "action": rung.action,
             "params": params,
             "status": status,
-            "effect": implementation.effect(rung.validated_params()) if status == "active" else {"kind": "none"},
+            "effect": implementation.effect(bound) if status == "active" else {"kind": "none"},
             "level": level,
             "policy": {"name": self.policy.name, "revision": self.policy.revision},
             "rule": rule.name,

@@ -1,8 +1,8 @@
 """The registry of enforcement actions: every module of this package is imported and registers its
 action (`base.register`), so adding an action is adding a module; nothing else names them.
 
->>> sorted(REGISTRY)[:4]
-['challenge', 'observe', 'suspend', 'throttle']
+>>> sorted(REGISTRY)
+['challenge', 'observe', 'suspend', 'throttle', 'watermark_canary']
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from extractguard.enforcement.actions.base import Action, Params, registry
+from extractguard.enforcement.actions.base import Action, Binding, Params, registry
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name != "base":
@@ -30,4 +30,4 @@ def action(name: str) -> Action:
         raise UnknownAction(f"unknown action {name!r}; the actions are {sorted(REGISTRY)}") from None
 
 
-__all__ = ["REGISTRY", "Action", "Params", "UnknownAction", "action"]
+__all__ = ["REGISTRY", "Action", "Binding", "Params", "UnknownAction", "action"]
