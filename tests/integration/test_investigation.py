@@ -1,5 +1,5 @@
 """The investigation CLI on the embedded ClickHouse: campaigns, a campaign's case (text, JSON and
-the HTML page), an account, alerts and decisions — and a database with no decisions table."""
+the HTML page), an account, alerts and decisions — and the decisions the enforcer landed about them."""
 
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ def test_campaign_case_says_why_the_accounts_were_linked(client: Client, tmp_pat
     assert all(r["logprobs"] == 0 and r["young_account"] == 0 for r in reference.values())
 
     text = _cli("campaigns", "show", "cmp-test")
-    assert "Why linked" in text and "no decisions table" in text and "SELECT" in text
+    assert "Why linked" in text and "Decisions" in text and "SELECT" in text
 
     page = tmp_path / "case.html"
     _cli("campaigns", "show", "cmp-test", "--html", str(page))
@@ -140,15 +140,12 @@ def test_account_view(client: Client) -> None:
     assert CliRunner().invoke(main, ["accounts", "show", "acct-nobody"]).exit_code == 1
 
 
-def test_decisions_absent_then_present(client: Client) -> None:
-    assert "no decisions table" in _cli("decisions", "list")
-    assert orjson.loads(_cli("decisions", "list", "--json")) == []
-    client.command(
-        "CREATE TABLE decisions (decision_id String, account_id String, action String, decided_at DateTime64(3)) "
-        "ENGINE = MergeTree ORDER BY decision_id"
+def test_decisions_about_the_members_are_in_their_cases(client: Client) -> None:
+    # The enforcer's table (migration 0030): one row per decision version, by target.
+    client.insert(
+        "decisions",
+        [["d1", "account", "acct-m1", "throttle", "active", T0, T0, T0]],
+        column_names=["decision_id", "scope", "entity", "action", "status", "decided_at", "expires_at", "updated_at"],
     )
-    client.insert("decisions", [["d1", "acct-m1", "throttle", T0]], column_names=["decision_id", "account_id",
-                                                                                 "action", "decided_at"])  # fmt: skip
-    assert "throttle" in _cli("decisions", "list", "--account", "acct-m1")
     case = orjson.loads(_cli("campaigns", "show", "cmp-test", "--json"))
-    assert [d["action"] for d in case["decisions"]] == ["throttle"]
+    assert [(d["entity"], d["action"]) for d in case["decisions"]] == [("acct-m1", "throttle")]

@@ -114,6 +114,8 @@ def decisions_about(source: Source, accounts_sql: str, campaign_id: str | None) 
     clauses = []
     if "account_id" in columns:
         clauses.append(f"account_id IN {accounts_sql}")
+    if {"scope", "entity"} <= columns:  # the enforcer's table: one decision per target
+        clauses.append(f"(scope = 'account' AND entity IN {accounts_sql})")
     if "campaign_id" in columns and campaign_id is not None:
         clauses.append(f"campaign_id = {literal(campaign_id)}")
     if not clauses:
