@@ -63,11 +63,9 @@ def _words(values: npt.ArrayLike) -> U64:
     return (np.asarray(values, dtype=np.int64) & 0xFFFFFFFF).astype(np.uint64)
 
 
-def philox_uniform(key: int, contexts: npt.ArrayLike, token_ids: npt.ArrayLike) -> npt.NDArray[np.float32]:
-    """Uniforms of shape broadcast(contexts.shape[:-1] + (1,), token_ids.shape).
-
-    `contexts` is [..., context_width] token ids (-1 for the padding before the first token).
-    """
+def _context_state(key: int, contexts: npt.ArrayLike) -> tuple[Words, U64, U64, tuple[int, ...]]:
+    """The Philox state after absorbing each row's context, with the two key words and the rows'
+    shape: what both the per-token uniforms and the whole-vocabulary quads start from."""
     context_words = _words(contexts)
     width = context_words.shape[-1]
     prefix_shape = context_words.shape[:-1]
@@ -88,6 +86,15 @@ def philox_uniform(key: int, contexts: npt.ArrayLike, token_ids: npt.ArrayLike) 
         ]
         counter: Words = (state[0] ^ block[0], state[1] ^ block[1], state[2] ^ block[2], state[3] ^ block[3])
         state = philox4x32_10(counter, ((key_0 ^ np.uint64(offset)) & _MASK, key_1))
+    return state, key_0, key_1, prefix_shape
+
+
+def philox_uniform(key: int, contexts: npt.ArrayLike, token_ids: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """Uniforms of shape broadcast(contexts.shape[:-1] + (1,), token_ids.shape).
+
+    `contexts` is [..., context_width] token ids (-1 for the padding before the first token).
+    """
+    state, key_0, key_1, prefix_shape = _context_state(key, contexts)
 
     token_words = _words(token_ids)
     output_shape = np.broadcast_shapes((*prefix_shape, 1), token_words.shape)
@@ -137,26 +144,7 @@ def philox_vocabulary_uniform(key: int, contexts: npt.ArrayLike, vocabulary: int
 
 def _quad_words(key: int, contexts: npt.ArrayLike, quads: int) -> U64:
     """The four output words of each token counter 0..quads-1: [rows, quads, 4]."""
-    context_words = _words(contexts)
-    width = context_words.shape[-1]
-    prefix_shape = context_words.shape[:-1]
-    key_0 = np.full(prefix_shape, key & 0xFFFFFFFF, dtype=np.uint64)
-    key_1 = np.full(prefix_shape, key >> 32, dtype=np.uint64)
-    state: Words = (
-        np.full(prefix_shape, _CONTEXT_DOMAIN, dtype=np.uint64),
-        np.full(prefix_shape, width, dtype=np.uint64),
-        np.zeros(prefix_shape, dtype=np.uint64),
-        np.zeros(prefix_shape, dtype=np.uint64),
-    )
-    for offset in range(0, width, 4):
-        block = [
-            context_words[..., offset + i]
-            if offset + i < width
-            else np.full(prefix_shape, 0xFFFFFFFF - i, dtype=np.uint64)
-            for i in range(4)
-        ]
-        counter: Words = (state[0] ^ block[0], state[1] ^ block[1], state[2] ^ block[2], state[3] ^ block[3])
-        state = philox4x32_10(counter, ((key_0 ^ np.uint64(offset)) & _MASK, key_1))
+    state, key_0, key_1, prefix_shape = _context_state(key, contexts)
     shape = (*prefix_shape, quads)
     counters = np.broadcast_to(np.arange(quads, dtype=np.uint64), shape)
     s0, s1, s2, s3 = (np.broadcast_to(word[..., None], shape) for word in state)
