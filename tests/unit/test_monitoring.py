@@ -78,6 +78,8 @@ def test_rules_cover_the_pipeline() -> None:
         "extractguard_detect_events_total",
         "extractguard_ingest_events_total",
         "extractguard_consumer_last_poll_timestamp_seconds",
+        "extractguard_enforcement_decisions_in_force",
+        "extractguard_crowdsec_pushes_total",
     } <= used
 
 
