@@ -26,3 +26,8 @@ def test_a_campaign_is_caught_end_to_end_and_nothing_is_lost(kafka: KafkaSetting
     assert report.campaign_accounts_flagged >= 0.9 * report.campaign_accounts_total
     assert report.organic_accounts_flagged * 10 < report.campaign_accounts_flagged
     assert report.seconds_to_first_alert is not None and report.seconds_to_first_alert > 0
+    # The enforcer ran beside them: the campaign's accounts have decisions (observe first), no
+    # organic account has one.
+    assert report.campaign_accounts_decided >= 0.9 * report.campaign_accounts_total
+    assert report.organic_accounts_decided == 0
+    assert sum(n for key, n in report.decisions_by_action.items() if key.startswith("observe/")) > 0

@@ -19,6 +19,9 @@ EXPLORE_SQL = [
      "SELECT client_ip_prefix, tls_ja4, uniqExact(account_id) AS accounts, count() AS requests FROM events "
      "WHERE account_id IN (SELECT arrayJoin(accounts) FROM alerts FINAL) "
      "GROUP BY client_ip_prefix, tls_ja4 ORDER BY accounts DESC LIMIT 10"),
+    ("Enforcement decisions in force, and why",
+     "SELECT scope, entity, action, status, campaign_id, reason, expires_at FROM decisions FINAL "
+     "WHERE status IN ('active', 'pending_approval') ORDER BY decided_at DESC LIMIT 20"),
 ]  # fmt: skip
 
 
@@ -38,6 +41,10 @@ class DemoReport:
     event_seconds_to_first_alert: float | None
     wall_seconds: float
     speedup: float
+    #: The enforcer's decisions this run, newest version of each, as "<action>/<status>" -> count.
+    decisions_by_action: dict[str, int] = field(default_factory=dict)
+    campaign_accounts_decided: int = 0
+    organic_accounts_decided: int = 0
     flagged_by: str = "named in at least one alert delivered to the webhook"
     explore_sql: list[dict[str, str]] = field(default_factory=list)
 
@@ -60,6 +67,7 @@ class DemoReport:
             else f" ({self.event_seconds_to_first_alert:.0f}s of event time)"
         )
         detections = ", ".join(f"{k}: {v}" for k, v in sorted(self.detections_by_detector.items())) or "none"
+        decisions = ", ".join(f"{k}: {v}" for k, v in self.decisions_by_action.items()) or "none"
         campaign_share = self.campaign_accounts_flagged / max(self.campaign_accounts_total, 1)
         organic_share = self.organic_accounts_flagged / max(self.organic_accounts_total, 1)
         lines = [
@@ -77,6 +85,11 @@ class DemoReport:
             f"organic accounts   {self.organic_accounts_flagged:>5,} of {self.organic_accounts_total:,} flagged "
             f"({organic_share:.1%})",
             f"first alert        {first} after the campaign's first request{event_first}",
+            f"decisions          {decisions}",
+            f"  on accounts      {self.campaign_accounts_decided:,} campaign, "
+            f"{self.organic_accounts_decided:,} organic "
+            "(the default policy observes first and escalates after 5 minutes of wall time;",
+            "                    a campaign of 500 accounts or more waits for `extractguard decisions approve`)",
             "",
             'Explore what landed (paste into `extractguard sql "..."` while the lander runs, or after):',
         ]

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections import Counter
 from typing import Any
 
 import orjson
 
+from extractguard.contracts.enforcement import ENFORCEMENT_APPROVALS
 from extractguard.contracts.provision import delete_topics_with_prefix, provision
-from extractguard.contracts.topics import DETECTIONS, FINGERPRINT_ACTIVITY, GATEWAY_EVENTS, LINK_EVIDENCE, dlq_name
+from extractguard.contracts.topics import (
+    CAMPAIGNS,
+    DETECTIONS,
+    FINGERPRINT_ACTIVITY,
+    GATEWAY_EVENTS,
+    LINK_EVIDENCE,
+    dlq_name,
+)
 from extractguard.demo.processes import Service, ensure_local_kafka, stop_local_kafka, wait_group_stable, wait_http
 from extractguard.demo.report import EXPLORE_SQL, DemoReport
 from extractguard.demo.webhook import WebhookReceiver
@@ -51,6 +60,7 @@ def run_demo(duration_s: float = 120.0, scenario: Scenario | None = None) -> Dem
     kafka = KafkaSettings()
     provision(kafka)
     run_id = time.strftime("%Y%m%d%H%M%S")
+    run_started = time.time()
     demo_dir = data_home() / "demo"
     shutil.rmtree(demo_dir / "clickhouse", ignore_errors=True)
     log_dir = demo_dir / "logs" / run_id
@@ -67,6 +77,7 @@ def run_demo(duration_s: float = 120.0, scenario: Scenario | None = None) -> Dem
         "alerter": (f"extractguard-alerter-demo-{run_id}", [DETECTIONS]),
         "detect": (detect_app_id, [GATEWAY_EVENTS]),
         "campaigns": (campaigns_app_id, [FINGERPRINT_ACTIVITY, LINK_EVIDENCE]),
+        "enforcer": (f"extractguard-enforcer-demo-{run_id}", [CAMPAIGNS, DETECTIONS, ENFORCEMENT_APPROVALS]),
     }
     for group, topics in groups.values():
         start_group_at_end(kafka, group, topics)
@@ -88,6 +99,9 @@ def run_demo(duration_s: float = 120.0, scenario: Scenario | None = None) -> Dem
                 # A fresh run: alerts of earlier runs on the same topic must not be carried over.
                 "EXTRACTGUARD_ALERTER_REBUILD_LOOKBACK_S": "0"}, log_dir),
             "ingest": Service("ingest", common, log_dir),
+            "enforcer": Service(
+                "enforcer", {**common, "EXTRACTGUARD_ENFORCER_GROUP_ID": groups["enforcer"][0]}, log_dir
+            ),
         }  # fmt: skip
         try:
             for service in services.values():
@@ -101,7 +115,7 @@ def run_demo(duration_s: float = 120.0, scenario: Scenario | None = None) -> Dem
             wait_http(f"http://{ingest_settings.host}:{ingest_settings.port}/healthz", 60, services["ingest"])
             for name, (group, _topics) in groups.items():
                 wait_group_stable(kafka, group, 120, services[name])
-            say("all services up: lander (ClickHouse owner), detect and campaigns (Faust), alerter, ingest")
+            say("all services up: lander (ClickHouse owner), detect and campaigns (Faust), alerter, enforcer, ingest")
 
             say(
                 f"replaying {scenario.organic_accounts} organic accounts and a campaign of "
@@ -136,6 +150,13 @@ def run_demo(duration_s: float = 120.0, scenario: Scenario | None = None) -> Dem
                 for d, n in _sql("SELECT detector, count() FROM detections GROUP BY detector", lander_settings)
             }
             landed = _sql_int("SELECT count() FROM events", lander_settings)
+            # The newest version of each decision the enforcer made this run (its audit trail; an
+            # earlier run's decisions, restored from the compacted topic, expire in it too).
+            decided = _sql(
+                "SELECT scope, entity, action, status FROM decisions FINAL "
+                f"WHERE decided_at >= fromUnixTimestamp64Milli(toInt64({int(run_started * 1000)}))",
+                lander_settings,
+            )
         finally:
             exit_codes = {name: service.stop() for name, service in services.items()}
         say(f"services stopped: {exit_codes}")
@@ -144,6 +165,8 @@ def run_demo(duration_s: float = 120.0, scenario: Scenario | None = None) -> Dem
         labels = stats.labels
         campaign = {a for a, label in labels.items() if label == "campaign"}
         organic = {a for a, label in labels.items() if label == "organic"}
+        decisions = Counter(f"{action}/{status}" for _scope, _entity, action, status in decided)
+        decided_accounts = {str(entity) for scope, entity, _action, _status in decided if scope == "account"}
         first_alert_wall = min(webhook.received_at) if webhook.received_at else None
         first_campaign_wall = stats.campaign_first_sent_wall
         seconds_to_first = (
@@ -162,6 +185,9 @@ def run_demo(duration_s: float = 120.0, scenario: Scenario | None = None) -> Dem
             campaign_accounts_flagged=len(flagged & campaign),
             organic_accounts_total=len(organic),
             organic_accounts_flagged=len(flagged & organic),
+            decisions_by_action=dict(sorted(decisions.items())),
+            campaign_accounts_decided=len(decided_accounts & campaign),
+            organic_accounts_decided=len(decided_accounts & organic),
             seconds_to_first_alert=None if seconds_to_first is None else round(seconds_to_first, 2),
             event_seconds_to_first_alert=(
                 None if seconds_to_first is None else round(seconds_to_first * replayer.speed, 1)

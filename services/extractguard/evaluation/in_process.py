@@ -88,6 +88,9 @@ class _Pipeline:
         self.detections: list[dict[str, Any]] = []
         self.alerts: list[dict[str, Any]] = []
         self.campaigns: dict[str, dict[str, Any]] = {}
+        # Every record the resolver published, in order: what the enforcer reads on `campaigns`
+        # (every fingerprint and its sharers; a campaign detection restates only the heaviest).
+        self.campaign_records: list[dict[str, Any]] = []
         self._last_accounts: dict[str, list[str]] = {}
 
     def feed(self, partition: int, events: list[dict[str, Any]]) -> None:
@@ -113,7 +116,8 @@ class _Pipeline:
     def _resolve(self, now_ms: int, evidence: list[Evidence]) -> None:
         self.resolver.add_many(evidence)
         for campaign in self.resolver.resolve(now_ms):
-            self.campaigns[campaign.campaign_id] = campaign.to_record()
+            self.campaigns[campaign.campaign_id] = record = campaign.to_record()
+            self.campaign_records.append(record)
             self._detected(self.campaign_detection(campaign, self.window_ms))
 
     def _detected(self, detection: dict[str, Any]) -> None:
@@ -169,7 +173,7 @@ def replay_in_process(
             pipeline.feed(partition, envelope)
     score = score_scenario(replay.name, replay.duration_s, truth, pipeline.alerts)
     score_resolved_campaigns(score, truth, list(pipeline.campaigns.values()))
-    score_enforcement(score, requests, pipeline.detections, truth.campaign)
+    score_enforcement(score, requests, pipeline.detections, truth.campaign, pipeline.campaign_records)
     wall = time.monotonic() - began
     score.extra.update(
         {
