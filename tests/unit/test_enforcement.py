@@ -156,6 +156,36 @@ def test_a_large_campaign_waits_for_a_person_and_is_enforced_only_once_approved(
         validate("enforcement_decision", record)
 
 
+def test_an_escalation_waiting_for_a_person_keeps_the_rung_in_force(policy_file: Path) -> None:
+    book, cache = EnforcementBook(load_policy(policy_file)), DecisionCache()
+    members = [f"m{i}" for i in range(60)]
+    feed = book.campaign(campaign(members), now_ms=0)
+    throttle = [d for d in book.campaign(campaign(members), now_ms=5 * MIN) if d["status"] == "pending_approval"]
+    feed += throttle + book.approve(throttle[0]["group_id"], by="oncall", now_ms=6 * MIN)
+    suspend = [d for d in book.campaign(campaign(members), now_ms=17 * MIN) if d["status"] == "pending_approval"]
+    assert len(suspend) == 61 and {d["action"] for d in suspend} == {"suspend"}
+    feed += suspend
+    for record in feed:
+        validate("enforcement_decision", record)
+        cache.apply(record)
+    # While the suspension waits, the member is still throttled (a quarter admitted), not let go.
+    verdicts = [cache.verdict(Identity(account="m1"), now_ms=18 * MIN).status for _ in range(8)]
+    assert sorted(verdicts) == [200, 200, 429, 429, 429, 429, 429, 429]
+    assert suspend[0]["approval"]["reason"].endswith("throttle stays in force meanwhile")
+    assert suspend[0]["expires_at_ms"] == 6 * MIN + 3_600_000  # lapses with the throttle it would replace
+    assert cache.verdict(Identity(account="m1"), now_ms=6 * MIN + 3_600_000).status == 200
+    for record in book.approve(suspend[0]["group_id"], by="oncall", now_ms=20 * MIN):
+        cache.apply(record)
+    assert cache.verdict(Identity(account="m1"), now_ms=21 * MIN).status == 403
+    # Rejecting an escalation lifts what it would have replaced too.
+    other = EnforcementBook(load_policy(policy_file))
+    other.campaign(campaign(members), now_ms=0)
+    group = next(d for d in other.campaign(campaign(members), 5 * MIN) if d["status"] == "pending_approval")
+    other.approve(group["group_id"], by="oncall", now_ms=6 * MIN)
+    waiting = next(d for d in other.campaign(campaign(members), 17 * MIN) if d["status"] == "pending_approval")
+    assert {d["effect"]["kind"] for d in other.reject(waiting["group_id"], by="oncall", now_ms=18 * MIN)} == {"none"}
+
+
 def test_a_member_joining_a_campaign_starts_at_its_rung_under_its_approval(policy_file: Path) -> None:
     book = EnforcementBook(load_policy(policy_file))
     members = [f"m{i}" for i in range(60)]

@@ -8,7 +8,9 @@ state, so `restore` rebuilds it from the compacted topic.
 A decision's life: `active` (its action enforced) or `pending_approval` (waiting for a person,
 enforcing nothing) -> `expired` at its TTL, `rejected` by a person, or replaced by the next rung
 (`superseded`, the new decision naming the one it supersedes). Approval makes a pending decision
-active from then, for its rung's TTL.
+active from then, for its rung's TTL. An escalation that waits for a person keeps the rung it
+would replace in force (its effect, until that rung's expiry): asking for a suspension does not
+lift a throttle. Rejecting it lifts both: a person who doubts the evidence stops its enforcement.
 
 >>> from extractguard.enforcement.policy import shipped_policy
 >>> book = EnforcementBook(shipped_policy())
@@ -237,6 +239,15 @@ class EnforcementBook:
                 details["monthly_spend_usd"] = fact.monthly_spend_usd
         status = "pending_approval" if why_approval else "active"
         ttl_ms = int((self.policy.approval.pending_ttl if why_approval else rung.ttl) * 1000)
+        effect = implementation.effect(bound) if status == "active" else {"kind": "none"}
+        expires_at_ms = now_ms + ttl_ms
+        if why_approval and self._escalating(rule, held, level, now_ms):
+            # Asking for a stronger rung must not lift the one in force: while a person decides, the
+            # pending record enforces the rung it would replace, and lapses when that would have.
+            assert held is not None
+            effect = held["effect"]
+            expires_at_ms = min(expires_at_ms, int(held["expires_at_ms"]))
+            why_approval = f"{why_approval}; {held['action']} stays in force meanwhile"[:256]
         decision = {
             "schema_version": SCHEMA_VERSION,
             "decision_id": f"dec-{secrets.token_hex(8)}",
@@ -246,7 +257,7 @@ class EnforcementBook:
             "action": rung.action,
             "params": params,
             "status": status,
-            "effect": implementation.effect(bound) if status == "active" else {"kind": "none"},
+            "effect": effect,
             "level": level,
             "policy": {"name": self.policy.name, "revision": self.policy.revision},
             "rule": rule.name,
@@ -254,7 +265,7 @@ class EnforcementBook:
             "evidence": {"source": evidence.source, "score": evidence.score, **details},
             "approval": self._approval_of(rule, level, evidence, why_approval),
             "decided_at_ms": now_ms,
-            "expires_at_ms": now_ms + ttl_ms,
+            "expires_at_ms": expires_at_ms,
             "updated_at_ms": now_ms,
             "supersedes": None,
         }
@@ -268,6 +279,14 @@ class EnforcementBook:
         self._climbed(decision)
         records.append(decision)
         return records
+
+    @staticmethod
+    def _escalating(rule: Rule, held: dict[str, Any] | None, level: int, now_ms: int) -> bool:
+        """Whether `held` is this rule's lower rung, active now (the one an escalation replaces)."""
+        return (
+            held is not None and held["rule"] == rule.name and held["status"] == "active"
+            and int(held["level"]) < level and now_ms < int(held["expires_at_ms"])
+        )  # fmt: skip
 
     def _approval_of(self, rule: Rule, level: int, evidence: Evidence, why: str | None) -> dict[str, Any]:
         """The approval record: needed (why), or given already to this rung of the evidence."""

@@ -4,7 +4,8 @@ The enforcer's actions (observe, throttle, challenge, suspend, and any added lat
 one *effect* from a small closed vocabulary, and bouncers know only effects: a new action needs no
 change at any enforcement point.
 
-- `none`: shadow; recorded and counted, nothing enforced (observe, and any decision awaiting approval).
+- `none`: shadow; recorded and counted, nothing enforced (observe, and a decision awaiting approval,
+  unless it escalates a rung in force: then it carries that rung's effect until approved).
 - `limit`: admit `rate_factor` of the requests; the others get 429 with `Retry-After`.
 - `challenge`: 401 with a challenge body (step-up verification).
 - `deny`: 403.
@@ -29,7 +30,8 @@ EffectKind = Literal["none", "annotate", "limit", "challenge", "deny"]
 #: How strongly each effect refuses: where several decisions cover one request, the strongest applies.
 STRENGTH: dict[str, int] = {"none": 0, "annotate": 1, "limit": 2, "challenge": 3, "deny": 4}
 #: Statuses under which a decision applies (until it expires): an active one enforces its effect; one
-#: awaiting approval carries effect `none`, so it is counted as observed and enforces nothing.
+#: awaiting approval carries effect `none` (counted as observed, enforcing nothing), or, when it
+#: escalates a rung in force, that rung's effect.
 ENFORCED_STATUSES = frozenset({"active", "pending_approval"})
 
 
