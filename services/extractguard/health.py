@@ -16,10 +16,12 @@ same beats feed the `extractguard_consumer_last_poll_timestamp_seconds` gauge.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from types import FrameType
+from typing import Any, Protocol
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -87,3 +89,28 @@ class HealthServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class ConsumerLoop(Protocol):
+    """A service's poll loop: `run` until `stop` is called (from a signal handler)."""
+
+    def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def run_with_probes(loop: ConsumerLoop, health: PollHealth, host: str, port: int) -> None:
+    """Run `loop` with its probes served beside it; SIGTERM and SIGINT ask it to stop (it finishes
+    the batch in hand and commits), and the probes stop with it."""
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        loop.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server = HealthServer(health, host, port)
+    server.start()
+    try:
+        loop.run()
+    finally:
+        server.stop()

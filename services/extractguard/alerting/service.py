@@ -17,10 +17,8 @@ data are read from ClickHouse (through the lander's SQL door when it owns the em
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
-from types import FrameType
 from typing import Any
 
 import orjson
@@ -38,7 +36,7 @@ from extractguard.contracts.dead_letters import DeadLetter
 from extractguard.contracts.rejection import InvalidMessage, InvalidRateGuard
 from extractguard.contracts.schemas import decode_json, validate
 from extractguard.contracts.topics import ALERT_DELIVERIES, ALERTS, CAMPAIGNS, DETECTIONS, dlq_name
-from extractguard.health import HealthServer, PollHealth
+from extractguard.health import PollHealth, run_with_probes
 from extractguard.kafka_ready import retry_retriable
 from extractguard.logs import configure
 from extractguard.settings import AlerterSettings, ClickHouseSettings, KafkaSettings, LanderSettings
@@ -272,15 +270,4 @@ class Alerter:
 
 def run() -> None:
     alerter = Alerter(AlerterSettings(), KafkaSettings())
-
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        alerter.stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    server = HealthServer(alerter.health, alerter.settings.web_host, alerter.settings.web_port)
-    server.start()
-    try:
-        alerter.run()
-    finally:
-        server.stop()
+    run_with_probes(alerter, alerter.health, alerter.settings.web_host, alerter.settings.web_port)

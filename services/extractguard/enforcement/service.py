@@ -15,12 +15,10 @@ nor repeats the rungs already climbed.
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from collections import Counter
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import orjson
@@ -40,8 +38,9 @@ from extractguard.contracts.topics import CAMPAIGNS, DETECTIONS, dlq_name
 from extractguard.enforcement.book import IN_FORCE, EnforcementBook
 from extractguard.enforcement.facts import AccountFacts
 from extractguard.enforcement.policy import SHIPPED_POLICY, Policy, PolicyError, load_policy
-from extractguard.health import HealthServer, PollHealth
+from extractguard.health import PollHealth, run_with_probes
 from extractguard.kafka_offsets import read_since
+from extractguard.kafka_ready import retry_retriable
 from extractguard.logs import configure
 from extractguard.settings import EnforcerSettings, KafkaSettings
 
@@ -184,7 +183,8 @@ class Enforcer:
                 if (changed or messages) and self.producer.flush(30):
                     raise RuntimeError("decisions not acknowledged by Kafka within 30 s")
                 if messages:
-                    self.consumer.commit(asynchronous=False)
+                    # A broker restarting answers NOT_COORDINATOR for a while: wait it out.
+                    retry_retriable(lambda: self.consumer.commit(asynchronous=False), "commit of evidence", 120)
         finally:
             self.producer.flush(30)
             self.consumer.close()
@@ -192,15 +192,4 @@ class Enforcer:
 
 def run() -> None:
     enforcer = Enforcer(EnforcerSettings(), KafkaSettings())
-
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        enforcer.stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    server = HealthServer(enforcer.health, enforcer.settings.web_host, enforcer.settings.web_port)
-    server.start()
-    try:
-        enforcer.run()
-    finally:
-        server.stop()
+    run_with_probes(enforcer, enforcer.health, enforcer.settings.web_host, enforcer.settings.web_port)
