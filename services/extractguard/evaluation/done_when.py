@@ -4,7 +4,8 @@ Each campaign is judged by its kind (`CampaignSpec.kind`, by default its name): 
 about one request per account per hour must be found within an hour of event time with at most
 1% of its requests served first, member recall >= 95% and cluster precision >= 99% (alerts'
 figures: what paged); a `low_and_slow` campaign (one request per account every four hours) within
-a day at >= 80% member recall; every other campaign must be detected. Over all scenarios, organic
+a day with >= 80% of its members named by then (`member_recall_within_1d`); every other campaign
+must be detected. Over all scenarios, organic
 accounts flagged <= 0.1%, organic pages <= 1 a day, and no look-alike class paged.
 
 >>> from extractguard.evaluation.scoring import Truth, score_scenario
@@ -19,6 +20,17 @@ accounts flagged <= 0.1%, organic pages <= 1 a day, and no look-alike class page
 >>> verdict = done_when([score_scenario("s", 86_400, truth, [alert, organic])])
 >>> verdict["lookalike_classes_paged"], verdict["organic_flagged_fraction_ok"], verdict["all_passed"]
 ({'s': ['eval_harness']}, False, False)
+
+A slow campaign named in full only on its second day was not found "within a day at 80%":
+
+>>> slow = Truth(kinds={"low_and_slow": "low_and_slow"})
+>>> for i in range(10): slow.observe(f"s{i}", "campaign", "campaign", "low_and_slow", 0)
+>>> day_one = {"dedup_key": "a", "accounts": [f"s{i}" for i in range(5)], "last_seen_ms": 3_600_000}
+>>> day_two = {"dedup_key": "a", "accounts": [f"s{i}" for i in range(10)], "last_seen_ms": 90_000_000}
+>>> (c,) = score_scenario("slow", 2 * 86_400, slow, [day_one, day_two]).campaigns
+>>> c.member_recall, c.member_recall_within_1d, done_when([score_scenario("slow", 2 * 86_400, slow,
+...     [day_one, day_two])])["criteria"]["low_and_slow"][0]["passed"]
+(1.0, 0.5, False)
 """
 
 from __future__ import annotations
@@ -61,8 +73,10 @@ def _low_and_slow(scenario: str, c: CampaignScore) -> dict[str, Any]:
         "scenario": scenario,
         "campaign": c.name,
         "detected_within_1d": c.detected_within_1d,
+        "member_recall_within_1d": c.member_recall_within_1d,
         "member_recall": c.member_recall,
-        "passed": c.detected_within_1d and c.member_recall >= SLOW_MIN_RECALL,
+        # "Found within a day at >= 80% recall": the recall held a day after its first request.
+        "passed": c.detected_within_1d and c.member_recall_within_1d >= SLOW_MIN_RECALL,
     }
 
 

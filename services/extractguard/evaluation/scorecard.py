@@ -226,7 +226,8 @@ def _done_when_lines(verdict: dict[str, Any]) -> list[str]:
     for row in verdict["criteria"]["low_and_slow"]:
         lines.append(
             f"| low and slow: within a day at >= 80% recall | {row['scenario']}/{row['campaign']} | within a day: "
-            f"{mark(row['detected_within_1d'])}; recall {row['member_recall']:.1%} | {mark(row['passed'])} |"
+            f"{mark(row['detected_within_1d'])}; recall after a day {row['member_recall_within_1d']:.1%} "
+            f"(whole run {row['member_recall']:.1%}) | {mark(row['passed'])} |"
         )
     paged = "; ".join(f"{s}: {', '.join(k)}" for s, k in verdict["lookalike_classes_paged"].items()) or "none"
     lines += [

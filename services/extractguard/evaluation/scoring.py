@@ -15,6 +15,8 @@ Definitions (the scorecard repeats them):
   `output_tokens_by_unburned_accounts` (what C's never-named members took over the whole run).
 - `detected_within_1h` / `detected_within_1d`: `seconds_to_detect` at most 3,600 / 86,400.
 - `member_recall`: C's members named by alerts pointing at C, over C's members.
+  `member_recall_within_1d`: the same, counting only alert versions raised within a day of C's
+  first request (`last_seen_ms` at most 86,400 s after it): what an operator held after a day.
 - `cluster_precision`: of all accounts named by alerts pointing at C, the share that are members.
 - `flagged_fraction` of an organic class: its accounts named by any alert, over its accounts.
 - `organic_false_positive_rate`: organic accounts named by any alert, over organic accounts.
@@ -130,6 +132,7 @@ class CampaignScore:
     output_tokens_by_unburned_accounts: int = 0
     detected_within_1h: bool = False
     detected_within_1d: bool = False
+    member_recall_within_1d: float = 0.0
     served_after_detection_fraction: float | None = None  # with the default policy (enforcement_replay)
 
 
@@ -178,6 +181,8 @@ def points_at(accounts: list[str], truth: Truth) -> str | None:
 
 def score_scenario(name: str, duration_s: float, truth: Truth, alert_versions: list[dict[str, Any]]) -> ScenarioScore:
     named_by: dict[str | None, set[str]] = defaultdict(set)
+    # Every version's accounts with its time, for the recall of the first day of each campaign.
+    named_when: dict[str | None, list[tuple[int, list[str]]]] = defaultdict(list)
     first_at: dict[str, int] = {}
     first_rule: dict[str, str] = {}
     rules_by_target: dict[str | None, dict[str, str]] = defaultdict(dict)  # target -> dedup key -> rule
@@ -189,6 +194,7 @@ def score_scenario(name: str, duration_s: float, truth: Truth, alert_versions: l
         target = points_at(accounts, truth)
         keys_by_target[target].add(version["dedup_key"])
         named_by[target].update(accounts)
+        named_when[target].append((int(version["last_seen_ms"]), accounts))
         flagged.update(accounts)
         rule = version.get("rule", "?")
         rules[version["dedup_key"]] = rule
@@ -208,6 +214,8 @@ def score_scenario(name: str, duration_s: float, truth: Truth, alert_versions: l
         burned = members & flagged
         unburned = members - flagged
         delay = None if detected_at is None else (detected_at - times[0]) / 1000
+        day_end = times[0] + 86_400_000
+        named_1d = {a for at, accounts in named_when.get(campaign, ()) if at <= day_end for a in accounts}
         campaigns.append(
             CampaignScore(
                 name=campaign,
@@ -235,6 +243,7 @@ def score_scenario(name: str, duration_s: float, truth: Truth, alert_versions: l
                 output_tokens_by_unburned_accounts=sum(truth.member_tokens[a] for a in unburned),
                 detected_within_1h=delay is not None and delay <= 3_600,
                 detected_within_1d=delay is not None and delay <= 86_400,
+                member_recall_within_1d=round(len(named_1d & members) / len(members), 4),
             )
         )
 
