@@ -22,8 +22,8 @@ when nearly every message is invalid (more than `max_invalid_fraction` of the la
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import faust
 import orjson
@@ -35,8 +35,12 @@ from extractguard.checkpointed_stage import (
     CheckpointedStage,
     CheckpointPolicy,
     DeadLetterSender,
+    Handler,
     PickledState,
     Position,
+    Reader,
+    StateCodec,
+    StateStore,
     whole_message,
 )
 from extractguard.checkpoints import CheckpointStore
@@ -195,22 +199,36 @@ def _dead_letter_sender(topic: str) -> DeadLetterSender:
 # Checkpoint layouts of the linker's and the resolver's state, bumped when their pickled classes change.
 LINKER_FORMAT = 4
 RESOLVER_FORMAT = 4
+S = TypeVar("S")
+T = TypeVar("T")
 _policy = CheckpointPolicy(settings.checkpoint_interval_s, settings.checkpoint_every_messages)
-linking: CheckpointedStage[FingerprintLinker, SharesEnvelope] = CheckpointedStage(
-    "link", service=SERVICE, topic=FINGERPRINT_ACTIVITY, dlq_topic=dlq_name(FINGERPRINT_ACTIVITY),
-    store=linker_checkpoints,
-    codec=PickledState(FingerprintLinker, LINKER_FORMAT), fresh=_linker,
-    read=whole_message(_decode_shares, SERVICE), handle=_link,
-    send_dead_letter=_dead_letter_sender(FINGERPRINT_ACTIVITY), policy=_policy,
-    guard=InvalidRateGuard(settings.max_invalid_fraction, window=settings.invalid_window_messages), log=log,
+
+
+def _stage(
+    name: str,
+    topic: str,
+    store: StateStore,
+    codec: StateCodec[S],
+    fresh: Callable[[], S],
+    read: Reader[T],
+    handle: Handler[S, T],
+) -> CheckpointedStage[S, T]:
+    """One of the worker's two checkpointed stages: what differs is its input and its state; the
+    dead letters, the checkpoint pacing and the invalid-rate guard are the worker's."""
+    return CheckpointedStage(
+        name, service=SERVICE, topic=topic, dlq_topic=dlq_name(topic), store=store, codec=codec, fresh=fresh,
+        read=read, handle=handle, send_dead_letter=_dead_letter_sender(topic), policy=_policy,
+        guard=InvalidRateGuard(settings.max_invalid_fraction, window=settings.invalid_window_messages), log=log,
+    )  # fmt: skip
+
+
+linking: CheckpointedStage[FingerprintLinker, SharesEnvelope] = _stage(
+    "link", FINGERPRINT_ACTIVITY, linker_checkpoints, PickledState(FingerprintLinker, LINKER_FORMAT), _linker,
+    whole_message(_decode_shares, SERVICE), _link,
 )  # fmt: skip
-resolving: CheckpointedStage[CampaignResolver, EvidenceBatch] = CheckpointedStage(
-    "resolve", service=SERVICE, topic=LINK_EVIDENCE, dlq_topic=dlq_name(LINK_EVIDENCE),
-    store=resolver_checkpoints,
-    codec=PickledState(CampaignResolver, RESOLVER_FORMAT), fresh=_resolver,
-    read=whole_message(_decode_evidence, SERVICE), handle=_resolve,
-    send_dead_letter=_dead_letter_sender(LINK_EVIDENCE), policy=_policy,
-    guard=InvalidRateGuard(settings.max_invalid_fraction, window=settings.invalid_window_messages), log=log,
+resolving: CheckpointedStage[CampaignResolver, EvidenceBatch] = _stage(
+    "resolve", LINK_EVIDENCE, resolver_checkpoints, PickledState(CampaignResolver, RESOLVER_FORMAT), _resolver,
+    whole_message(_decode_evidence, SERVICE), _resolve,
 )  # fmt: skip
 
 
