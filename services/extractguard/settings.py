@@ -193,6 +193,10 @@ class EnforcerSettings(BaseSettings):
         default=None, description="JSON lines of account_id, created_ms, monthly_spend_usd (the billing export)."
     )
     expire_interval_s: float = Field(default=5.0, gt=0, description="How often expired decisions are republished.")
+    restore_book: bool = Field(
+        default=True,
+        description="Rebuild the decision book from the decisions topic at start (off: an isolated run, as a demo).",
+    )
     web_host: str = Field(default="127.0.0.1", description="Where /healthz, /readyz and /metrics listen.")
     web_port: int = 6069
     max_poll_silence_s: float = Field(default=120.0, gt=0, description="/healthz fails after this long without a poll.")

@@ -99,9 +99,11 @@ def run_demo(duration_s: float = 120.0, scenario: Scenario | None = None) -> Dem
                 # A fresh run: alerts of earlier runs on the same topic must not be carried over.
                 "EXTRACTGUARD_ALERTER_REBUILD_LOOKBACK_S": "0"}, log_dir),
             "ingest": Service("ingest", common, log_dir),
-            "enforcer": Service(
-                "enforcer", {**common, "EXTRACTGUARD_ENFORCER_GROUP_ID": groups["enforcer"][0]}, log_dir
-            ),
+            # An empty decision book: an earlier run's decisions on the same seeded accounts would
+            # have this run's evidence escalate them instead of observing first.
+            "enforcer": Service("enforcer", {
+                **common, "EXTRACTGUARD_ENFORCER_GROUP_ID": groups["enforcer"][0],
+                "EXTRACTGUARD_ENFORCER_RESTORE_BOOK": "false"}, log_dir),
         }  # fmt: skip
         try:
             for service in services.values():

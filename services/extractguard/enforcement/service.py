@@ -90,8 +90,9 @@ class Enforcer:
         self._stop = threading.Event()
         self._refreshed_at = time.monotonic()
         self._expired_at = 0.0
-        restored = self.book.restore(self._readable(read_since(kafka, ENFORCEMENT_DECISIONS, {})))
-        log.info("decision_book_rebuilt", decisions=restored, policy=self.book.policy.revision)
+        if settings.restore_book:
+            restored = self.book.restore(self._readable(read_since(kafka, ENFORCEMENT_DECISIONS, {})))
+            log.info("decision_book_rebuilt", decisions=restored, policy=self.book.policy.revision)
 
     def stop(self) -> None:
         self._stop.set()
