@@ -90,6 +90,11 @@ def test_org_whose_api_keys_grew_tenfold_in_a_day(client: Client) -> None:
     for i in range(12):
         events.add(f"acct-b{i}", RECENT, org="org-new-big", key=f"key-b{i}")  # new today: nothing to grow from
     client.insert("events", events.rows, column_names=COLUMNS)
+    # A database not two days old has no whole day before this one to compare with: nothing fires.
+    assert _fired(client, "org_api_keys_tenfold") == {}
+    history = _Events()
+    history.add("acct-h0", NOW - datetime.timedelta(hours=60), org="org-history", key="key-h0")
+    client.insert("events", history.rows, column_names=COLUMNS)
     fired = _fired(client, "org_api_keys_tenfold")
     assert set(fired) == {"org-grow"}
     assert set(fired["org-grow"]["accounts"]) == {f"acct-g{i}" for i in range(3, 30)}  # new to the org today
