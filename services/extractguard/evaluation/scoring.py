@@ -180,8 +180,8 @@ def points_at(accounts: list[str], truth: Truth) -> str | None:
 
 
 def score_scenario(name: str, duration_s: float, truth: Truth, alert_versions: list[dict[str, Any]]) -> ScenarioScore:
-    named_by: dict[str | None, set[str]] = defaultdict(set)
-    # Every version's accounts with its time, for the recall of the first day of each campaign.
+    # Every version's accounts with its time, by the campaign it points at (None: none): what each
+    # campaign's alerts named over the run, and within its first day.
     named_when: dict[str | None, list[tuple[int, list[str]]]] = defaultdict(list)
     first_at: dict[str, int] = {}
     first_rule: dict[str, str] = {}
@@ -193,7 +193,6 @@ def score_scenario(name: str, duration_s: float, truth: Truth, alert_versions: l
         accounts = version["accounts"]
         target = points_at(accounts, truth)
         keys_by_target[target].add(version["dedup_key"])
-        named_by[target].update(accounts)
         named_when[target].append((int(version["last_seen_ms"]), accounts))
         flagged.update(accounts)
         rule = version.get("rule", "?")
@@ -209,13 +208,14 @@ def score_scenario(name: str, duration_s: float, truth: Truth, alert_versions: l
         times = truth.campaign_times[campaign]
         tokens = truth.campaign_tokens[campaign]
         detected_at = first_at.get(campaign)
-        named = named_by.get(campaign, set())
         before = len(times) if detected_at is None else bisect.bisect_left(times, detected_at)
         burned = members & flagged
         unburned = members - flagged
         delay = None if detected_at is None else (detected_at - times[0]) / 1000
         day_end = times[0] + 86_400_000
-        named_1d = {a for at, accounts in named_when.get(campaign, ()) if at <= day_end for a in accounts}
+        versions = named_when.get(campaign, [])
+        named = {a for _at, accounts in versions for a in accounts}
+        named_1d = {a for at, accounts in versions if at <= day_end for a in accounts}
         campaigns.append(
             CampaignScore(
                 name=campaign,
