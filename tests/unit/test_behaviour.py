@@ -127,3 +127,30 @@ def test_a_request_shape_counts_only_what_one_request_shows() -> None:
     assert full == 1.0
     assert 0 < plain < 0.5
     assert follow_up == 0.0
+
+
+def test_a_bought_aged_account_at_a_few_requests_a_day_leans_for_linking_but_is_not_flagged_alone() -> None:
+    """Months old and paced irregularly, it lacks the young-account and pacing tells however shaped
+    its requests are: six in a day (single turn, half of them 3,500-token answers, a third chain of
+    thought) score a third of the way between an app backend and the threshold. Linking must count
+    it as leaning, or a fleet of such accounts joins no campaign; alone it is not flagged."""
+    from extractguard.detection.engine import DetectionEngine
+    from extractguard.settings import DetectionSettings
+
+    engine = DetectionEngine(DetectionSettings())
+    b = engine.behaviour
+    heavy, cot, logprobs = (1, 1, 0, 1, 0, 0), (1, 0, 1, 0, 0, 1), (0, 1, 0, 0, 0, 0)
+    ts = START_MS
+    for i, gap_h in enumerate((0, 3, 5, 2, 6, 4)):
+        ts += gap_h * 3_600_000 + 137_000 * i
+        sketch = {"template_hash": f"{i + 1:016x}", "cot_elicitation": bool(cot[i])}
+        b.learn_event(
+            event("bought", ts, "", turn_index=0, output_tokens=3500 if heavy[i] else 700,
+                  request_logprobs=bool(logprobs[i]), prompt_sketch=sketch)
+        )  # fmt: skip
+        b.learn_event(event("backend", ts + 999, f"{i + 7:016x}", turn_index=0, output_tokens=900))
+        b.learn_event(event("person", ts + 1999, f"{i + 17:016x}", turn_index=i % 2, output_tokens=400))
+    assert engine.leaning("bought", 0.0)
+    assert not b.is_shaped("bought")
+    assert not b.leans("bought", 0.8, 2)  # the old bar: it never leaned
+    assert not engine.leaning("backend", 0.0) and not engine.leaning("person", 0.0)
