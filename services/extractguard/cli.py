@@ -166,7 +166,7 @@ def demo(seconds: float) -> None:
     type=click.Choice(["default", "fast", "full"]),
     default="default",
     show_default=True,
-    help="default: scenarios/eval (the public case's rates, ~95 min on 2 cores); fast: scenarios/eval-fast "
+    help="default: scenarios/eval (the public case's rates, 72-95 min on 2 cores); fast: scenarios/eval-fast "
     "(the earlier hour-scale scenarios, ~5 min); full: scenarios/eval-full (the public case's size, hours).",
 )
 @click.option("--scenario", "names", multiple=True, help="Run only these scenarios (file stems); repeatable.")
