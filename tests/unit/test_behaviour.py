@@ -131,9 +131,9 @@ def test_a_request_shape_counts_only_what_one_request_shows() -> None:
 
 def test_a_bought_aged_account_at_a_few_requests_a_day_leans_for_linking_but_is_not_flagged_alone() -> None:
     """Months old and paced irregularly, it lacks the young-account and pacing tells however shaped
-    its requests are: six in a day (single turn, half of them 3,500-token answers, a third chain of
-    thought) score a third of the way between an app backend and the threshold. Linking must count
-    it as leaning, or a fleet of such accounts joins no campaign; alone it is not flagged."""
+    its requests are: six in a day (single turn, half of them 3,500-token answers, half chain of
+    thought) score about 0.30 over the day, under the old bar of 0.36 and the 0.45 threshold. Linking
+    must count it as leaning, or a fleet of such accounts joins no campaign; alone it is not flagged."""
     from extractguard.detection.engine import DetectionEngine
     from extractguard.settings import DetectionSettings
 
