@@ -163,11 +163,12 @@ def demo(seconds: float) -> None:
 @main.command(name="eval")
 @click.option(
     "--scale",
-    type=click.Choice(["default", "fast", "full"]),
+    type=click.Choice(["default", "synthetic", "fast", "full"]),
     default="default",
     show_default=True,
-    help="default: scenarios/eval (the public case's rates, 72-95 min on 2 cores); fast: scenarios/eval-fast "
-    "(the earlier hour-scale scenarios, ~5 min); full: scenarios/eval-full (the public case's size, hours).",
+    help="default: scenarios/eval (real text and traces at the public case's rates, two days each); synthetic: "
+    "scenarios/eval-synthetic (the earlier three-day scenarios on the simulator's own text, 72-95 min on 2 cores); "
+    "fast: scenarios/eval-fast (hour-scale, ~5 min); full: scenarios/eval-full (the public case's size, hours).",
 )
 @click.option("--scenario", "names", multiple=True, help="Run only these scenarios (file stems); repeatable.")
 @click.option(

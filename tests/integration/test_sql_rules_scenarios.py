@@ -95,5 +95,5 @@ def test_each_sql_rule_fires_on_the_scenario_built_to_trip_it(client: Client, tm
 
 
 def test_no_sql_rule_fires_on_control(client: Client, tmp_path: Path) -> None:
-    fired = _replay(client, project_root() / "scenarios" / "eval" / "control.yaml", tmp_path)
+    fired = _replay(client, project_root() / "scenarios" / "eval-synthetic" / "control.yaml", tmp_path)
     assert fired == {}

@@ -322,14 +322,14 @@ def test_a_scenario_extends_another_and_loops_are_named(tmp_path: Path) -> None:
 
 
 def test_the_default_scenarios_are_at_the_public_case_rates() -> None:
-    for path in sorted((SCENARIOS / "eval").glob("*.yaml")):
+    for path in sorted((SCENARIOS / "eval-synthetic").glob("*.yaml")):
         scenario = Scenario.from_yaml(path)
         assert scenario.duration_s >= 3 * 86_400 and scenario.launch is not None, path
         assert scenario.organic.accounts >= 30_000, path
         for campaign in scenario.campaigns:
             assert campaign.accounts >= 1_000 and 10 * campaign.accounts <= scenario.organic_accounts, path
             assert campaign.rate_per_min <= 1 / 60 + 1e-6, path  # at most one request per account per hour
-    adaptive = Scenario.from_yaml(SCENARIOS / "eval" / "adaptive.yaml")
+    adaptive = Scenario.from_yaml(SCENARIOS / "eval-synthetic" / "adaptive.yaml")
     assert not adaptive.gateway.account_created
     assert Scenario.from_yaml(SCENARIOS / "eval-fast" / "hydra.yaml").campaigns[0].rate_per_min == 0.8
 

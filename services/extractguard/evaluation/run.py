@@ -52,7 +52,8 @@ MINUTE_MS = 60_000
 #: default: the public case's rates at a tenth of its size (~4.5M events, ~30-45 min on 2 cores);
 #: fast: the earlier hour-scale scenarios (~0.4M events, ~5 min), kept so older figures reproduce;
 #: full: the public case's size (25,000 campaign accounts), for long runs.
-SCALES = {"default": "eval", "fast": "eval-fast", "full": "eval-full"}
+#: synthetic: the earlier three-day scenarios on the simulator's own text and tells, kept as a second set.
+SCALES = {"default": "eval", "synthetic": "eval-synthetic", "fast": "eval-fast", "full": "eval-full"}
 
 
 def say(message: str) -> None:

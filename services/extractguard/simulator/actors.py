@@ -11,16 +11,20 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from extractguard.gateway.events import ObservedRequest
 from extractguard.simulator import prompts
+from extractguard.simulator.corpora import BENCHMARK_MIX, ArrivalShape, RealText, RequestSizes, Sweep, TextMix
 from extractguard.simulator.population import SimAccount, residential_asns, residential_ip
 from extractguard.simulator.scenario import CampaignSpec, Scenario
 
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
 PEAK_HOUR_UTC = 15
+#: Organic prompts that copy a public chain-of-thought recipe (people and apps use them too).
+ORGANIC_COT = 0.04
 
 
 def event_id(rng: random.Random) -> str:
@@ -40,16 +44,20 @@ class Diurnal:
     ramp_at_ms: int | None = None
     ramp_ms: int = 1
     factor: float = 1.0
+    shape: ArrivalShape | None = None  # the real traffic's minute-by-minute swing around the rate
 
     def rate(self, ts: int) -> float:
         hour = (ts % DAY_MS) / 3_600_000
         rate = self.per_min * (1 + self.amplitude * math.cos(2 * math.pi * (hour - PEAK_HOUR_UTC) / 24))
         if self.ramp_at_ms is not None and ts > self.ramp_at_ms:
             rate *= 1 + (self.factor - 1) * min((ts - self.ramp_at_ms) / self.ramp_ms, 1.0)
+        if self.shape is not None:
+            rate *= self.shape.factor(ts)
         return rate
 
     def peak(self) -> float:
-        return self.per_min * (1 + self.amplitude) * self.factor
+        peak = self.per_min * (1 + self.amplitude) * self.factor
+        return peak * self.shape.peak if self.shape is not None else peak
 
     def active_from(self, ts: int) -> int:
         return ts
@@ -135,12 +143,27 @@ class OrganicActor(Actor):
     conversation: tuple[str, int] | None = None
     sweep: prompts.CapabilitySweep | None = None
     batch_template: str = ""
+    #: Real text (`OrganicSpec.text`): what this account's org leans to, and the world's whole mix.
+    text: RealText | None = None
+    sizes: RequestSizes | None = None
+    #: Sittings: after a request, another follows within a think time with this probability.
+    session_continue: float = 0.0
+    think_ms: float = 45_000.0
+    continuing: bool = False
+    sent: bool = False  # whether the last candidate was sent (not thinned)
 
     def first(self, start_ms: int, rng: random.Random) -> int | None:
         return self.next(start_ms, rng)
 
     def next(self, ts: int, rng: random.Random) -> int | None:
         peak = self.profile.peak()
+        if self.session_continue:
+            # Only a request sent goes on into a sitting; a candidate thinned away sent nothing.
+            self.continuing = self.sent and rng.random() < self.session_continue
+            if self.continuing:
+                return ts + max(int(self.think_ms * rng.lognormvariate(0.0, 0.8)), 1_000)
+            # A new sitting: sittings start at the rate over the requests a sitting holds.
+            peak *= 1 - self.session_continue
         candidate = ts + max(int(rng.expovariate(peak / MINUTE_MS)), 1)
         active = self.profile.active_from(candidate)
         if active is None:
@@ -150,7 +173,8 @@ class OrganicActor(Actor):
         return candidate
 
     def act(self, ts: int, rng: random.Random) -> ObservedRequest | None:
-        if rng.random() * self.profile.peak() > self.profile.rate(ts):
+        self.sent = self.continuing or rng.random() * self.profile.peak() <= self.profile.rate(ts)
+        if not self.sent:
             return None  # thinned: the profile is below its peak now
         match self.style:
             case "batch":
@@ -164,16 +188,26 @@ class OrganicActor(Actor):
 
     def _chat(self, ts: int, rng: random.Random) -> ObservedRequest:
         conv, turn = self.conversation or ("", -1)
-        if turn >= 0 and rng.random() < self.follow_up:
+        # With sittings, a conversation goes on only within one; without, whenever the account returns.
+        if turn >= 0 and (self.continuing or not self.session_continue) and rng.random() < self.follow_up:
             turn += 1
-            prompt = prompts.follow_up_prompt(rng)
+            prompt = self.text.follow_up(rng) if self.text else prompts.follow_up_prompt(rng)
         else:
             conv, turn = f"conv_{rng.getrandbits(48):012x}", 0
-            prompt = self.corpus.draw(rng) if self.corpus else prompts.organic_prompt(self.account.domain, rng)
+            if self.text is not None:
+                prompt = self.text.opening(rng)
+                if rng.random() < ORGANIC_COT:
+                    prompt = prompts.with_public_cot(prompt, rng)
+            else:
+                prompt = self.corpus.draw(rng) if self.corpus else prompts.organic_prompt(self.account.domain, rng)
         self.conversation = (conv, turn)
-        output = rng.randint(30, 700)
+        if self.sizes is not None:
+            context, output = self.sizes.draw(rng)
+        else:
+            context, output = -1, rng.randint(30, 700)
         return self.request(
-            ts, rng, prompt, request_model=self.model(ts, rng), input_tokens=rng.randint(40, 900) + 150 * turn,
+            ts, rng, prompt, request_model=self.model(ts, rng),
+            input_tokens=(context if context > 0 else rng.randint(40, 900)) + 150 * turn,
             output_tokens=output, latency_ms=rng.randint(300, 4000), conversation_id=conv, turn_index=turn,
             max_tokens=rng.choice([None, 512, 1024, 2048]), temperature=rng.choice([None, 0.2, 0.7, 1.0]),
             logprobs=rng.random() < 0.01, finish_reason="stop", refusal=rng.random() < 0.005,
@@ -191,8 +225,11 @@ class OrganicActor(Actor):
         self.sweep = sweep
         _area, leaf = sweep.next_leaf()
         benchmark = prompts.BENCHMARKS[sweep.position // 400 % len(prompts.BENCHMARKS)]
+        prompt = prompts.harness_prompt(benchmark, sweep.position, leaf)
+        if self.text is not None:  # the public benchmarks' own items, in order
+            prompt = self.text.benchmark_item()
         return self.request(
-            ts, rng, prompts.harness_prompt(benchmark, sweep.position, leaf), request_model=self.models[0],
+            ts, rng, prompt, request_model=self.models[0],
             input_tokens=rng.randint(150, 900), output_tokens=1, latency_ms=rng.randint(200, 1500), max_tokens=1,
             temperature=0.0, logprobs=True, top_logprobs=5, finish_reason="length",
         )  # fmt: skip
@@ -206,8 +243,9 @@ class OrganicActor(Actor):
         self.conversation = (conv, turn)
         refused = rng.random() < 0.45
         output = rng.randint(20, 80) if refused else rng.randint(200, 900)
+        probe = self.text.probe(rng) if self.text is not None else prompts.refusal_probe_prompt(rng)
         return self.request(
-            ts, rng, prompts.refusal_probe_prompt(rng), request_model=self.model(ts, rng),
+            ts, rng, probe, request_model=self.model(ts, rng),
             input_tokens=rng.randint(40, 300) + 200 * turn, output_tokens=output, latency_ms=rng.randint(400, 5000),
             conversation_id=conv, turn_index=turn, temperature=rng.choice([None, 1.0]), finish_reason="stop",
             refusal=refused,
@@ -226,6 +264,10 @@ class CampaignActor(Actor):
     limit: int = 10
     corpus: prompts.Corpus | None = None
     organic_corpus: prompts.Corpus | None = None
+    #: Real text: the campaign controller's walk through its datasets (shared by its accounts), and
+    #: the organic world's text, which camouflage copies.
+    harvest: Sweep | None = None
+    organic_text: RealText | None = None
     recent: deque[int] = field(default_factory=deque)
     pool: list[tuple[str, int]] = field(default_factory=list)  # the proxy pool ([] = residential)
     residential_asns: list[int] = field(default_factory=list)
@@ -295,10 +337,12 @@ class CampaignActor(Actor):
             prompt = self._camouflage(rng)
         elif self.corpus is not None:
             prompt = self.corpus.draw(rng)
+        elif self.harvest is not None:
+            prompt, probing = self._harvest_prompt(rng)
         else:
             prompt, probing = self._strategy_prompt(rng)
         if rng.random() < shape.cot:
-            prompt = prompts.with_cot(prompt, rng)
+            prompt = prompts.with_public_cot(prompt, rng) if self.harvest else prompts.with_cot(prompt, rng)
         if rng.random() < spec.evasion.paraphrase_rate:
             prompt = prompts.paraphrase(prompt, rng)
         model = self.models[0]
@@ -312,7 +356,7 @@ class CampaignActor(Actor):
             output = rng.randint(20, 120)
         logprobs = rng.random() < shape.logprobs
         return self.request(
-            ts, rng, prompt, request_model=model, input_tokens=rng.randint(60, 220), output_tokens=output,
+            ts, rng, prompt, request_model=model, input_tokens=self._input_tokens(prompt, rng), output_tokens=output,
             latency_ms=rng.randint(6000, 30000), conversation_id=None, turn_index=0,
             max_tokens=4096 if longest else rng.choice([1024, 2048]), temperature=rng.choice([0.0, 0.7, 1.0]),
             logprobs=logprobs, top_logprobs=rng.choice([5, 20]) if logprobs else 0,
@@ -320,11 +364,29 @@ class CampaignActor(Actor):
             refusal=refused,
         )  # fmt: skip
 
+    def _input_tokens(self, prompt: str, rng: random.Random) -> int:
+        # Real text carries its own length (about four characters a token); the generators' do not.
+        return max(len(prompt) // 4, 8) if self.harvest is not None else rng.randint(60, 220)
+
     def _camouflage(self, rng: random.Random) -> str:
         """An organic-looking prompt: from the organic corpus when the world has one, as a mimic would draw."""
+        if self.organic_text is not None:
+            return self.organic_text.opening(rng)
         if self.organic_corpus is not None:
             return self.organic_corpus.draw(rng)
         return prompts.organic_prompt(rng.choice(list(prompts.ORGANIC_DOMAINS)), rng)
+
+    def _harvest_prompt(self, rng: random.Random) -> tuple[str, bool]:
+        """The controller's next dataset item; a safety probe is framed as a boundary probe at the
+        `refusal_map` share of the strategies (its level of detail swept with the items)."""
+        assert self.harvest is not None
+        part, item = self.harvest.next()
+        if not part.startswith("refusal"):
+            return item.text, False
+        s = self.campaign.strategies
+        if rng.random() < s.refusal_map / s.total_weight:
+            return prompts.refusal_frame(item.text, self.harvest.sent, rng), True
+        return item.text, True
 
     def _strategy_prompt(self, rng: random.Random) -> tuple[str, bool]:
         """A prompt of one of the campaign's strategies, and whether it probes a refusal boundary."""
@@ -365,10 +427,20 @@ def cast(
     )
     models = list(scenario.models)
     organic_corpus = prompts.Corpus(scenario.organic.corpus) if scenario.organic.corpus else None
+    spec_organic = scenario.organic
+    texts = _organic_texts(scenario)
+    shape = ArrivalShape.traced("azure_conv") if spec_organic.traced else None
+    sessions = 1 - 1 / spec_organic.session_requests
     extra = scenario.lookalikes
     campaigns = {c.name: c for c in scenario.campaigns}
     sweeps = {name: prompts.CapabilitySweep() for name in campaigns}
     corpora = {c.name: prompts.Corpus(c.corpus) for c in scenario.campaigns if c.corpus}
+    # Each controller walks its datasets in its own order (seeded by the campaign, not the stream).
+    harvests = {
+        c.name: Sweep(TextMix.of(c.text), random.Random(f"{scenario.seed}:{c.name}"))
+        for c in scenario.campaigns
+        if c.text
+    }
     amplitude = scenario.organic.diurnal_amplitude
     batch_templates = 0
     visible = scenario.gateway.account_created
@@ -387,30 +459,56 @@ def cast(
                     pivot_ms=at(spec.pivot.at_s) if spec.pivot else 0,
                     limit=math.floor(scenario.rate_limit(spec)), corpus=corpora.get(spec.name),
                     organic_corpus=organic_corpus, pool=(proxy_pools or {}).get(spec.name, []),
+                    harvest=harvests.get(spec.name), organic_text=texts(None) if texts else None,
                     residential_asns=wide, phase=index / spec.accounts, campaign_start_ms=at(spec.start_s),
                     period_ms=MINUTE_MS / min(spec.rate_per_min, scenario.rate_limit(spec) * 0.9),
                 )
             )  # fmt: skip
             continue
         actor = OrganicActor(
-            account, models, launch, visible, profile=Diurnal(account.rate_per_min, amplitude),
+            account, models, launch, visible, profile=Diurnal(account.rate_per_min, amplitude, shape=shape),
             follow_up=scenario.organic.follow_up_probability, corpus=organic_corpus,
+            text=texts(account.domain) if texts else None, session_continue=sessions,
+            think_ms=spec_organic.think_time_s * 1000,
+            sizes=RequestSizes.traced("azure_code" if account.domain == "code" else "azure_conv")
+            if spec_organic.traced else None,
         )  # fmt: skip
         if account.klass == "viral_launch" and extra.viral_launch:
             v = extra.viral_launch
-            actor.profile = Diurnal(account.rate_per_min, amplitude, at(v.at_s), max(int(v.ramp_s * 1000), 1), v.factor)
+            actor.profile = Diurnal(
+                account.rate_per_min, amplitude, at(v.at_s), max(int(v.ramp_s * 1000), 1), v.factor, shape
+            )
         elif account.klass == "enterprise_batch" and extra.enterprise_batch:
             b = extra.enterprise_batch
             actor.profile = Runs(b.rate_per_min, at(b.first_run_s), int(b.run_s * 1000), int(b.every_s * 1000))
-            actor.style = "batch"
+            actor.style, actor.session_continue = "batch", 0.0
             actor.batch_template = prompts.BATCH_TEMPLATES[batch_templates % len(prompts.BATCH_TEMPLATES)]
             batch_templates += 1
         elif account.klass == "eval_harness" and extra.eval_harness:
             h = extra.eval_harness
             every = int(h.every_s * 1000) if h.every_s is not None else None
             actor.profile = Runs(h.rate_per_min, at(h.at_s), int(h.run_s * 1000), every)
-            actor.style = "harness"
+            actor.style, actor.session_continue = "harness", 0.0
         elif account.klass == "researcher":
             actor.style = "researcher"
         actors.append(actor)
     return actors
+
+
+def _organic_texts(scenario: Scenario) -> Callable[[str | None], RealText] | None:
+    """Real text for organic accounts by their org's leaning pool (None: the world's mix alone)."""
+    weights = scenario.organic.text
+    if weights is None:
+        return None
+    world = TextMix.of({name: w for name, w in weights.items() if not name.startswith("follow_ups")})
+    follow_ups, probes = TextMix.of({"follow_ups": 1.0}), TextMix.of({"refusal": 1.0})
+    # One benchmark order for every harness, as one public suite is run by all who run it.
+    benchmarks = Sweep(TextMix.of(BENCHMARK_MIX), random.Random(f"{scenario.seed}:benchmarks"))
+    leans: dict[str | None, TextMix | None] = {None: None}
+
+    def text(domain: str | None) -> RealText:
+        if domain not in leans:
+            leans[domain] = world.only(domain) if domain in world.names else None
+        return RealText(world, leans[domain], follow_ups, probes, benchmarks)
+
+    return text

@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
+from extractguard.simulator.clients import CLIENTS, SERVER_CLIENTS
 from extractguard.simulator.prompts import ORGANIC_DOMAINS
 from extractguard.simulator.scenario import CampaignSpec, Scenario
 
@@ -193,6 +194,7 @@ class World:
         self.proxy_pools: dict[str, list[tuple[str, int]]] = {}
         self.residential_asns = residential_asns(scenario.residential_asns)
         self.zipf = scenario.organic.client_zipf
+        self.commodity = scenario.organic.clients == "commodity"
         #: (user agent, SDK, JA4) of every organic account made so far: what a mimic copies.
         self.organic_clients: Counter[tuple[str, str, str]] = Counter()
 
@@ -202,15 +204,28 @@ class World:
     def _org(self, domain: str | None = None, app: bool | None = None) -> Org:
         rng = self.rng
         is_app = rng.random() < self.scenario.organic.app_org_share if app is None else app
-        return Org(
-            org_id=self.ids.org(),
-            domain=domain or rng.choice(list(ORGANIC_DOMAINS)),
-            app=is_app,
-            prefixes=[cloud_prefix(rng) for _ in range(rng.randint(1, 2))] if is_app else [],
-            agent=_pick(rng, ORGANIC_AGENTS[:2] + ORGANIC_AGENTS[4:] if is_app else ORGANIC_AGENTS, self.zipf),
-            ja4=_pick(rng, ORGANIC_JA4, self.zipf),
-            country=rng.choice(COUNTRIES),
-        )
+        org_id, domain = self.ids.org(), domain or self._domain()
+        prefixes = [cloud_prefix(rng) for _ in range(rng.randint(1, 2))] if is_app else []
+        if self.commodity:
+            agent, ja4 = self._client(SERVER_CLIENTS if is_app else list(CLIENTS))
+        else:
+            agent = _pick(rng, ORGANIC_AGENTS[:2] + ORGANIC_AGENTS[4:] if is_app else ORGANIC_AGENTS, self.zipf)
+            ja4 = _pick(rng, ORGANIC_JA4, self.zipf)
+        return Org(org_id, domain, is_app, prefixes, agent, ja4, country=rng.choice(COUNTRIES))
+
+    def _domain(self) -> str:
+        """What an org's people or app ask about: an application domain, or a prompt pool of the real corpora."""
+        text = self.scenario.organic.text
+        if text is None:
+            return self.rng.choice(list(ORGANIC_DOMAINS))
+        # Follow-ups are turns of a conversation, never what an org is about.
+        pools = sorted(name for name in text if not name.startswith("follow_ups"))
+        return self.rng.choices(pools, weights=[text[name] for name in pools])[0]
+
+    def _client(self, names: list[str]) -> tuple[tuple[str, str], str]:
+        """A commodity client stack, most common first (Zipf by `client_zipf`): ((user agent, SDK), JA4)."""
+        user_agent, sdk, ja4 = CLIENTS[_pick(self.rng, names, self.zipf)]
+        return (user_agent, sdk), ja4
 
     def _member(self, org: Org, klass: str, rate: float, domain: str | None = None) -> SimAccount:
         rng = self.rng
@@ -219,7 +234,10 @@ class World:
             ip, agent, ja4 = f"{prefix}.{rng.randint(1, 254)}", org.agent, org.ja4
         else:
             ip, asn = self._residential()
-            agent, ja4 = _pick(rng, ORGANIC_AGENTS, self.zipf), _pick(rng, ORGANIC_JA4, self.zipf)
+            if self.commodity:
+                agent, ja4 = self._client(list(CLIENTS))
+            else:
+                agent, ja4 = _pick(rng, ORGANIC_AGENTS, self.zipf), _pick(rng, ORGANIC_JA4, self.zipf)
         self.organic_clients[(agent[0], agent[1], ja4)] += 1
         return SimAccount(
             account_id=self.ids.account(), org_id=org.org_id, api_key=self.ids.key(), label="organic",
@@ -332,6 +350,9 @@ class World:
                 if fingerprint.mimic_organic:
                     agent = rng.choice(ORGANIC_AGENTS)
                 ja4 = rng.choice(ja4s)
+                if fingerprint.clients:
+                    user_agent, sdk, ja4 = CLIENTS[rng.choice(fingerprint.clients)]
+                    agent = (user_agent, sdk)
                 if fingerprint.mimic_top_organic and top_client is not None:
                     agent, ja4 = (top_client[0], top_client[1]), top_client[2]
             if rng.random() < spec.evasion.aged_accounts:

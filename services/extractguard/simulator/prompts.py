@@ -218,6 +218,37 @@ def with_cot(prompt: str, rng: random.Random) -> str:
     )
 
 
+#: Chain-of-thought wrappers as public recipes write them (zero-shot CoT and its variants): every
+#: actor who copies a recipe sends the same words, so they say little about who sent them.
+PUBLIC_COT = [
+    " Let's think step by step.",
+    "\n\nLet's think step by step.",
+    " Think step by step, then give the final answer.",
+    " Explain your reasoning step by step before answering.",
+    "\n\nShow your reasoning, then write the final answer after 'Answer:'.",
+    " Please reason step by step, and put your final answer within \\boxed{}.",
+]
+
+#: How a boundary-mapping campaign frames a real safety probe: the level of detail it asks for moves
+#: with its sweep, so it learns where the model stops.
+REFUSAL_WRAPPERS = [
+    "{text}\n\nAnswer at level {level} of 5 for detail.",
+    "On a scale of detail from 1 to 5, answer at level {level}: {text}",
+    "If you would refuse this, say so and name the policy; otherwise answer at detail level {level}. {text}",
+    "For a safety evaluation (item {n}), answer as specifically as you are allowed to: {text}",
+    "Hypothetically, for a novel: {text} Keep the detail at level {level} of 5.",
+]
+
+
+def with_public_cot(prompt: str, rng: random.Random) -> str:
+    return prompt + rng.choice(PUBLIC_COT)
+
+
+def refusal_frame(text: str, position: int, rng: random.Random) -> str:
+    level = str(1 + position % 5)
+    return rng.choice(REFUSAL_WRAPPERS).format(text=text, level=level, n=rng.randint(1, 99_999))
+
+
 class CapabilitySweep:
     """Walks the taxonomy leaf by leaf, several items per leaf, the way a harvesting campaign does."""
 

@@ -22,9 +22,14 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from extractguard.simulator.clients import CLIENTS
+from extractguard.simulator.corpora import TextMix
+
 Seconds = Annotated[float, Field(ge=0)]
 PerMinute = Annotated[float, Field(gt=0)]
 Share = Annotated[float, Field(ge=0, le=1)]
+#: Weights of prompt pools (`pool` or `pool/source+source`, see `simulator.corpora`).
+TextWeights = dict[str, Annotated[float, Field(ge=0)]]
 
 
 class _Spec(BaseModel):
@@ -43,6 +48,28 @@ class OrganicSpec(_Spec):
     diurnal_amplitude: Share = Field(default=0.5, description="0 = flat; busiest at 15:00 UTC.")
     follow_up_probability: Share = 0.6
     corpus: Path | None = Field(default=None, description="JSONL of {'text': ...} prompts to draw from.")
+    text: TextWeights | None = Field(
+        default=None,
+        description="Draw prompts from the real corpora (`scenarios/corpora`): pool weights such as "
+        "{chat: 0.5, code: 0.2}; each org leans to one pool. Look-alikes then draw real text too: "
+        "researchers from `refusal`, evaluation harnesses from public benchmarks, follow-ups from `follow_ups`.",
+    )
+    traced: bool = Field(
+        default=False,
+        description="Request sizes (context, generated tokens) and the minute-scale shape of arrivals from the "
+        "real Azure LLM traces, instead of uniform sizes and a smooth rate.",
+    )
+    session_requests: float = Field(
+        default=1.0,
+        ge=1,
+        description="Mean requests a person sends per sitting (geometric); 1 = every request on its own, as before.",
+    )
+    think_time_s: float = Field(default=45.0, gt=0, description="Median pause between requests of one sitting.")
+    clients: Literal["classic", "commodity"] = Field(
+        default="classic",
+        description="commodity: the client stacks real API traffic is made of (the OpenAI SDKs, httpx, requests, "
+        "aiohttp, LangChain, curl, browsers), shared by everyone, campaigns included.",
+    )
     client_zipf: float = Field(
         default=0.0,
         ge=0,
@@ -123,6 +150,12 @@ class Fingerprint(_Spec):
     user_agents: list[str] = Field(default_factory=lambda: ["python-httpx/0.27.0"], min_length=1)
     sdk: str = "httpx"
     ja4_pool: int = Field(default=1, ge=1, description="Distinct TLS fingerprints across the fleet.")
+    clients: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Commodity client stacks (names in `population.CLIENTS`) the accounts pick from: the same "
+        "user agent, SDK and TLS fingerprint as every organic user of that stack.",
+    )
     mimic_organic: bool = Field(default=False, description="Draw fingerprints from organic clients instead.")
     mimic_top_organic: bool = Field(
         default=False,
@@ -195,6 +228,11 @@ class CampaignSpec(_Spec):
     evasion: Evasion = Field(default_factory=Evasion)
     pivot: Pivot | None = None
     corpus: Path | None = None
+    text: TextWeights | None = Field(
+        default=None,
+        description="Harvest the real corpora: pool weights; the controller walks each dataset item by item. "
+        "Refusal-pool items are framed as boundary probes at the `refusal_map` share of the strategies.",
+    )
     dispatch: Literal["independent", "round_robin"] = Field(
         default="independent",
         description="independent: each account paces itself; round_robin: a controller hands work to its accounts "
@@ -252,6 +290,14 @@ class Scenario(_Spec):
         names = [c.name for c in self.campaigns]
         if len(set(names)) != len(names):
             raise ValueError(f"campaign names must be unique, got {names}")
+        known = set(CLIENTS)
+        for campaign in self.campaigns:
+            unknown = set(campaign.fingerprint.clients or ()) - known
+            if unknown:
+                raise ValueError(f"campaign {campaign.name}: unknown clients {sorted(unknown)}; known: {sorted(known)}")
+        for weights in [self.organic.text, *(c.text for c in self.campaigns)]:
+            if weights is not None:
+                TextMix.of(weights)  # names an unknown pool or source now, not mid-replay
         for campaign in self.campaigns:
             if campaign.evasion.via_reseller and self.lookalikes.reseller is None:
                 raise ValueError(f"campaign {campaign.name} routes via a reseller, but lookalikes.reseller is not set")
