@@ -213,6 +213,12 @@ def demo(seconds: float) -> None:
     help="No Kafka, no services: feed the detection engines, linker, resolver and alert book directly (to iterate "
     "on detection; `make eval` stays the measurement). Scorecard in reports/eval-inprocess by default.",
 )
+@click.option(
+    "--ablation",
+    is_flag=True,
+    help="With --in-process: replay every scenario again once per family of evidence withheld (account age, "
+    "client, infrastructure, content, timing) and add the ablation view to the scorecard.",
+)
 @click.option("--hours", type=float, default=None, help="Replay only the first HOURS of each scenario's event time.")
 def evaluate(
     scale: str,
@@ -225,6 +231,7 @@ def evaluate(
     out_dir: Path | None,
     learn_from_labels: bool,
     in_process: bool,
+    ablation: bool,
     hours: float | None,
 ) -> None:
     """Run the labelled scenarios (or a labelled event file) through the real pipeline and write the scorecard."""
@@ -235,6 +242,8 @@ def evaluate(
     learn_from = ["analyst", "simulation"] if learn_from_labels else None
     if hours is not None and stream is not None:
         raise click.UsageError("--hours cuts scenarios; with --stream, cut the file")
+    if ablation and (not in_process or stream is not None):
+        raise click.UsageError("--ablation goes with --in-process and scenarios")
     if in_process:
         from extractguard.evaluation.in_process import run_in_process
         from extractguard.evaluation.run import say, scenario_replays
@@ -249,7 +258,8 @@ def evaluate(
         else:
             replays = list(scenario_replays(scale, list(names) or None, hours))
         out = out_dir or project_root() / "reports" / "eval-inprocess"
-        card = run_in_process(replays, out, scale if stream is None else "stream", say)
+        remake = (lambda: list(scenario_replays(scale, list(names) or None, hours))) if ablation else None
+        card = run_in_process(replays, out, scale if stream is None else "stream", say, remake)
         print(card.markdown().split("## Organic traffic")[0])
         return
     if stream is None:

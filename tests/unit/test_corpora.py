@@ -25,7 +25,9 @@ WORLD = {
     "organic": {"accounts": 400, "rate_median_per_min": 0.02, "text": {"chat": 0.5, "instructions": 0.2,
                 "code": 0.15, "math": 0.15}, "traced": True, "session_requests": 3, "clients": "commodity",
                 "client_zipf": 1.0},
-    "lookalikes": {"researchers": {"accounts": 3}, "eval_harness": {"accounts": 1, "at_s": 600, "run_s": 300}},
+    "lookalikes": {"researchers": {"accounts": 3}, "eval_harness": {"accounts": 1, "at_s": 600, "run_s": 300},
+                   "synthetic_data": {"accounts": 2, "rate_per_min": 1, "first_run_s": 600, "run_s": 3600},
+                   "students": {"accounts": 30, "rate_per_min": 0.2, "first_run_s": 3600, "run_s": 3600}},
     "campaigns": [{"name": "fleet", "accounts": 80, "start_s": 1800, "rate_per_min": 0.05, "dispatch": "round_robin",
                    "text": {"reasoning/flan_cot": 1.0, "math/gsm8k": 1.0}, "proxy": {"residential": True},
                    "fingerprint": {"clients": ["httpx", "openai-python"]}, "strategies": {"self_instruct": 1.0}}],
@@ -157,3 +159,25 @@ def test_the_real_text_evaluation_set_is_the_world_as_gateways_give_it() -> None
                 assert campaign.proxy.prefixes >= campaign.accounts, (path, campaign.name)  # sparse as residential
             kinds[campaign.judged_as] += 1
     assert kinds["actor"] >= 2 and kinds["small_fleet"] and kinds["hydra"] and kinds["low_and_slow"]
+
+
+def test_real_worlds_have_programmatic_apps_and_honest_look_alikes_of_a_harvest(stream: list) -> None:
+    by_class: defaultdict[str, list] = defaultdict(list)
+    for account, request in stream:
+        by_class[account.klass].append((account, request))
+    # An app's backend calls once per request: single-turn, as most real API traffic is.
+    app = [r for _, r in by_class["app_backend"]]
+    people = [r for _, r in by_class["regular"]]
+    assert app and people
+    assert sum(r.turn_index == 0 for r in app) / len(app) > 0.9 > sum(r.turn_index == 0 for r in people) / len(people)
+    # The synthetic-data job: long, single-turn answers to public instructions from one subnet.
+    job = [r for _, r in by_class["synthetic_data"]]
+    assert job and all(r.turn_index == 0 and r.output_tokens >= 800 for r in job)
+    assert len({re.sub(r"\.\d+$", "", r.client_ip) for r in job}) == 1
+    # The class: one campus ASN, one browser, everyone first seen within the class's first hour.
+    students = by_class["student"]
+    firsts: dict[str, int] = {}
+    for account, request in students:
+        firsts.setdefault(account.account_id, request.event_time_ms)
+    assert len({r.client_asn for _, r in students}) == 1 and len({r.user_agent for _, r in students}) == 1
+    assert len(firsts) >= 25 and max(firsts.values()) - min(firsts.values()) < 3_600_000

@@ -4,9 +4,13 @@ Each campaign is judged by its kind (`CampaignSpec.kind`, by default its name): 
 about one request per account per hour must be found within an hour of event time with at most
 1% of its requests served first, member recall >= 95% and cluster precision >= 99% (alerts'
 figures: what paged); a `low_and_slow` campaign (one request per account every four hours) within
-a day with >= 80% of its members named by then (`member_recall_within_1d`); every other campaign
-must be detected. Over all scenarios, organic
-accounts flagged <= 0.1%, organic pages <= 1 a day, and no look-alike class paged.
+a day with >= 80% of its members named by then (`member_recall_within_1d`); a `small_fleet` (a
+few hundred accounts) and a `refusal_mapping` sweep within three hours; an `actor` — one of several
+campaigns of one scenario that share commodity tooling — found as its own actor: cluster precision
+>= 95% on what paged and on the resolved campaign that names it; a `reseller_end_users` harvest with
+>= 80% of its end users named and none of the reseller's honest end users flagged. Every other
+campaign must be detected. Over all scenarios, organic accounts flagged <= 0.1%, organic pages <= 1
+a day, and no look-alike class paged.
 
 >>> from extractguard.evaluation.scoring import Truth, score_scenario
 >>> truth = Truth()
@@ -31,6 +35,16 @@ A slow campaign named in full only on its second day was not found "within a day
 >>> c.member_recall, c.member_recall_within_1d, done_when([score_scenario("slow", 2 * 86_400, slow,
 ...     [day_one, day_two])])["criteria"]["low_and_slow"][0]["passed"]
 (1.0, 0.5, False)
+
+Two actors that share tooling, paged as one, are one wrong answer rather than two right ones:
+
+>>> shared = Truth(kinds={"lab_a": "actor", "lab_b": "actor"})
+>>> for i in range(10): shared.observe(f"a{i}", "campaign", "campaign", "lab_a", 0)
+>>> for i in range(10): shared.observe(f"b{i}", "campaign", "campaign", "lab_b", 0)
+>>> merged = {"dedup_key": "m", "accounts": [f"a{i}" for i in range(10)] + ["b0", "b1"], "last_seen_ms": 60_000}
+>>> rows = done_when([score_scenario("tooling", 86_400, shared, [merged])])["criteria"]["actor"]
+>>> [(row["campaign"], row["detected"], row["cluster_precision"], row["passed"]) for row in rows]
+[('lab_a', True, 0.8333, False), ('lab_b', False, None, False)]
 """
 
 from __future__ import annotations
@@ -45,6 +59,9 @@ HYDRA_MIN_RECALL = 0.95
 HYDRA_MIN_PRECISION = 0.99
 SLOW_WITHIN_S = 86_400
 SLOW_MIN_RECALL = 0.80
+WITHIN_3H_S = 10_800
+ACTOR_MIN_PRECISION = 0.95
+RESELLER_MIN_RECALL = 0.80
 MAX_ORGANIC_FLAGGED = 0.001
 MAX_ORGANIC_PAGES_PER_DAY = 1.0
 
@@ -80,9 +97,53 @@ def _low_and_slow(scenario: str, c: CampaignScore) -> dict[str, Any]:
     }
 
 
+def _within_3h(scenario: str, c: CampaignScore) -> dict[str, Any]:
+    seconds = c.seconds_to_detect
+    return {
+        "scenario": scenario,
+        "campaign": c.name,
+        "seconds_to_detect": seconds,
+        "member_recall": c.member_recall,
+        "passed": seconds is not None and seconds <= WITHIN_3H_S,
+    }
+
+
+def _actor(scenario: str, c: CampaignScore) -> dict[str, Any]:
+    precision, resolved = c.cluster_precision, c.resolved_cluster_precision
+    return {
+        "scenario": scenario,
+        "campaign": c.name,
+        "detected": c.detected,
+        "cluster_precision": precision,
+        "resolved_as": c.resolved_as,
+        "resolved_cluster_precision": resolved,
+        "passed": c.detected
+        and precision is not None
+        and precision >= ACTOR_MIN_PRECISION
+        and c.resolved_as >= 1
+        and resolved is not None
+        and resolved >= ACTOR_MIN_PRECISION,
+    }
+
+
+def _reseller(scenario: str, c: CampaignScore, s: ScenarioScore) -> dict[str, Any]:
+    honest = s.organic_classes.get("reseller")
+    honest_flagged = honest.flagged if honest is not None else 0
+    return {
+        "scenario": scenario,
+        "campaign": c.name,
+        "member_recall": c.member_recall,
+        "honest_end_users_flagged": honest_flagged,
+        "passed": c.member_recall >= RESELLER_MIN_RECALL and honest_flagged == 0,
+    }
+
+
 def done_when(scenarios: list[ScenarioScore]) -> dict[str, Any]:
     """The done-when figures and whether each holds, as named keys for the scorecard."""
-    criteria: dict[str, list[dict[str, Any]]] = {"hydra": [], "low_and_slow": []}
+    criteria: dict[str, list[dict[str, Any]]] = {
+        "hydra": [], "low_and_slow": [], "small_fleet": [], "refusal_mapping": [], "actor": [],
+        "reseller_end_users": [],
+    }  # fmt: skip
     missed = []
     for s in scenarios:
         for c in s.campaigns:
@@ -92,6 +153,12 @@ def done_when(scenarios: list[ScenarioScore]) -> dict[str, Any]:
                 criteria["hydra"].append(_hydra(s.name, c))
             elif c.kind == "low_and_slow":
                 criteria["low_and_slow"].append(_low_and_slow(s.name, c))
+            elif c.kind in ("small_fleet", "refusal_mapping"):
+                criteria[c.kind].append(_within_3h(s.name, c))
+            elif c.kind == "actor":
+                criteria["actor"].append(_actor(s.name, c))
+            elif c.kind == "reseller_end_users":
+                criteria["reseller_end_users"].append(_reseller(s.name, c, s))
     organic = sum(s.organic_accounts for s in scenarios)
     flagged = sum(s.organic_accounts_flagged for s in scenarios)
     days = sum(s.duration_s for s in scenarios) / 86_400

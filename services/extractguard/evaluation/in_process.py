@@ -37,6 +37,7 @@ from extractguard.campaigns.resolver import CampaignResolver
 from extractguard.contracts.link_activity import Census, Share, partition_of
 from extractguard.contracts.topics import FINGERPRINT_ACTIVITY, GATEWAY_EVENTS, contract
 from extractguard.detection.engine import DetectionEngine
+from extractguard.evaluation.ablation import FAMILIES, Withheld, ablation_rows
 from extractguard.evaluation.enforcement_replay import RequestLog, score_enforcement
 from extractguard.evaluation.scorecard import Scorecard
 from extractguard.evaluation.scoring import ScenarioScore, Truth, score_resolved_campaigns, score_scenario
@@ -187,8 +188,18 @@ def replay_in_process(
     return InProcessResult(score, count, wall, pipeline.detections, pipeline.alerts, pipeline.campaigns)
 
 
-def run_in_process(replays: list[Replay], out_dir: Path, scale: str, progress: Callable[[str], None]) -> Scorecard:
-    """Every replay in process, one after another; writes the scorecard (JSON and Markdown) to `out_dir`."""
+def run_in_process(
+    replays: list[Replay],
+    out_dir: Path,
+    scale: str,
+    progress: Callable[[str], None],
+    ablation: Callable[[], list[Replay]] | None = None,
+) -> Scorecard:
+    """Every replay in process, one after another; writes the scorecard (JSON and Markdown) to `out_dir`.
+
+    With `ablation` (a maker of the same replays afresh), each is replayed again once per family of
+    evidence withheld (`evaluation.ablation`), and the scorecard gains the ablation view.
+    """
     began = time.monotonic()
     card = Scorecard(scale=f"{scale}, in process", generated_at=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     card.command = "extractguard eval --in-process"
@@ -203,6 +214,17 @@ def run_in_process(replays: list[Replay], out_dir: Path, scale: str, progress: C
             when = "never" if c.seconds_to_detect is None else f"after {c.seconds_to_detect:.0f}s"
             progress(f"  campaign {c.name}: detected {when}, member recall {c.member_recall:.1%}")
         card.scenarios.append(result.score)
+        if ablation is not None:
+            card.ablation += ablation_rows(result.score, None)
+    for family in FAMILIES if ablation is not None else ():
+        assert ablation is not None
+        for replay in ablation():
+            progress(f"ablation: {replay.name} with {family} withheld")
+            withheld = replay_in_process(Withheld(replay, family)).score
+            card.ablation += ablation_rows(withheld, family)
+            for row in card.ablation[-len(withheld.campaigns) :]:
+                found = f"after {row['seconds_to_detect']:.0f}s" if row["detected"] else "never"
+                progress(f"  campaign {row['campaign']}: detected {found}, member recall {row['member_recall']:.1%}")
     card.wall_seconds = time.monotonic() - began
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "scorecard.json").write_bytes(orjson.dumps(card.as_dict(), option=orjson.OPT_INDENT_2))

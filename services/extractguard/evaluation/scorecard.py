@@ -6,6 +6,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from extractguard.evaluation.ablation import ablation_markdown
 from extractguard.evaluation.done_when import done_when
 from extractguard.evaluation.scoring import ScenarioScore
 from extractguard.evaluation.scoring import __doc__ as DEFINITIONS
@@ -41,6 +42,8 @@ class Scorecard:
     #: Scenarios still to run: a long run writes its scorecard after each scenario, so a run that
     #: is stopped keeps what it measured (and says it is incomplete).
     scenarios_pending: list[str] = field(default_factory=list)
+    #: The ablation view's rows (`evaluation.ablation`), when the run made one.
+    ablation: list[dict[str, Any]] = field(default_factory=list)
 
     def overall(self) -> dict[str, Any]:
         campaigns = [c for s in self.scenarios for c in s.campaigns]
@@ -70,6 +73,7 @@ class Scorecard:
             "overall": self.overall(),
             "scenarios": [s.as_dict() for s in self.scenarios],
             "detection_settings": self.detection_settings,
+            "ablation": self.ablation,
             "definitions": _definitions(),
         }
 
@@ -146,6 +150,7 @@ class Scorecard:
             + "; ".join(f"{s.name}: {_rules(s.organic_in_campaigns)}" for s in self.scenarios),
             "",
             *_done_when_lines(o["done_when"]),
+            *ablation_markdown(self.ablation),
             "## Organic traffic",
             "",
             "| scenario | organic accounts | flagged | false-positive rate | organic alerts | per day | alerts by rule"
@@ -206,7 +211,7 @@ def _done_when_lines(verdict: dict[str, Any]) -> list[str]:
         return "yes" if ok else "**no**"
 
     lines = [
-        "## Done when (issue 14)",
+        "## Done when",
         "",
         f"All criteria met: {mark(verdict['all_passed'])}. Every campaign detected: "
         f"{mark(verdict['every_campaign_detected'])}"
@@ -228,6 +233,25 @@ def _done_when_lines(verdict: dict[str, Any]) -> list[str]:
             f"| low and slow: within a day at >= 80% recall | {row['scenario']}/{row['campaign']} | within a day: "
             f"{mark(row['detected_within_1d'])}; recall after a day {row['member_recall_within_1d']:.1%} "
             f"(whole run {row['member_recall']:.1%}) | {mark(row['passed'])} |"
+        )
+    for kind in ("small_fleet", "refusal_mapping"):
+        for row in verdict["criteria"].get(kind, []):
+            lines.append(
+                f"| {kind.replace('_', ' ')}: within 3 h | {row['scenario']}/{row['campaign']} | detected after "
+                f"{_num(row['seconds_to_detect'], '{:,.0f} s')}; recall {row['member_recall']:.1%} | "
+                f"{mark(row['passed'])} |"
+            )
+    for row in verdict["criteria"].get("actor", []):
+        lines.append(
+            f"| one actor per campaign: precision >= 95% | {row['scenario']}/{row['campaign']} | alerts "
+            f"{_num(row['cluster_precision'], '{:.1%}')}; resolved as {row['resolved_as']} at "
+            f"{_num(row['resolved_cluster_precision'], '{:.1%}')} | {mark(row['passed'])} |"
+        )
+    for row in verdict["criteria"].get("reseller_end_users", []):
+        lines.append(
+            f"| reseller-fronted: >= 80% of end users, no honest one | {row['scenario']}/{row['campaign']} | recall "
+            f"{row['member_recall']:.1%}; honest end users flagged {row['honest_end_users_flagged']} | "
+            f"{mark(row['passed'])} |"
         )
     paged = "; ".join(f"{s}: {', '.join(k)}" for s, k in verdict["lookalike_classes_paged"].items()) or "none"
     lines += [

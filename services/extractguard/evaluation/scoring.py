@@ -55,6 +55,9 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+#: Organic classes that are the ordinary population, not look-alikes: people, and apps' backends.
+ORDINARY = frozenset({"regular", "app_backend"})
+
 
 @dataclass(slots=True)
 class Truth:
@@ -274,7 +277,7 @@ def score_scenario(name: str, duration_s: float, truth: Truth, alert_versions: l
         alerts_by_rule=dict(Counter(rules.values())),
         organic_flagged_fraction=fp_rate,
         organic_pages_per_day=per_day,
-        lookalike_classes_paged=sorted(k for k, c in classes.items() if k != "regular" and c.flagged),
+        lookalike_classes_paged=sorted(k for k, c in classes.items() if k not in ORDINARY and c.flagged),
     )
 
 

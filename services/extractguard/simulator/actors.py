@@ -8,6 +8,7 @@ any sliding minute, because staying under it is the point of a hydra campaign.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections import Counter, deque
@@ -183,6 +184,10 @@ class OrganicActor(Actor):
                 return self._harness(ts, rng)
             case "researcher":
                 return self._researcher(ts, rng)
+            case "synthetic":
+                return self._synthetic(ts, rng)
+            case "student":
+                return self._student(ts, rng)
             case _:
                 return self._chat(ts, rng)
 
@@ -233,6 +238,26 @@ class OrganicActor(Actor):
             input_tokens=rng.randint(150, 900), output_tokens=1, latency_ms=rng.randint(200, 1500), max_tokens=1,
             temperature=0.0, logprobs=True, top_logprobs=5, finish_reason="length",
         )  # fmt: skip
+
+    def _synthetic(self, ts: int, rng: random.Random) -> ObservedRequest:
+        """A data-generation job: public instructions, long reasoned answers, one call each."""
+        prompt = self.text.opening(rng) if self.text is not None else prompts.organic_prompt("writing", rng)
+        if rng.random() < 0.5:
+            prompt = prompts.with_public_cot(prompt, rng)
+        output = rng.randint(800, 3000)
+        return self.request(
+            ts, rng, prompt, request_model=self.models[0], input_tokens=max(len(prompt) // 4, 8) + 120,
+            output_tokens=output, latency_ms=rng.randint(4000, 25000), turn_index=0, max_tokens=4096,
+            temperature=rng.choice([0.7, 1.0]), finish_reason="stop",
+        )  # fmt: skip
+
+    def _student(self, ts: int, rng: random.Random) -> ObservedRequest:
+        """Homework in class: maths and reasoning questions, often step by step, with follow-ups."""
+        request = self._chat(ts, rng)
+        prompt = request.prompt or ""
+        if request.turn_index == 0 and rng.random() < 0.4 and not prompt.endswith(tuple(prompts.PUBLIC_COT)):
+            request = dataclasses.replace(request, prompt=prompts.with_public_cot(prompt, rng))
+        return request
 
     def _researcher(self, ts: int, rng: random.Random) -> ObservedRequest:
         conv, turn = self.conversation or ("", -1)
@@ -491,6 +516,17 @@ def cast(
             actor.style, actor.session_continue = "harness", 0.0
         elif account.klass == "researcher":
             actor.style = "researcher"
+        elif account.klass == "app_backend":
+            # One call per request from a backend: no sittings, hardly any follow-up turns.
+            actor.follow_up, actor.session_continue = 0.05, 0.0
+        elif account.klass == "synthetic_data" and extra.synthetic_data:
+            j = extra.synthetic_data
+            actor.profile = Runs(j.rate_per_min, at(j.first_run_s), int(j.run_s * 1000), int(j.every_s * 1000))
+            actor.style, actor.session_continue = "synthetic", 0.0
+        elif account.klass == "student" and extra.students:
+            c = extra.students
+            actor.profile = Runs(c.rate_per_min, at(c.first_run_s), int(c.run_s * 1000), int(c.every_s * 1000))
+            actor.style = "student"
         actors.append(actor)
     return actors
 

@@ -259,7 +259,10 @@ class World:
             org = orgs[min(int(rng.paretovariate(1.2)) - 1, len(orgs) - 1)] if rng.random() < 0.5 else rng.choice(orgs)
             # Heavy-tailed: most accounts are light, a few are busy.
             rate = min(rng.lognormvariate(math.log(spec.rate_median_per_min), spec.rate_sigma), spec.rate_max_per_min)
-            accounts.append(self._member(org, "regular", rate))
+            # In a world of real text, an app's users reach the model through its backend, one call per
+            # request: programmatic, single-turn traffic is ordinary there (see OrganicSpec.text).
+            klass = "app_backend" if org.app and spec.text is not None else "regular"
+            accounts.append(self._member(org, klass, rate))
         return accounts
 
     def lookalikes(self) -> list[SimAccount]:
@@ -283,6 +286,20 @@ class World:
                 member = self._member(org, "researcher", extra.researchers.rate_per_min)
                 ip = f"{rng.randint(128, 171)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
                 accounts.append(replace(member, ip=ip, asn=rng.choice(UNIVERSITY_ASNS)))
+        if extra.synthetic_data:
+            org = self._org(domain="instructions", app=True)
+            org = Org(org.org_id, org.domain, True, org.prefixes[:1], org.agent, org.ja4, org.country)
+            job = extra.synthetic_data
+            accounts += self._members(org, "synthetic_data", job.rate_per_min, job.accounts)
+        if extra.students:
+            org = self._org(domain="math", app=False)
+            campus = f"{rng.randint(128, 171)}.{rng.randint(0, 255)}"
+            asn = rng.choice(UNIVERSITY_ASNS)
+            for _ in range(extra.students.accounts):
+                member = self._member(org, "student", extra.students.rate_per_min)
+                ip = f"{campus}.{rng.randint(0, 3)}.{rng.randint(1, 254)}"
+                user_agent, sdk, ja4 = CLIENTS["browser-chrome"]
+                accounts.append(replace(member, ip=ip, asn=asn, user_agent=user_agent, sdk=sdk, ja4=ja4))
         if extra.reseller:
             org = self.reseller_org()
             spec = extra.reseller

@@ -115,6 +115,28 @@ class Researchers(_Spec):
     rate_per_min: PerMinute = 0.3
 
 
+class SyntheticData(_Spec):
+    """A legitimate data-generation job: one org asking for long, reasoned answers to public instructions,
+    single-turn, from one cloud subnet, for hours a day — distillation's honest twin."""
+
+    accounts: int = Field(default=3, ge=1)
+    rate_per_min: PerMinute = 2.0
+    first_run_s: Seconds = 3600
+    every_s: float = Field(default=86_400, gt=0)
+    run_s: float = Field(default=6 * 3600, gt=0)
+
+
+class Students(_Spec):
+    """A class on one campus network, all on one browser, first seen in the same hour and asking maths and
+    reasoning questions step by step during the class, every day."""
+
+    accounts: int = Field(default=120, ge=1)
+    rate_per_min: PerMinute = 0.1
+    first_run_s: Seconds = 32_400
+    every_s: float = Field(default=86_400, gt=0)
+    run_s: float = Field(default=2 * 3600, gt=0)
+
+
 class Reseller(_Spec):
     """A router org fronting many unrelated end customers from a few egress addresses."""
 
@@ -137,6 +159,8 @@ class LookAlikes(_Spec):
     eval_harness: EvalHarness | None = None
     researchers: Researchers | None = None
     reseller: Reseller | None = None
+    synthetic_data: SyntheticData | None = None
+    students: Students | None = None
 
 
 class ProxyPool(_Spec):
@@ -345,6 +369,8 @@ class Scenario(_Spec):
                 extra.eval_harness,
                 extra.researchers,
                 extra.reseller,
+                extra.synthetic_data,
+                extra.students,
             )
             if spec is not None
         )
