@@ -281,6 +281,8 @@ main.add_command(alerting_commands.silence)
 main.add_command(watermark_commands.attribute_command)
 investigation_commands.register(main, campaigns)
 enforcement_commands.register(main)
+# The analyst's `decisions list` reads ClickHouse; it replaces the topic reader of the same name.
+investigation_commands.register_decisions_list(enforcement_commands.decisions)
 
 if __name__ == "__main__":
     main()
