@@ -24,6 +24,7 @@ pytestmark = pytest.mark.clickhouse
 T0 = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.UTC)
 MEMBERS = [f"acct-m{i}" for i in range(6)]
 ORGANIC = [f"acct-o{i}" for i in range(10)]
+NEAR = "acct-near"
 RESELLER = "acct-r"  # one key fronting four end users: two harvest with the campaign, two are honest
 HARVESTING_END_USERS = [f"{RESELLER}/eu:eu{i}" for i in range(2)]
 EVENT_COLUMNS = ["event_id", "event_time", "account_id", "org_id", "api_key_hash", "account_created",
@@ -52,6 +53,9 @@ def client(embedded_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli
             rows.append([f"o{minute}-{i}", at, account, f"org-o{i}", f"key-{account}", aged, f"198.51.{i}.0/24",
                          "t13d_browser", "chat", "p", "m-1", minute % 4, 300, False, 0.7, f"tpl-{i}",
                          None])  # fmt: skip
+        if minute % 10 == 0:  # not linked (yet): the campaign's client and template from elsewhere
+            rows.append([f"n{minute}", at, NEAR, "org-near", "key-near", None, "100.64.0.0/24", "t13d_harvest", "chat",
+                         "p", "m-1", 0, 900, False, 0.7, "tpl-sweep", None])  # fmt: skip
         if minute % 2 == 0:  # the reseller's end users, every other minute (quiet minutes between)
             for i in range(4):
                 harvest = i < 2
@@ -122,7 +126,9 @@ def test_campaign_case_says_why_the_accounts_were_linked(client: Client, tmp_pat
     members = {r["subject"]: r for r in case["tells_members"]}
     reference = {r["subject"]: r for r in case["tells_reference"]}
     honest_end_users = {f"{RESELLER}/eu:eu{i}" for i in (2, 3)}
-    assert set(members) == set(MEMBERS + HARVESTING_END_USERS) and set(reference) == set(ORGANIC) | honest_end_users
+    assert set(members) == set(MEMBERS + HARVESTING_END_USERS) and set(reference) == set(ORGANIC) | honest_end_users | {
+        NEAR
+    }
     assert all(members[m]["logprobs"] == 1 and members[m]["young_account"] == 1 for m in MEMBERS)
     assert all(r["logprobs"] == 0 and r["young_account"] == 0 for r in reference.values())
 
@@ -261,3 +267,14 @@ def test_decisions_list_reads_the_configured_clickhouse(client: Client) -> None:
     assert {d["decision_id"] for d in by_campaign} == {"dec-1", "dec-2"}
     assert [d["decision_id"] for d in orjson.loads(_cli("decisions", "list", "--pending", "--json"))] == ["dec-2"]
     assert "acct-m1" in _cli("decisions", "list", "--account", "acct-m1")
+
+
+def test_similar_subjects_not_yet_linked(client: Client, tmp_path: Path) -> None:
+    case = orjson.loads(_cli("campaigns", "show", "cmp-test", "--json"))
+    (near,) = case["similar"]  # organic accounts and the reseller's honest end users share nothing
+    assert (near["subject"], near["shared"], near["requests"]) == (NEAR, 2, 3)
+    assert sorted(near["shared_fingerprints"]) == ["template:tpl-sweep", "tls_ja4:t13d_harvest"]
+    assert NEAR in _cli("campaigns", "show", "cmp-test").split("Similar, not yet linked")[1]
+    page = tmp_path / "case.html"
+    _cli("campaigns", "show", "cmp-test", "--html", str(page))
+    assert NEAR in page.read_text().split("Similar, not yet linked")[1]

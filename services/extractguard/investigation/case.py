@@ -43,6 +43,7 @@ TOP_MEMBERS_PLOTTED = 8
 REFERENCE_ACCOUNTS = 2000
 MAX_FINGERPRINTS_CHECKED = 10
 MAX_ALERTS = 200
+MAX_SIMILAR = 50
 
 
 COHORT_MS = 600_000  # the linker's signup cohorts: accounts created in the same ten minutes
@@ -71,6 +72,7 @@ def describe_fingerprint(fingerprint: str) -> str:
 
 TAKE_COLUMNS = ("requests", "output_tokens", "input_tokens", "accounts", "orgs", "keys", "end_users",
                 "first_request_ms", "last_request_ms")  # fmt: skip
+SIMILAR_COLUMNS = ["subject", "org", "shared", "requests", "shared_fingerprints"]
 MEMBER_COLUMNS = ["member", "org_id", "requests", "first_request_ms", "last_request_ms", "output_tokens", "ip_prefixes"]
 
 
@@ -118,6 +120,7 @@ class Case:
     activity: list[Row]
     alerts: list[Row]
     alerts_total: int
+    similar: list[Row]  # subjects sharing the campaign's fingerprints that are not members
     decisions: list[Row] | None  # None: no decisions table in this database
     further_sql: dict[str, str] = field(default_factory=dict)
 
@@ -207,6 +210,27 @@ def _fingerprint_rows(source: Source, campaign: Row, members: str) -> list[Row]:
                 row.update(members_using=int(usage["members_using"]), accounts_using=int(usage["accounts_using"]))
         rows.append(row)
     return rows
+
+
+def load_similar(source: Source, campaign: Row, limit: int = MAX_SIMILAR) -> list[Row]:
+    """Subjects not (yet) in the campaign that share its fingerprints in the raw events of its hours:
+    the next thing an analyst asks. The more of the campaign's fingerprints one shares, the higher;
+    `requests` counts its requests in these hours that share one or more."""
+    conditions: dict[str, str] = {}  # fingerprint -> the events condition it holds on
+    for fingerprint, _weight, _sharers in campaign["fingerprints"][:MAX_FINGERPRINTS_CHECKED]:
+        kind, _, value = str(fingerprint).partition(":")
+        if (expression := FINGERPRINT_SQL.get(kind)) is not None:
+            conditions[str(fingerprint)] = f"{expression} = {literal(value)}"
+    if not conditions:
+        return []
+    labels = ", ".join(f"if({condition}, {literal(fp)}, '')" for fp, condition in conditions.items())
+    return source.rows(
+        f"SELECT {SUBJECT_SQL} AS subject, any(org_id) AS org, count() AS requests, "
+        f"groupUniqArrayArray(arrayFilter(f -> f != '', [{labels}])) AS shared_fingerprints, "
+        f"length(shared_fingerprints) AS shared FROM events WHERE {_window(campaign)} "
+        f"AND ({' OR '.join(conditions.values())}) AND {SUBJECT_SQL} NOT IN {members_of(str(campaign['campaign_id']))} "
+        f"GROUP BY subject ORDER BY shared DESC, requests DESC, subject LIMIT {int(limit)}"
+    )
 
 
 def load_take(source: Source, campaign_id: str) -> tuple[Row, list[Row]]:
@@ -319,6 +343,7 @@ def load_case(source: Source, campaign_id: str) -> Case:
         activity=activity,
         alerts=alerts,
         alerts_total=int(alerts_total["n"]) if alerts_total else len(alerts),
+        similar=load_similar(source, campaign),
         decisions=decisions_about(source, members, campaign_id),
         further_sql=further,
     )

@@ -18,7 +18,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from extractguard.investigation.case import MEMBER_COLUMNS, TAKE_COLUMNS, TELLS_SQL, Case, fronted_by, take_line
+from extractguard.investigation.case import (
+    MEMBER_COLUMNS,
+    SIMILAR_COLUMNS,
+    TAKE_COLUMNS,
+    TELLS_SQL,
+    Case,
+    fronted_by,
+    take_line,
+)
 from extractguard.investigation.tables import cell, cut_note, header
 
 MEMBERS_COLOUR, REFERENCE_COLOUR = "#c0392b", "#7f8c8d"
@@ -292,6 +300,10 @@ def render_case_page(case: Case) -> str:
             case.fronting,
             ["account_id", "org_id", "end_users_in_campaign", "end_users_total", "campaign_requests", "requests"],
         ),
+        "<h2>Similar, not yet linked</h2>",
+        "<p class=muted>Subjects outside the campaign that share its fingerprints in the raw events of its hours, "
+        "the most shared first: candidates to look at, not findings.</p>",
+        _table(case.similar, SIMILAR_COLUMNS),
         f"<h2>Members ({len(case.members)})</h2>",
         "<p class=muted>An end user behind a reseller's key is a member of its own: "
         "<code>&lt;account&gt;/eu:&lt;end user&gt;</code>.</p>",

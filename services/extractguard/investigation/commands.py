@@ -75,7 +75,7 @@ DECISION_COLUMNS = ["decision_id", "scope", "entity", "action", "status", "rule"
 
 
 def _case_text(case: Case) -> str:
-    from extractguard.investigation.case import MEMBER_COLUMNS, fronted_by, take_line
+    from extractguard.investigation.case import MEMBER_COLUMNS, SIMILAR_COLUMNS, fronted_by, take_line
 
     c = case.campaign
     fronting = fronted_by(case)
@@ -101,6 +101,8 @@ def _case_text(case: Case) -> str:
             case.fronting,
             ["account_id", "org_id", "end_users_in_campaign", "end_users_total", "campaign_requests", "requests"],
         ),
+        "Similar, not yet linked: subjects sharing the campaign's fingerprints in its hours\n"
+        + render(case.similar, SIMILAR_COLUMNS, limit=20),
         "Timeline (every version the resolver published)\n" + render(case.timeline, limit=100),
         "Alerts\n"
         + render(
