@@ -272,7 +272,7 @@ def test_decisions_list_reads_the_configured_clickhouse(client: Client) -> None:
 def test_similar_subjects_not_yet_linked(client: Client, tmp_path: Path) -> None:
     case = orjson.loads(_cli("campaigns", "show", "cmp-test", "--json"))
     (near,) = case["similar"]  # organic accounts and the reseller's honest end users share nothing
-    assert (near["subject"], near["shared"], near["requests"]) == (NEAR, 2, 3)
+    assert (near["subject"], near["shared"], near["requests"], near["similar_total"]) == (NEAR, 2, 3, 1)
     assert sorted(near["shared_fingerprints"]) == ["template:tpl-sweep", "tls_ja4:t13d_harvest"]
     assert NEAR in _cli("campaigns", "show", "cmp-test").split("Similar, not yet linked")[1]
     page = tmp_path / "case.html"

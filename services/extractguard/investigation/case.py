@@ -227,7 +227,8 @@ def load_similar(source: Source, campaign: Row, limit: int = MAX_SIMILAR) -> lis
     return source.rows(
         f"SELECT {SUBJECT_SQL} AS subject, any(org_id) AS org, count() AS requests, "
         f"groupUniqArrayArray(arrayFilter(f -> f != '', [{labels}])) AS shared_fingerprints, "
-        f"length(shared_fingerprints) AS shared FROM events WHERE {_window(campaign)} "
+        "length(shared_fingerprints) AS shared, count() OVER () AS similar_total "
+        f"FROM events WHERE {_window(campaign)} "
         f"AND ({' OR '.join(conditions.values())}) AND {SUBJECT_SQL} NOT IN {members_of(str(campaign['campaign_id']))} "
         f"GROUP BY subject ORDER BY shared DESC, requests DESC, subject LIMIT {int(limit)}"
     )

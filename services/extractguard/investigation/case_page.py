@@ -30,7 +30,11 @@ from extractguard.investigation.case import (
 from extractguard.investigation.tables import cell, cut_note, header
 
 MEMBERS_COLOUR, REFERENCE_COLOUR = "#c0392b", "#7f8c8d"
-MEMBERS_SHOWN, FINGERPRINTS_SHOWN, TIMELINE_SHOWN = 200, 30, 200
+MEMBERS_SHOWN, FINGERPRINTS_SHOWN, TIMELINE_SHOWN, SIMILAR_SHOWN = 200, 30, 200, 20
+
+
+def _similar_total(case: Case) -> int:
+    return int(case.similar[0]["similar_total"]) if case.similar else 0
 
 
 def _pyplot() -> Any:
@@ -303,7 +307,7 @@ def render_case_page(case: Case) -> str:
         "<h2>Similar, not yet linked</h2>",
         "<p class=muted>Subjects outside the campaign that share its fingerprints in the raw events of its hours, "
         "the most shared first: candidates to look at, not findings.</p>",
-        _table(case.similar, SIMILAR_COLUMNS),
+        _table(case.similar, SIMILAR_COLUMNS, limit=SIMILAR_SHOWN, total=_similar_total(case)),
         f"<h2>Members ({len(case.members)})</h2>",
         "<p class=muted>An end user behind a reseller's key is a member of its own: "
         "<code>&lt;account&gt;/eu:&lt;end user&gt;</code>.</p>",

@@ -102,7 +102,9 @@ def _case_text(case: Case) -> str:
             ["account_id", "org_id", "end_users_in_campaign", "end_users_total", "campaign_requests", "requests"],
         ),
         "Similar, not yet linked: subjects sharing the campaign's fingerprints in its hours\n"
-        + render(case.similar, SIMILAR_COLUMNS, limit=20),
+        + render(
+            case.similar, SIMILAR_COLUMNS, limit=20, total=int(case.similar[0]["similar_total"]) if case.similar else 0
+        ),
         "Timeline (every version the resolver published)\n" + render(case.timeline, limit=100),
         "Alerts\n"
         + render(

@@ -4,11 +4,11 @@ A column of epoch milliseconds (`*_ms`) is shown as a UTC date under its name wi
 (`first_seen_ms` -> `first_seen`), so the header never names a unit the cell does not hold; a
 table cut short says how many rows it left out.
 
->>> print(render([{"id": "c1", "members": 3}, {"id": "c22", "members": 12}]))
-id   members
----  -------
+>>> print(render([{"id": "c1", "output_tokens": 3}, {"id": "c22", "output_tokens": 76_500_000}]))
+id   output_tokens
+---  -------------
 c1   3
-c22  12
+c22  76,500,000
 >>> print(render([{"seen_ms": 1764590400000}, {"seen_ms": 1764590460000}], limit=1))
 seen (UTC)
 -------------------
@@ -39,6 +39,8 @@ def cell(value: Any, column: str = "") -> str:
         return "-"
     if is_time(column, value):
         return datetime.datetime.fromtimestamp(value / 1000, tz=datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10_000:
+        return f"{value:,}"
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
     text = ", ".join(cell(v) for v in value) if isinstance(value, list | tuple) else str(value)
