@@ -159,6 +159,8 @@ def test_account_view(client: Client) -> None:
     assert [a["rule"] for a in view["alerts"]] == ["extraction_campaign"]
     assert "Tells" in _cli("accounts", "show", "acct-m0")
     assert CliRunner().invoke(main, ["accounts", "show", "acct-nobody"]).exit_code == 1
+    reseller = orjson.loads(_cli("accounts", "show", RESELLER, "--json"))  # its end users are members
+    assert [c["campaign_id"] for c in reseller["campaigns"]] == ["cmp-test"]
 
 
 def test_decisions_about_the_members_are_in_their_cases(client: Client) -> None:

@@ -98,7 +98,9 @@ def account(source: Source, account_id: str, bucket_s: int = 3600) -> dict[str, 
     )
     in_campaigns = source.rows(
         "SELECT campaign_id, status, members_total, round(score, 1) AS score, "
-        f"toUnixTimestamp64Milli(last_seen) AS last_seen_ms FROM campaigns FINAL WHERE has(members, {aid}) "
+        "toUnixTimestamp64Milli(last_seen) AS last_seen_ms FROM campaigns FINAL "
+        # The account itself, or end users behind its key (a reseller's: `<account>/eu:<end user>`).
+        f"WHERE has(members, {aid}) OR arrayExists(m -> startsWith(m, {literal(account_id + END_USER_MARK)}), members) "
         "ORDER BY last_seen DESC"
     )
     named_in = source.rows(
