@@ -172,6 +172,16 @@ def test_decisions_about_the_members_are_in_their_cases(client: Client) -> None:
     )
     case = orjson.loads(_cli("campaigns", "show", "cmp-test", "--json"))
     assert [(d["entity"], d["action"]) for d in case["decisions"]] == [("acct-m1", "throttle")]
+    client.insert(
+        "decisions",
+        [["d2", "account", "acct-m2", "throttle", "active", T0, T0, T0]],
+        column_names=["decision_id", "scope", "entity", "action", "status", "decided_at", "expires_at", "updated_at"],
+    )
+    from extractguard.investigation import case as case_module
+
+    with pytest.MonkeyPatch.context() as patch:  # a case with more decisions than it shows says so
+        patch.setattr(case_module, "MAX_DECISIONS", 1)
+        assert "(1 more row not shown of 2: --json or SQL for all)" in _cli("campaigns", "show", "cmp-test")
 
 
 def test_the_timeline_keeps_every_version_after_a_merge(client: Client) -> None:

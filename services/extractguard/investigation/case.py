@@ -43,6 +43,7 @@ TOP_MEMBERS_PLOTTED = 8
 REFERENCE_ACCOUNTS = 2000
 MAX_FINGERPRINTS_CHECKED = 10
 MAX_ALERTS = 200
+MAX_DECISIONS = 500
 MAX_SIMILAR = 50
 
 
@@ -176,7 +177,14 @@ def decisions_about(source: Source, accounts_sql: str, campaign_id: str | None) 
         clauses.append(f"campaign_id = {literal(campaign_id)}")
     if not clauses:
         return []
-    return source.rows(f"SELECT * FROM decisions WHERE {' OR '.join(clauses)} LIMIT 500")
+    return source.rows(  # decisions_total: how many there are, when more than the limit are
+        f"SELECT *, count() OVER () AS decisions_total FROM decisions WHERE {' OR '.join(clauses)} "
+        f"LIMIT {MAX_DECISIONS}"
+    )
+
+
+def decisions_total(rows: list[Row] | None) -> int:
+    return int(rows[0]["decisions_total"]) if rows else 0
 
 
 def load_campaign(source: Source, campaign_id: str) -> Row:

@@ -24,6 +24,7 @@ from extractguard.investigation.case import (
     TAKE_COLUMNS,
     TELLS_SQL,
     Case,
+    decisions_total,
     fronted_by,
     take_line,
 )
@@ -253,7 +254,7 @@ def render_case_page(case: Case) -> str:
     ]
     decisions = (
         "<p class=muted>No decisions table in this database yet: enforcement has not landed any.</p>"
-        if case.decisions is None else _table(case.decisions)
+        if case.decisions is None else _table(case.decisions, total=decisions_total(case.decisions))
     )  # fmt: skip
     further = "".join(f"<p>{html.escape(t)}</p><pre>{html.escape(sql)};</pre>" for t, sql in case.further_sql.items())
     fronting = fronted_by(case)

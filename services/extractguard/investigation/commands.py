@@ -75,7 +75,13 @@ DECISION_COLUMNS = ["decision_id", "scope", "entity", "action", "status", "rule"
 
 
 def _case_text(case: Case) -> str:
-    from extractguard.investigation.case import MEMBER_COLUMNS, SIMILAR_COLUMNS, fronted_by, take_line
+    from extractguard.investigation.case import (
+        MEMBER_COLUMNS,
+        SIMILAR_COLUMNS,
+        decisions_total,
+        fronted_by,
+        take_line,
+    )
 
     c = case.campaign
     fronting = fronted_by(case)
@@ -87,7 +93,11 @@ def _case_text(case: Case) -> str:
         + "\n"
         + take_line(case.take)
     )
-    decisions = "no decisions table in this database yet" if case.decisions is None else render(case.decisions)
+    decisions = (
+        "no decisions table in this database yet"
+        if case.decisions is None
+        else render(case.decisions, total=decisions_total(case.decisions))
+    )
     sections = [
         head,
         "Harvest per hour\n" + render(case.harvest, ["hour_ms", "requests", "output_tokens"], limit=48),
