@@ -98,15 +98,27 @@ def alerter() -> None:
 
 
 @main.command()
-@click.argument("query")
-@click.option("--format", "output", type=click.Choice(["table", "json"]), default="table")
-def sql(query: str, output: str) -> None:
+@click.argument("query", required=False)
+@click.option("--format", "output", type=click.Choice(["table", "json", "markdown"]), default="table",
+              help="markdown: with --schema, the README's schema reference.")  # fmt: skip
+@click.option("--schema", is_flag=True,
+              help="Instead of a query: each column of events and alerts, its type and what it holds.")  # fmt: skip
+@click.option("--table", "tables", multiple=True, help="With --schema: these tables instead (repeatable).")
+def sql(query: str | None, output: str, schema: bool, tables: tuple[str, ...]) -> None:
     """Run a read-only SQL query against ExtractGuard's ClickHouse.
 
     Asks the running lander when it owns the embedded database, else opens it directly.
     """
+    from extractguard.storage import schema as reference
     from extractguard.storage.query import QueryError, query_any
 
+    if schema == (query is not None):
+        raise click.UsageError("give a QUERY or --schema")
+    if schema:
+        query = reference.columns_sql(tables or reference.DOCUMENTED_TABLES)
+    elif output == "markdown":
+        raise click.UsageError("--format markdown goes with --schema")
+    assert query is not None
     try:
         columns, rows = query_any(query, ClickHouseSettings(), LanderSettings())
     except QueryError as error:
@@ -114,6 +126,9 @@ def sql(query: str, output: str) -> None:
         sys.exit(1)
     if output == "json":
         click.echo(orjson.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=str))
+        return
+    if output == "markdown":
+        click.echo(reference.markdown(rows))
         return
     click.echo(format_table(columns, rows))
 
@@ -292,6 +307,8 @@ main.add_command(alerting_commands.silence)
 main.add_command(watermark_commands.attribute_command)
 investigation_commands.register(main, campaigns)
 enforcement_commands.register(main)
+# The analyst's `decisions list` reads ClickHouse; it replaces the topic reader of the same name.
+investigation_commands.register_decisions_list(enforcement_commands.decisions)
 
 if __name__ == "__main__":
     main()

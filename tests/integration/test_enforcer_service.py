@@ -21,6 +21,8 @@ from extractguard.cli import main
 from extractguard.contracts.enforcement import ENFORCEMENT_APPROVALS, ENFORCEMENT_DECISIONS
 from extractguard.contracts.topics import CAMPAIGNS, DETECTIONS, dlq_name
 from extractguard.enforcement.service import Enforcer
+from extractguard.investigation import commands as investigation_commands
+from extractguard.investigation.source import Source
 from extractguard.kafka_offsets import end_offsets, read_since, start_group_at_end
 from extractguard.lander.consumer import Lander
 from extractguard.lander.sinks import landed_topics
@@ -104,8 +106,24 @@ def test_a_decision_waiting_for_approval_is_enforced_only_once_approved_and_stop
                "the bouncer's cache")  # fmt: skip
         assert {cache.verdict(Identity(account=a), int(time.time() * 1000)).outcome for a in approved} == {"observed"}
 
+        # `decisions list` reads the audit trail the lander landed in ClickHouse, not the topic.
+        def ask(sql: str) -> tuple[list[str], list[list[Any]]]:
+            with lock:
+                result = client.query(sql)
+            return list(result.column_names), [list(r) for r in result.result_rows]
+
+        def landed_pending() -> int:
+            with lock:
+                return int(client.command(
+                    f"SELECT count() FROM decisions FINAL WHERE status = 'pending_approval' "
+                    f"AND entity IN {tuple(approved + rejected)}"
+                ))  # fmt: skip
+
+        _until(lambda: landed_pending() == 8, 60, "the pending decisions landed")
         runner = CliRunner()
-        listed = runner.invoke(main, ["decisions", "list", "--pending"])
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(investigation_commands, "SOURCE", lambda: Source(ask))
+            listed = runner.invoke(main, ["decisions", "list", "--pending"])
         assert listed.exit_code == 0, listed.output
         groups = {d["entity"]: d["group_id"] for d in pending}
         assert f"waiting: {groups[approved[0]]}  4 decisions (throttle)" in listed.output

@@ -60,6 +60,8 @@ class InProcessResult:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     #: The resolver's latest record of every campaign.
     campaigns: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Every record the resolver published, in order (what lands in `campaigns`, version by version).
+    campaign_records: list[dict[str, Any]] = field(default_factory=list)
 
 
 class _Pipeline:
@@ -185,7 +187,9 @@ def replay_in_process(
             "wall_seconds": round(wall, 1),
         }
     )
-    return InProcessResult(score, count, wall, pipeline.detections, pipeline.alerts, pipeline.campaigns)
+    return InProcessResult(
+        score, count, wall, pipeline.detections, pipeline.alerts, pipeline.campaigns, pipeline.campaign_records
+    )
 
 
 def run_in_process(

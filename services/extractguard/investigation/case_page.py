@@ -18,10 +18,24 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from extractguard.investigation.case import TELLS_SQL, Case
-from extractguard.investigation.tables import cell
+from extractguard.investigation.case import (
+    MEMBER_COLUMNS,
+    SIMILAR_COLUMNS,
+    TAKE_COLUMNS,
+    TELLS_SQL,
+    Case,
+    decisions_total,
+    fronted_by,
+    take_line,
+)
+from extractguard.investigation.tables import cell, cut_note, header
 
 MEMBERS_COLOUR, REFERENCE_COLOUR = "#c0392b", "#7f8c8d"
+MEMBERS_SHOWN, FINGERPRINTS_SHOWN, TIMELINE_SHOWN, SIMILAR_SHOWN = 200, 30, 200, 20
+
+
+def _similar_total(case: Case) -> int:
+    return int(case.similar[0]["similar_total"]) if case.similar else 0
 
 
 def _pyplot() -> Any:
@@ -71,6 +85,39 @@ def growth_plot(case: Case) -> str:
     return _png(figure)
 
 
+def every_minute(per_minute: dict[int, int]) -> list[int]:
+    """Every minute from the first to the last with requests, the empty ones included (a line over
+    only the busy minutes would draw a quiet hour as steady traffic).
+
+    >>> every_minute({0: 3, 180_000: 1})
+    [0, 60000, 120000, 180000]
+    """
+    if not per_minute:
+        return []
+    return list(range(min(per_minute), max(per_minute) + 60_000, 60_000))
+
+
+def harvest_plot(case: Case) -> str:
+    """What the actor took per hour: requests and output tokens, empty hours included."""
+    plt = _pyplot()
+    figure, requests = plt.subplots(figsize=(7.5, 2.6))
+    per_hour = {int(r["hour_ms"]): r for r in case.harvest}
+    hours = list(range(min(per_hour), max(per_hour) + 3_600_000, 3_600_000)) if per_hour else []
+    times = [_time(h) for h in hours]
+    requests.bar(times, [int(per_hour[h]["requests"]) if h in per_hour else 0 for h in hours], width=1 / 24,
+                 align="edge", color=MEMBERS_COLOUR, alpha=0.7, label="requests")  # fmt: skip
+    requests.set_ylabel("requests / h")
+    tokens = requests.twinx()
+    tokens.plot(times, [int(per_hour[h]["output_tokens"]) if h in per_hour else 0 for h in hours], color="#2c3e50",
+                linewidth=1, label="output tokens")  # fmt: skip
+    tokens.set_ylabel("output tokens / h")
+    requests.set_ylim(bottom=0)
+    tokens.set_ylim(bottom=0)
+    requests.set_title("Harvest per hour (bars: requests; line: output tokens)")
+    figure.autofmt_xdate()
+    return _png(figure)
+
+
 def activity_plot(case: Case) -> str:
     """The campaign's requests per minute, all members together, and beneath it when each of the
     busiest members sent (dots: a slow member sends now and then, and a line would invent the rest)."""
@@ -82,8 +129,9 @@ def activity_plot(case: Case) -> str:
         per_minute[int(row["minute_ms"])] += int(row["requests"])
         if row["member"] != "other members":
             series[str(row["member"])].append((int(row["minute_ms"]), int(row["requests"])))
-    minutes = sorted(per_minute)
-    total.plot([_time(t) for t in minutes], [per_minute[t] for t in minutes], color=MEMBERS_COLOUR, linewidth=1)
+    minutes = every_minute(per_minute)
+    total.plot([_time(t) for t in minutes], [per_minute.get(t, 0) for t in minutes], color=MEMBERS_COLOUR, linewidth=1)
+    total.set_ylim(bottom=0)  # a quiet minute is a zero, and the eye reads heights from zero
     total.set_ylabel("requests / min")
     total.set_title(f"Requests per minute, all {len(case.members)} members")
     for i, (_member, points) in enumerate(sorted(series.items())):
@@ -165,15 +213,20 @@ def verdict(case: Case) -> list[str]:
     return lines
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+def _table(rows: list[dict[str, Any]], columns: list[str] | None = None, limit: int | None = None,
+           total: int | None = None) -> str:  # fmt: skip
     if not rows:
         return "<p class=muted>none</p>"
+    shown = rows if limit is None else rows[:limit]
     names = columns or list(rows[0])
-    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    head = "".join(f"<th>{html.escape(header(n))}</th>" for n in names)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(cell(r.get(n), n))}</td>" for n in names) + "</tr>" for r in rows
+        "<tr>" + "".join(f"<td>{html.escape(cell(r.get(n), n))}</td>" for n in names) + "</tr>" for r in shown
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    note = cut_note(len(shown), len(rows) if total is None else total)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>" + (
+        f"<p class=muted>{html.escape(note)}</p>" if note else ""
+    )
 
 
 STYLE = """
@@ -187,6 +240,7 @@ table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
 td,th{border:1px solid #ddd;padding:.25em .5em;text-align:left}
 th{background:#f6f6f6} pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.8em;white-space:pre-wrap}
 .muted{color:#888} img{max-width:100%}
+.take{background:#f4f7fb;border-left:4px solid #2c3e50;padding:.4em 1em}
 """
 
 
@@ -200,9 +254,13 @@ def render_case_page(case: Case) -> str:
     ]
     decisions = (
         "<p class=muted>No decisions table in this database yet: enforcement has not landed any.</p>"
-        if case.decisions is None else _table(case.decisions)
+        if case.decisions is None else _table(case.decisions, total=decisions_total(case.decisions))
     )  # fmt: skip
     further = "".join(f"<p>{html.escape(t)}</p><pre>{html.escape(sql)};</pre>" for t, sql in case.further_sql.items())
+    fronting = fronted_by(case)
+    take = case.take
+    take_row = [{k: take.get(k) for k in TAKE_COLUMNS}] if take else []
+    # Header, take, verdict and charts first; the long tables after them, each cut and saying so.
     parts = [
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>",
         f"<style>{STYLE}</style></head><body>",
@@ -210,20 +268,21 @@ def render_case_page(case: Case) -> str:
         f"<p><span class='badge {html.escape(str(c['severity']))}'>{html.escape(str(c['severity']))}</span>"
         f"<span class=badge>{html.escape(str(c['status']))}</span>"
         f"<span class=badge>score {float(c['score']):.1f}</span>"
+        f"{int(c['members_total']):,} members ({int(c['shaped_members']):,} extraction-shaped), "
         f"first seen {html.escape(cell(c['first_seen_ms'], 'first_seen_ms'))} UTC, "
         f"last seen {html.escape(cell(c['last_seen_ms'], 'last_seen_ms'))} UTC"
         + (f", merged into {html.escape(str(c['merged_into']))}" if c.get("merged_into") else "")
-        + (f", fronted by org(s) {html.escape(', '.join(c['fronting_orgs']))}" if c.get("fronting_orgs") else "")
+        + (f", {html.escape(fronting)}" if fronting else "")
         + "</p>",
+        f"<div class=take><p><b>The take:</b> {html.escape(take_line(take))}.</p>",
+        _table(take_row),
+        "</div>",
+        harvest_plot(case) if case.harvest else "",
         "<h2>Why these accounts were linked</h2><div class=verdict>"
         + "".join(f"<p>{html.escape(line)}</p>" for line in say)
         + "</div>",
         "<h2>Linking fingerprints</h2>",
         fingerprint_plot(case),
-        _table(case.fingerprints, ["fingerprint", "meaning", "weight", "sharers", "members_using", "accounts_using"]),
-        "<p class=muted>weight: -log10 of the chance of this many extraction-shaped accounts among the sharers at "
-        "the base rate (the resolver's evidence); members_using / accounts_using: in the raw events of these hours. "
-        "Prompt bands are sketch hashes the events table does not keep as such.</p>",
         "<h2>Tells against the organic reference</h2>",
         tells_plot(case),
         _table(tells),
@@ -232,15 +291,36 @@ def render_case_page(case: Case) -> str:
         growth_plot(case),
         "<h2>Requests per minute, and by member</h2>",
         activity_plot(case),
-        f"<h2>Members ({len(case.members)})</h2>",
+        "<h2>Linking fingerprints, in full</h2>",
         _table(
-            case.members[:200],
-            ["account_id", "org_id", "requests", "first_request_ms", "last_request_ms", "output_tokens", "ip_prefixes"],
+            case.fingerprints,
+            ["fingerprint", "meaning", "weight", "sharers", "members_using", "accounts_using"],
+            limit=FINGERPRINTS_SHOWN,
         ),
-        "<h2>Timeline</h2>",
-        _table(case.timeline),
+        "<p class=muted>weight: -log10 of the chance of this many extraction-shaped accounts among the sharers at "
+        "the base rate (the resolver's evidence); members_using / accounts_using: in the raw events of these hours. "
+        "Prompt bands are sketch hashes the events table does not keep as such.</p>",
+        "<h2>Fronting accounts: resellers whose end users are members</h2>",
+        _table(
+            case.fronting,
+            ["account_id", "org_id", "end_users_in_campaign", "end_users_total", "campaign_requests", "requests"],
+        ),
+        "<h2>Similar, not yet linked</h2>",
+        "<p class=muted>Subjects outside the campaign that share its fingerprints in the raw events of its hours, "
+        "the most shared first: candidates to look at, not findings.</p>",
+        _table(case.similar, SIMILAR_COLUMNS, limit=SIMILAR_SHOWN, total=_similar_total(case)),
+        f"<h2>Members ({len(case.members)})</h2>",
+        "<p class=muted>An end user behind a reseller's key is a member of its own: "
+        "<code>&lt;account&gt;/eu:&lt;end user&gt;</code>.</p>",
+        _table(case.members, MEMBER_COLUMNS, limit=MEMBERS_SHOWN),
+        f"<h2>Timeline: every version the resolver published ({len(case.timeline)})</h2>",
+        _table(case.timeline, limit=TIMELINE_SHOWN),
         "<h2>Alerts</h2>",
-        _table(case.alerts, ["rule", "severity", "status", "entity", "accounts_named", "fired_at_ms", "summary"]),
+        _table(
+            case.alerts,
+            ["rule", "severity", "status", "entity", "accounts_named", "first_seen_ms", "last_seen_ms", "summary"],
+            total=case.alerts_total,
+        ),
         "<h2>Decisions</h2>",
         decisions,
         "<h2>Go further (SQL)</h2>",

@@ -56,7 +56,9 @@ _limit = click.option("--limit", default=50, show_default=True)
 
 @click.command("list")
 @click.option("--status", default=None, help="new, growing, active, dormant, closed or merged.")
-@click.option("--since", default=None, help="Seen within this long: 30m, 6h, 2d.")
+@click.option("--since", default=None,
+              help="Seen within this long (30m, 6h, 2d) of the newest campaign's last evidence, not of the wall "
+                   "clock, so a replay or a copied database reads as it was.")  # fmt: skip
 @_limit
 @_json
 def campaigns_list(status: str | None, since: str | None, limit: int, as_json: bool) -> None:
@@ -67,27 +69,59 @@ def campaigns_list(status: str | None, since: str | None, limit: int, as_json: b
     _emit(rows, as_json, render)
 
 
+MEMBERS_SHOWN = 30
+DECISION_COLUMNS = ["decision_id", "scope", "entity", "action", "status", "rule", "campaign_id", "decided_at_ms",
+                    "expires_at_ms", "approval_reason"]  # fmt: skip
+
+
 def _case_text(case: Case) -> str:
+    from extractguard.investigation.case import (
+        MEMBER_COLUMNS,
+        SIMILAR_COLUMNS,
+        decisions_total,
+        fronted_by,
+        take_line,
+    )
+
     c = case.campaign
+    fronting = fronted_by(case)
     head = (
         f"campaign {c['campaign_id']}  {c['status']}  {c['severity']}  score {c['score']:.1f}\n"
         f"{c['members_total']} members ({c['shaped_members']} extraction-shaped)"
         + (f", merged into {c['merged_into']}" if c.get("merged_into") else "")
-        + (f", fronted by {', '.join(c['fronting_orgs'])}" if c.get("fronting_orgs") else "")
+        + (f", {fronting}" if fronting else "")
+        + "\n"
+        + take_line(case.take)
     )
-    decisions = "no decisions table in this database yet" if case.decisions is None else render(case.decisions)
+    decisions = (
+        "no decisions table in this database yet"
+        if case.decisions is None
+        else render(case.decisions, total=decisions_total(case.decisions))
+    )
     sections = [
         head,
+        "Harvest per hour\n" + render(case.harvest, ["hour_ms", "requests", "output_tokens"], limit=48),
         "Why linked: the fingerprints they share (weight = -log10 p of this much sharing by chance)\n"
-        + render(case.fingerprints, ["meaning", "weight", "sharers", "members_using", "accounts_using"]),
+        + render(case.fingerprints, ["meaning", "weight", "sharers", "members_using", "accounts_using"], limit=30),
         "Tells: members against the organic reference (mean share of requests)\n" + render(_tell_table(case)),
-        "Members (first 30 by first request)\n"
+        "Members (by first request; an end user behind a reseller's key as <account>/eu:<end user>)\n"
+        + render(case.members, MEMBER_COLUMNS, limit=MEMBERS_SHOWN),
+        "Fronting accounts (whose end users are members)\n"
         + render(
-            case.members[:30],
-            ["account_id", "org_id", "requests", "first_request_ms", "last_request_ms", "output_tokens", "ip_prefixes"],
+            case.fronting,
+            ["account_id", "org_id", "end_users_in_campaign", "end_users_total", "campaign_requests", "requests"],
         ),
-        "Timeline\n" + render(case.timeline),
-        "Alerts\n" + render(case.alerts, ["rule", "severity", "status", "entity", "accounts_named", "fired_at_ms"]),
+        "Similar, not yet linked: subjects sharing the campaign's fingerprints in its hours\n"
+        + render(
+            case.similar, SIMILAR_COLUMNS, limit=20, total=int(case.similar[0]["similar_total"]) if case.similar else 0
+        ),
+        "Timeline (every version the resolver published)\n" + render(case.timeline, limit=100),
+        "Alerts\n"
+        + render(
+            case.alerts,
+            ["rule", "severity", "status", "entity", "accounts_named", "first_seen_ms", "last_seen_ms"],
+            total=case.alerts_total,
+        ),
         "Decisions\n" + decisions,
         "Go further\n" + "\n".join(f"  -- {title}\n  {sql};" for title, sql in case.further_sql.items()),
     ]
@@ -170,41 +204,68 @@ def alerts() -> None:
 @alerts.command("list")
 @click.option("--status", type=click.Choice(["firing", "resolved"]), default=None)
 @click.option("--rule", default=None)
-@click.option("--since", default=None, help="Fired within this long: 30m, 6h, 2d.")
+@click.option("--since", default=None,
+              help="Evidence within this long (30m, 6h, 2d) of the newest alert's last evidence (event time), not "
+                   "of the wall clock, so a replay or a copied database reads as it was.")  # fmt: skip
 @_limit
 @_json
 def alerts_list(status: str | None, rule: str | None, since: str | None, limit: int, as_json: bool) -> None:
-    """Alerts, newest first."""
+    """Alerts, newest evidence first (first_seen/last_seen: event time; --json adds fired_at_ms, the
+    alerter's wall clock)."""
     from extractguard.investigation import views
 
     rows = _run(lambda s: views.alerts(s, status, rule, _since(since), limit))
-    _emit(rows, as_json, lambda r: render(r, ["alert_id", "rule", "severity", "status", "entity", "accounts",
-                                              "fired_at_ms", "summary"] if r else None))  # fmt: skip
+    _emit(rows, as_json, lambda r: render(r, ["alert_id", "rule", "severity", "status", "entity", "accounts_named",
+                                              "first_seen_ms", "last_seen_ms", "summary"]))  # fmt: skip
 
 
-@click.group()
-def decisions() -> None:
-    """Enforcement decisions (once enforcement lands them in ClickHouse)."""
-
-
-@decisions.command("list")
-@click.option("--account", default=None)
+# `decisions list` joins the enforcement commands' `decisions` group (approve, reject, check, …)
+# rather than a group of its own: two groups of one name shadow each other, and the analyst's list
+# reads the audit trail in the configured ClickHouse, not whichever broker is configured.
+@click.command("list")
+@click.option("--account", default=None, help="Decisions about this account (and the end users behind it).")
+@click.option("--campaign", default=None, help="Decisions taken on this campaign's evidence.")
+@click.option("--status", type=click.Choice(["active", "pending_approval", "rejected", "expired", "superseded",
+                                             "lifted"]), default=None)  # fmt: skip
+@click.option("--pending", is_flag=True, help="Only those waiting for a person (--status pending_approval).")
 @_limit
 @_json
-def decisions_list(account: str | None, limit: int, as_json: bool) -> None:
-    """Decisions, newest first."""
+def decisions_list(
+    account: str | None, campaign: str | None, status: str | None, pending: bool, limit: int, as_json: bool
+) -> None:
+    """Enforcement decisions landed in ClickHouse (EXTRACTGUARD_CLICKHOUSE_DSN), the newest version of
+    each, newest first."""
     from extractguard.investigation import views
 
-    rows = _run(lambda s: views.decisions(s, account, limit))
+    status = "pending_approval" if pending else status
+    rows = _run(lambda s: views.decisions(s, account, campaign, status, limit))
     if rows is None and not as_json:
         click.echo("no decisions table in this database yet (enforcement has not landed any)")
         return
-    _emit(rows or [], as_json, render)
+    _emit(rows or [], as_json, _decisions_text)
+
+
+def _decisions_text(rows: list[dict[str, Any]]) -> str:
+    """The decisions, then one line per group waiting for a person (what `decisions approve` takes)."""
+    waiting: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["status"] == "pending_approval":
+            waiting.setdefault(str(row["group_id"]), []).append(row)
+    lines = [render(rows, DECISION_COLUMNS)]
+    for group, members in waiting.items():
+        lines.append(f"waiting: {group}  {len(members)} decisions ({members[0]['action']}): "
+                     f"{members[0]['approval_reason']}")  # fmt: skip
+    return "\n".join(lines)
 
 
 def register(main: click.Group, campaigns: click.Group) -> None:
     """Add the investigation commands to the `extractguard` app (`campaigns` runs the linker too)."""
     campaigns.add_command(campaigns_list)
     campaigns.add_command(campaigns_show)
-    for group in (accounts, alerts, decisions):
+    for group in (accounts, alerts):
         main.add_command(group)
+
+
+def register_decisions_list(decisions: click.Group) -> None:
+    """Make `decisions list` (of the enforcement commands' group) the ClickHouse one above."""
+    decisions.add_command(decisions_list)

@@ -7,16 +7,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from extractguard.contracts.subjects import END_USER_MARK
 from extractguard.investigation.case import TELLS_SQL, decisions_about
 from extractguard.investigation.source import Row, Source, literal
 
 
-def since_clause(column: str, since_s: float | None) -> str:
-    return "" if since_s is None else f" AND {column} >= now64(3) - toIntervalSecond({int(since_s)})"
+def since_clause(table: str, column: str, since_s: float | None) -> str:
+    """Within `since_s` of the newest `column` in the table, not of the wall clock: a replayed
+    day (or a database copied from production for a post-mortem) is read as it was then."""
+    if since_s is None:
+        return ""
+    return f" AND {column} >= (SELECT max({column}) FROM {table}) - toIntervalSecond({int(since_s)})"
 
 
 def campaigns(source: Source, status: str | None, since_s: float | None, limit: int) -> list[Row]:
-    where = "1" + ("" if status is None else f" AND status = {literal(status)}") + since_clause("last_seen", since_s)
+    where = "1" + ("" if status is None else f" AND status = {literal(status)}")
+    where += since_clause("campaigns", "last_seen", since_s)
     return source.rows(
         "SELECT campaign_id, status, severity, round(score, 1) AS score, members_total, shaped_members, "
         "toUnixTimestamp64Milli(first_seen) AS first_seen_ms, toUnixTimestamp64Milli(last_seen) AS last_seen_ms, "
@@ -26,26 +32,46 @@ def campaigns(source: Source, status: str | None, since_s: float | None, limit: 
 
 
 def alerts(source: Source, status: str | None, rule: str | None, since_s: float | None, limit: int) -> list[Row]:
+    """Alerts, the newest evidence first. `first_seen`/`last_seen` are event times (what the
+    evidence covers); `fired_at` is when the alerter sent it (wall clock), kept for JSON."""
     where = "1" + ("" if status is None else f" AND status = {literal(status)}")
-    where += ("" if rule is None else f" AND rule = {literal(rule)}") + since_clause("fired_at", since_s)
+    where += ("" if rule is None else f" AND rule = {literal(rule)}") + since_clause("alerts", "last_seen", since_s)
     return source.rows(
         "SELECT alert_id, rule, severity, status, entity_kind, entity, length(accounts) AS accounts_named, "
-        "toUnixTimestamp64Milli(first_seen) AS first_seen_ms, toUnixTimestamp64Milli(fired_at) AS fired_at_ms, "
-        f"summary FROM alerts FINAL WHERE {where} ORDER BY fired_at DESC LIMIT {int(limit)}"
+        "toUnixTimestamp64Milli(first_seen) AS first_seen_ms, toUnixTimestamp64Milli(last_seen) AS last_seen_ms, "
+        f"toUnixTimestamp64Milli(fired_at) AS fired_at_ms, summary FROM alerts FINAL WHERE {where} "
+        f"ORDER BY last_seen DESC LIMIT {int(limit)}"
     )
 
 
-def decisions(source: Source, account: str | None, limit: int) -> list[Row] | None:
-    """Decisions, newest first; None when this database has no decisions table yet."""
+DECISION_COLUMNS = (
+    "decision_id, group_id, scope, entity, action, status, level, rule, reason, campaign_id, score, "
+    "approval_required, approval_reason, approved_by, toUnixTimestamp64Milli(decided_at) AS decided_at_ms, "
+    "toUnixTimestamp64Milli(expires_at) AS expires_at_ms, toUnixTimestamp64Milli(updated_at) AS updated_at_ms"
+)
+
+
+def decisions(
+    source: Source, account: str | None, campaign: str | None, status: str | None, limit: int
+) -> list[Row] | None:
+    """The newest version of each decision landed in ClickHouse, newest first; None when this
+    database has no decisions table. `account` matches decisions about the account and about end
+    users behind it (`<account>/eu:…`); `campaign` those taken on a campaign's evidence."""
     if not source.has("decisions"):
         return None
-    columns = source.columns("decisions")
     where = "1"
-    if account is not None and "account_id" in columns:
-        where = f"account_id = {literal(account)}"
-    order = next((c for c in ("decided_at", "created_at", "updated_at") if c in columns), None)
+    if account is not None:
+        where += (
+            f" AND scope = 'account' AND (entity = {literal(account)}"
+            f" OR startsWith(entity, {literal(account + END_USER_MARK)}))"
+        )
+    if campaign is not None:
+        where += f" AND campaign_id = {literal(campaign)}"
+    if status is not None:
+        where += f" AND status = {literal(status)}"
     return source.rows(
-        f"SELECT * FROM decisions WHERE {where}" + (f" ORDER BY {order} DESC" if order else "") + f" LIMIT {int(limit)}"
+        f"SELECT {DECISION_COLUMNS} FROM decisions FINAL WHERE {where} "
+        f"ORDER BY updated_at DESC, decision_id LIMIT {int(limit)}"
     )
 
 
@@ -72,7 +98,9 @@ def account(source: Source, account_id: str, bucket_s: int = 3600) -> dict[str, 
     )
     in_campaigns = source.rows(
         "SELECT campaign_id, status, members_total, round(score, 1) AS score, "
-        f"toUnixTimestamp64Milli(last_seen) AS last_seen_ms FROM campaigns FINAL WHERE has(members, {aid}) "
+        "toUnixTimestamp64Milli(last_seen) AS last_seen_ms FROM campaigns FINAL "
+        # The account itself, or end users behind its key (a reseller's: `<account>/eu:<end user>`).
+        f"WHERE has(members, {aid}) OR arrayExists(m -> startsWith(m, {literal(account_id + END_USER_MARK)}), members) "
         "ORDER BY last_seen DESC"
     )
     named_in = source.rows(

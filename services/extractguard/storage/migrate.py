@@ -73,6 +73,7 @@ _CREATE_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (\w+) AS(.*)$", re.S)
 _DROP = re.compile(r"^DROP (TABLE|VIEW) IF EXISTS (\w+)$")
 _ALTER = re.compile(r"^ALTER TABLE (\w+) (.*)$", re.S)
 _FROM = re.compile(r"\bFROM (\w+)")
+_INSERT_SELECT = re.compile(r"^INSERT INTO \w+\s+SELECT\b", re.S)
 _ACCESS = re.compile(r"^(CREATE ROLE IF NOT EXISTS \w+|DROP ROLE IF EXISTS \w+|GRANT|REVOKE)(.*)$", re.S)
 
 
@@ -103,6 +104,8 @@ def on_cluster(statement: str, cluster: str) -> list[str]:
     if match := _ACCESS.match(statement):  # access entities are replicated by ON CLUSTER itself
         head, rest = match.groups()
         return [f"{head} ON CLUSTER '{c}'{rest}"]
+    if _INSERT_SELECT.match(statement):  # a backfill: once, through the Distributed tables
+        return [statement]
     if match := _DROP.match(statement):
         kind, name = match.groups()
         drops = [f"DROP {kind} IF EXISTS {name} ON CLUSTER '{c}' SYNC"]

@@ -1,4 +1,5 @@
--- Campaigns as the resolver published them: every version is a row; FINAL gives the latest.
+-- Campaigns as the resolver published them: every version lands as a row, but merges keep only the
+-- newest of each campaign (FINAL gives it at once); every version stays in campaign_versions (0060).
 -- Members of the live campaigns:
 --   SELECT campaign_id, account_id FROM campaign_members WHERE status NOT IN ('merged', 'closed')
 -- Which campaign an account is in, with how it was linked:
