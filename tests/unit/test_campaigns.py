@@ -282,3 +282,54 @@ def test_campaigns_are_rebuilt_at_most_once_per_interval_and_nothing_added_meanw
     assert r.resolve(2 * W) == []  # a minute later: too soon to rebuild
     (grown,) = r.resolve(3 * W)
     assert grown.campaign_id == first.campaign_id and len(grown.members) == 7
+
+
+def test_actors_that_share_only_commodity_tooling_are_found_as_related_actors_not_one() -> None:
+    r = CampaignResolver()
+    lab_a = [f"a{i}" for i in range(12)]  # residential, a controller sending hourly
+    lab_b = [f"b{i}" for i in range(10)]  # a hosting ASN it fills, Poisson-paced (no period)
+    lab_c = [f"c{i}" for i in range(8)]  # residential, every 75 minutes
+    r.add(ev("tls_ja4:python-openssl", lab_a + lab_b + lab_c, W))  # one TLS stack for every Python client
+    r.add(ev("template:public-cot-recipe", lab_a[:6] + lab_b[:6] + lab_c[:4], W))  # a public wrapper
+    r.add(ev("cadence:37", lab_a, W))
+    r.add(ev("asn:63949", lab_b, W))
+    r.add(ev("cadence:38", lab_c, W))
+    actors = {tuple(c.members): c for c in r.resolve(W)}
+    assert set(actors) == {tuple(sorted(lab_a)), tuple(sorted(lab_b)), tuple(sorted(lab_c))}
+    for members, campaign in actors.items():
+        others = {c.campaign_id for m, c in actors.items() if m != members}
+        assert set(campaign.related) == others
+        assert "tls_ja4:python-openssl" in campaign.shared_with_related
+        assert not {"cadence:37", "cadence:38", "asn:63949"} & set(campaign.shared_with_related)
+    record = actors[tuple(sorted(lab_b))].to_record()
+    assert record["related"] and set(record["shared_with_related"]) == {
+        "tls_ja4:python-openssl",
+        "template:public-cot-recipe",
+    }
+
+
+def test_one_controller_over_several_subnets_stays_one_actor() -> None:
+    r = CampaignResolver()
+    pool = [f"p{i}" for i in range(20)]
+    r.add(ev("ip_prefix:185.1.1.0/24", pool[:10], W))
+    r.add(ev("ip_prefix:185.1.2.0/24", pool[10:], W))
+    r.add(ev("cadence:37", pool, W))  # the same schedule on both: one controller
+    (campaign,) = r.resolve(W)
+    assert campaign.members == sorted(pool) and campaign.related == []
+    # Two subnets with no timing to tell them apart are not two actors either.
+    r2 = CampaignResolver()
+    r2.add(ev("ip_prefix:185.1.1.0/24", pool[:10], W))
+    r2.add(ev("ip_prefix:185.1.2.0/24", pool[10:], W))
+    r2.add(ev("template:t", pool[9:11], W))
+    assert [len(c.members) for c in r2.resolve(W)] == [20]
+
+
+def test_a_shaped_account_that_shares_only_a_client_stack_with_a_campaign_is_not_a_member() -> None:
+    r = CampaignResolver()
+    fleet = [f"f{i}" for i in range(10)]
+    job = ["synthetic-data-1", "synthetic-data-2"]  # shaped itself; one org's honest data job
+    r.add(ev("ip_prefix:185.9.9.0/24", fleet, W))
+    r.add(ev("tls_ja4:python-openssl", fleet + job, W))
+    r.add(ev("sdk:openai-python", fleet + job, W))
+    (campaign,) = r.resolve(W)
+    assert campaign.members == sorted(fleet)

@@ -49,7 +49,7 @@ from scipy.stats import binom
 from extractguard.contracts.link_activity import Census, Share
 
 CONTENT_KINDS = frozenset({"template", "prompt_band"})
-TIMING_KINDS = frozenset({"signup_cohort"})
+TIMING_KINDS = frozenset({"signup_cohort", "cadence"})
 _LN10 = math.log(10)
 
 

@@ -38,6 +38,20 @@ import xxhash
 
 from extractguard.campaigns.linking import CONTENT_KINDS, TIMING_KINDS, Evidence
 
+#: The families of evidence: a shaped account joins a campaign on a tie, or on two families.
+FAMILY = {
+    "sdk": "client", "tls_ja4": "client", "ip_prefix": "infrastructure", "asn": "infrastructure",
+    "template": "content", "prompt_band": "content", "signup_cohort": "timing", "cadence": "timing",
+}  # fmt: skip
+#: What says *who* an actor is rather than what it uses: its infrastructure, its controller's
+#: schedule, its accounts' cohort. Client stacks and public text are used by many actors at once.
+TIE_KINDS = frozenset({"ip_prefix", "asn", "signup_cohort", "cadence"})
+#: ... and only where the extraction-shaped are most of the fingerprint's sharers (a proxy subnet, a
+#: hosting ASN the actor fills): a residential ISP or a cloud region is everyone's.
+TIE_CONCENTRATION = 0.5
+#: A component splits into actors when two or more tie groups each hold this share of it.
+ACTOR_SHARE = 0.1
+
 Status = str  # new | growing | active | dormant | closed | merged
 PAGE_MEMBERS = 5
 PAGE_AT_ONCE = 50
@@ -52,6 +66,11 @@ class _Fingerprint:
     sharers: dict[str, int] = field(default_factory=dict)  # account -> last seen (window end)
     shaped: set[str] = field(default_factory=set)
     fronting_org: str | None = None
+    #: Moving average of the shaped share of its sharers in its evidence: how much it is the actor's own.
+    concentration: float = 0.0
+
+    def ties(self, name: str) -> bool:
+        return name.split(":", 1)[0] in TIE_KINDS and self.concentration >= TIE_CONCENTRATION
 
 
 @dataclass(slots=True)
@@ -69,6 +88,10 @@ class Campaign:
     split_from: str | None = None
     #: Orgs that front the campaign's accounts (a reseller or router whose downstream harvests).
     fronting_orgs: list[str] = field(default_factory=list)
+    #: Other actors found in the same population (linked only by what many actors use), and what
+    #: they share with this one: related, not the same.
+    related: list[str] = field(default_factory=list)
+    shared_with_related: list[str] = field(default_factory=list)
 
     @property
     def severity(self) -> str:
@@ -109,6 +132,8 @@ class Campaign:
             ],
             "fingerprints_total": len(self.fingerprints),
             "fronting_orgs": self.fronting_orgs,
+            "related": self.related,
+            "shared_with_related": self.shared_with_related[:max_fingerprints],
         }
 
 
@@ -143,6 +168,8 @@ class CampaignResolver:
                 fp.weight *= 0.5 ** ((evidence.window_end_ms - fp.last_ms) / self.half_life_ms)
             fp.last_ms = evidence.window_end_ms
         fp.weight += evidence.weight
+        share = len(evidence.shaped) / max(evidence.sharers_total, len(evidence.accounts), 1)
+        fp.concentration = share if fp.weight == evidence.weight else 0.7 * fp.concentration + 0.3 * share
         for account in evidence.accounts:
             fp.sharers[account] = max(fp.sharers.get(account, 0), evidence.window_end_ms)
         fp.shaped.update(evidence.shaped)
@@ -174,9 +201,15 @@ class CampaignResolver:
                 by_account[account].append(name)
             shaped |= fp.shaped
         members = {}
+        fps = self.fingerprints
         for account, names in by_account.items():
             kinds = {n.split(":", 1)[0] for n in names}
-            if account in shaped or (len(kinds) >= 2 and kinds & (CONTENT_KINDS | TIMING_KINDS)):
+            families = {FAMILY.get(kind, kind) for kind in kinds}
+            if account in shaped:
+                # A client stack alone is what many actors and many honest programs use.
+                if len(families) >= 2 or families != {"client"} or any(fps[n].ties(n) for n in names):
+                    members[account] = names
+            elif len(kinds) >= 2 and kinds & (CONTENT_KINDS | TIMING_KINDS):
                 members[account] = names
         return members
 
@@ -203,6 +236,80 @@ class CampaignResolver:
             groups[find(name)][1].append(name)
         return [(sorted(accounts), sorted(names)) for accounts, names in groups.values() if accounts]
 
+    def _actors(self, accounts: list[str], members: dict[str, list[str]]) -> list[list[str]]:
+        """A component's actors: groups of members held together by ties (infrastructure the actor
+        fills, its controller's period, its cohort), when two or more such groups each hold
+        ACTOR_SHARE of it; members tied to none go to the actor their other fingerprints point at
+        most. One actor (the whole component) otherwise: a population linked only by what many
+        use is not split into nothing.
+        """
+        fps = self.fingerprints
+        parent: dict[str, str] = {}
+
+        def find(x: str) -> str:
+            parent.setdefault(x, x)
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        tied: dict[str, list[str]] = {}
+        for account in accounts:
+            ties = [n for n in members[account] if fps[n].ties(n)]
+            if ties:
+                tied[account] = ties
+                root = find(ties[0])
+                for name in ties[1:]:
+                    other = find(name)
+                    if other != root:
+                        parent[other] = root
+        groups: dict[str, list[str]] = defaultdict(list)
+        for account, ties in tied.items():
+            groups[find(ties[0])].append(account)
+        floor = max(self.min_members, ACTOR_SHARE * len(accounts))
+        actors = self._by_timing([g for g in groups.values() if len(g) >= floor], members)
+        if len(actors) < 2:
+            return [accounts]
+        actor_of = {a: i for i, group in enumerate(actors) for a in group}
+        # Where each fingerprint's tied sharers are: the pull of that fingerprint towards each actor.
+        pull: dict[str, Counter[int]] = defaultdict(Counter)
+        for account, index in actor_of.items():
+            for name in members[account]:
+                pull[name][index] += 1
+        for account in accounts:
+            if account in actor_of:
+                continue
+            votes: dict[int, float] = defaultdict(float)
+            for name in members[account]:
+                counts = pull.get(name)
+                if counts:
+                    total = sum(counts.values())
+                    for index, count in counts.items():
+                        votes[index] += count / total
+            choice = max(votes, key=lambda index: (votes[index], -index)) if votes else 0
+            actors[choice].append(account)
+        return [sorted(group) for group in actors]
+
+    def _by_timing(self, groups: list[list[str]], members: dict[str, list[str]]) -> list[list[str]]:
+        """Tie groups are separate actors only where their timing differs too: the cadences and
+        cohorts that a fifth of a group's members hold are disjoint from another's (a schedule
+        against none counts as different). Groups with no timing to tell them apart stay one actor:
+        two subnets of one proxy pool are not two actors for that alone. Largest first."""
+        signatures = []
+        for group in groups:
+            held = Counter(n for a in group for n in members[a] if n.split(":", 1)[0] in TIMING_KINDS)
+            signatures.append({n for n, count in held.items() if count >= 0.2 * len(group)})
+        merged: list[tuple[list[str], set[str]]] = []
+        for group, signature in sorted(zip(groups, signatures, strict=True), key=lambda g: -len(g[0])):
+            for kept, kept_signature in merged:
+                if (not signature and not kept_signature) or signature & kept_signature:
+                    kept.extend(group)
+                    kept_signature |= signature
+                    break
+            else:
+                merged.append((list(group), set(signature)))
+        return sorted((group for group, _ in merged), key=len, reverse=True)
+
     # Defaults for resolvers restored from checkpoints made before these existed.
     resolve_interval_ms = 0
     resolved_ms = 0
@@ -219,7 +326,13 @@ class CampaignResolver:
         self.resolved_ms = now_ms
         self._forget(now_ms)
         members = self._members()
-        components = [c for c in self._components(members) if len(c[0]) >= self.min_members]
+        # (accounts, fingerprints, the population it was found in): one entry per actor.
+        components: list[tuple[list[str], list[str], int]] = []
+        for population, (accounts, _names) in enumerate(self._components(members)):
+            if len(accounts) < self.min_members:
+                continue
+            for group in self._actors(accounts, members):
+                components.append((group, sorted({n for a in group for n in members[a]}), population))
         # Largest first, so that when a campaign splits, its largest part keeps the id.
         components.sort(key=lambda c: (-len(c[0]), c[1][0]))
         previous = self.campaign_of
@@ -227,7 +340,8 @@ class CampaignResolver:
         current: dict[str, Campaign] = {}
         changed: list[Campaign] = []
         merged: list[tuple[str, str]] = []
-        for accounts, names in components:
+        actors_of: dict[int, list[tuple[str, list[str]]]] = defaultdict(list)
+        for accounts, names, population in components:
             votes = Counter(previous[a] for a in accounts if a in previous)
             campaign_id = next((cid for cid, _ in votes.most_common() if cid not in taken), None)
             split_from = None
@@ -256,6 +370,14 @@ class CampaignResolver:
                 fronting_orgs=sorted({o for n in names if (o := fps[n].fronting_org) is not None}),
             )
             current[campaign_id] = campaign
+            actors_of[population].append((campaign_id, names))
+        for actors in actors_of.values():
+            for campaign_id, names in actors:
+                others = [(cid, set(n)) for cid, n in actors if cid != campaign_id]
+                current[campaign_id].related = sorted(cid for cid, _ in others)
+                shared = set().union(*(n for _, n in others)) & set(names) if others else set()
+                current[campaign_id].shared_with_related = sorted(shared, key=lambda n: -self.fingerprints[n].weight)
+        for campaign in current.values():
             if self._should_publish(campaign):
                 changed.append(campaign)
         for old_id, into in merged:

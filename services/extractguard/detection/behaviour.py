@@ -146,6 +146,21 @@ _W_SINGLE, _W_HEAVY, _W_LOGPROBS, _W_COT = (WEIGHTS[name] / _REQUEST_WEIGHT_SUM 
 DEFAULT_HORIZONS_S: tuple[float, ...] = (3600.0, 86_400.0, 7 * 86_400.0)
 
 
+#: A period kept by a controller: buckets of 25% in log scale (an hour and 75 minutes differ).
+CADENCE_STEP = math.log(1.25)
+CADENCE_MIN_GAPS = 3.0
+CADENCE_MAX_CV = 0.3
+
+
+def cadence_bucket(period_ms: float) -> int:
+    """The bucket of a sending period: `cadence:<bucket>` fingerprints share it.
+
+    >>> cadence_bucket(3_600_000), cadence_bucket(4_500_000), cadence_bucket(3_700_000)
+    (37, 38, 37)
+    """
+    return round(math.log(period_ms / 1000) / CADENCE_STEP)
+
+
 def _fresh(horizons: int) -> array[float]:
     fresh = array("d", [0.0] * (_BLOCK0 + horizons * _BLOCK))
     fresh[_HEAVY_AGE_MS] = fresh[_CREATED_MS] = math.nan
@@ -442,6 +457,33 @@ class AccountBehaviour:
             horizon = self.judged(account)
             horizon = self.horizons - 1 if horizon is None else horizon
         return self._score_at(state.values, horizon)
+
+    def cadence(self, account: str) -> int | None:
+        """The account's sending period as a bucket (CADENCE_STEP wide in log scale), when it keeps one.
+
+        A controller's schedule, not a person's: at least CADENCE_MIN_GAPS gaps over the day
+        horizon, their coefficient of variation at most CADENCE_MAX_CV, and a period of a minute or
+        more. None otherwise. Accounts of one controller keep one period; a person or a Poisson
+        process keeps none.
+
+        >>> b = AccountBehaviour()
+        >>> request = {"account_id": "m", "turn_index": 0, "output_tokens": 900, "input_tokens": 100,
+        ...            "request_logprobs": False, "prompt_sketch": {}}
+        >>> for i in range(6): _ = b.learn_event({**request, "event_time_ms": i * 3_600_000})
+        >>> b.cadence("m") == cadence_bucket(3_600_000), b.cadence("nobody")
+        (True, None)
+        """
+        state = self.accounts.get(account)
+        if state is None:
+            return None
+        v = state.values
+        b = _BLOCK0 + min(1, self.horizons - 1) * _BLOCK
+        count, mean = v[b + _GAP_COUNT], v[b + _GAP_MEAN]
+        if count < CADENCE_MIN_GAPS or mean < 60_000:
+            return None
+        if math.sqrt(max(v[b + _GAP_VAR], 0.0) / count) > CADENCE_MAX_CV * mean:
+            return None
+        return cadence_bucket(mean)
 
     def output_ratio(self, account: str) -> float:
         state = self.accounts.get(account)

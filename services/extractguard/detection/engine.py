@@ -73,7 +73,8 @@ class DetectionEngine:
                     for finding in detector.update(window):
                         detections.append(finding.to_detection(partition, self.windows.watermark_ms))
                 if activity is not None:
-                    self.link_shares.append((window.start_ms, window.end_ms, *activity.shares(window, self.leaning)))
+                    shares = activity.shares(window, self.leaning, self.behaviour.cadence)
+                    self.link_shares.append((window.start_ms, window.end_ms, *shares))
         if offset is not None:
             self.last_offset = offset
         self.behaviour.forget_idle()

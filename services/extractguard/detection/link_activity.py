@@ -71,9 +71,15 @@ class LinkActivity:
             if band not in seen:  # (a band equal to the cohort number: one chance in 2**64)
                 seen.append(band)
 
-    def shares(self, window: ClosedWindow, shaped: Callable[[str, float], bool]) -> tuple[list[Share], Census]:
+    def shares(
+        self,
+        window: ClosedWindow,
+        shaped: Callable[[str, float], bool],
+        cadence: Callable[[str], int | None] = lambda account: None,
+    ) -> tuple[list[Share], Census]:
         """The window's shares and its census (accounts judged, how many shaped). `shaped` judges
-        an account given the largest shape of its requests in the window.
+        an account given the largest shape of its requests in the window; `cadence` gives the
+        period it keeps, if any (`cadence:<bucket>`: a controller's schedule).
 
         A fingerprint none of whose sharers here is shaped goes with its count only: the linker
         needs its sharers only when shaped accounts concentrate on it, and then the partitions that
@@ -101,6 +107,13 @@ class LinkActivity:
                 by_band.setdefault(band, []).append(account)
         for band, accounts in by_band.items():
             sharers[f"prompt_band:{band:016x}"] = accounts
+        by_cadence: dict[int, list[str]] = {}
+        for account in extras:
+            period = cadence(account)
+            if period is not None:
+                by_cadence.setdefault(period, []).append(account)
+        for period, accounts in by_cadence.items():
+            sharers[f"cadence:{period}"] = accounts
         for cohort, accounts in by_cohort.items():
             sharers[f"signup_cohort:{cohort}"] = accounts
         # Each account judged once per window, and its (account, org, judgement) built once.
