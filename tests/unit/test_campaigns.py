@@ -291,16 +291,17 @@ def test_actors_that_share_only_commodity_tooling_are_found_as_related_actors_no
     lab_c = [f"c{i}" for i in range(8)]  # residential, every 75 minutes
     r.add(ev("tls_ja4:python-openssl", lab_a + lab_b + lab_c, W))  # one TLS stack for every Python client
     r.add(ev("template:public-cot-recipe", lab_a[:6] + lab_b[:6] + lab_c[:4], W))  # a public wrapper
-    r.add(ev("cadence:37", lab_a, W))
+    r.add(ev("cadence:168", lab_a[:7], W))  # an hour, as each account's estimate puts it
+    r.add(ev("cadence:167", lab_a[7:], W))
     r.add(ev("asn:63949", lab_b, W))
-    r.add(ev("cadence:38", lab_c, W))
+    r.add(ev("cadence:172", lab_c, W))  # 75 minutes
     actors = {tuple(c.members): c for c in r.resolve(W)}
     assert set(actors) == {tuple(sorted(lab_a)), tuple(sorted(lab_b)), tuple(sorted(lab_c))}
     for members, campaign in actors.items():
         others = {c.campaign_id for m, c in actors.items() if m != members}
         assert set(campaign.related) == others
         assert "tls_ja4:python-openssl" in campaign.shared_with_related
-        assert not {"cadence:37", "cadence:38", "asn:63949"} & set(campaign.shared_with_related)
+        assert not {"cadence:167", "cadence:168", "cadence:172", "asn:63949"} & set(campaign.shared_with_related)
     record = actors[tuple(sorted(lab_b))].to_record()
     assert record["related"] and set(record["shared_with_related"]) == {
         "tls_ja4:python-openssl",
@@ -313,7 +314,7 @@ def test_one_controller_over_several_subnets_stays_one_actor() -> None:
     pool = [f"p{i}" for i in range(20)]
     r.add(ev("ip_prefix:185.1.1.0/24", pool[:10], W))
     r.add(ev("ip_prefix:185.1.2.0/24", pool[10:], W))
-    r.add(ev("cadence:37", pool, W))  # the same schedule on both: one controller
+    r.add(ev("cadence:168", pool, W))  # the same schedule on both: one controller
     (campaign,) = r.resolve(W)
     assert campaign.members == sorted(pool) and campaign.related == []
     # Two subnets with no timing to tell them apart are not two actors either.

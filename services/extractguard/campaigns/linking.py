@@ -64,6 +64,14 @@ class Evidence:
     sharers_total: int  # including sharers beyond the cap
     orgs: int
     fronting_org: str | None = None  # the one org all shaped sharers are behind, when it fronts many
+    #: Shaped sharers in all, when `shaped` lists only some (a slow horizon lists those new since
+    #: it last spoke): with `sharers_total`, how much of the fingerprint is the shaped accounts'.
+    shaped_total: int | None = None
+
+    @property
+    def concentration(self) -> float:
+        shaped = self.shaped_total if self.shaped_total is not None else len(self.shaped)
+        return min(1.0, shaped / max(self.sharers_total, 1))
 
     @property
     def kind(self) -> str:
@@ -73,18 +81,30 @@ class Evidence:
         """The compact form on `link.evidence` (a list, not an object: there are many per window).
 
         >>> e = Evidence("tls_ja4:j", 0, 60_000, 7.5, ["a", "b"], ["a"], 2, 2, None)
-        >>> Evidence.from_record(e.to_record()) == e
-        True
+        >>> Evidence.from_record(e.to_record()) == e, Evidence.from_record(e.to_record()[:9]) == e
+        (True, True)
         """
         return [
             self.fingerprint, self.window_start_ms, self.window_end_ms, self.weight, self.accounts, self.shaped,
-            self.sharers_total, self.orgs, self.fronting_org,
+            self.sharers_total, self.orgs, self.fronting_org, self.shaped_total,
         ]  # fmt: skip
 
     @classmethod
     def from_record(cls, r: list[Any]) -> Evidence:
         fronting = None if r[8] is None else str(r[8])
-        return cls(str(r[0]), int(r[1]), int(r[2]), float(r[3]), list(r[4]), list(r[5]), int(r[6]), int(r[7]), fronting)
+        shaped_total = int(r[9]) if len(r) > 9 and r[9] is not None else None  # (records before it had 9)
+        return cls(
+            str(r[0]),
+            int(r[1]),
+            int(r[2]),
+            float(r[3]),
+            list(r[4]),
+            list(r[5]),
+            int(r[6]),
+            int(r[7]),
+            fronting,
+            shaped_total,
+        )
 
 
 @dataclass(slots=True)
@@ -313,4 +333,4 @@ class FingerprintLinker:
         # would make each message as large as the campaign.
         accounts = sorted(a for a, (_org, seen) in book.shaped.items() if seen > book.spoke_ms)
         book.spoke_ms = end
-        return Evidence(fingerprint, horizon, end, round(weight, 3), accounts, accounts, n_slow, len(orgs))
+        return Evidence(fingerprint, horizon, end, round(weight, 3), accounts, accounts, n_slow, len(orgs), None, k)

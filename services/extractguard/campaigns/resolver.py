@@ -45,10 +45,10 @@ FAMILY = {
 }  # fmt: skip
 #: What says *who* an actor is rather than what it uses: its infrastructure, its controller's
 #: schedule, its accounts' cohort. Client stacks and public text are used by many actors at once.
-TIE_KINDS = frozenset({"ip_prefix", "asn", "signup_cohort", "cadence"})
-#: ... and only where the extraction-shaped are most of the fingerprint's sharers (a proxy subnet, a
-#: hosting ASN the actor fills): a residential ISP or a cloud region is everyone's.
-TIE_CONCENTRATION = 0.5
+TIE_KINDS = frozenset({"ip_prefix", "asn", "signup_cohort"})
+#: ... and only where the extraction-shaped are nearly all of the fingerprint's sharers (a proxy
+#: subnet, a hosting ASN the actor fills): a residential ISP or a cloud region is everyone's.
+TIE_CONCENTRATION = 0.8
 #: A component splits into actors when two or more tie groups each hold this share of it.
 ACTOR_SHARE = 0.1
 
@@ -168,7 +168,7 @@ class CampaignResolver:
                 fp.weight *= 0.5 ** ((evidence.window_end_ms - fp.last_ms) / self.half_life_ms)
             fp.last_ms = evidence.window_end_ms
         fp.weight += evidence.weight
-        share = len(evidence.shaped) / max(evidence.sharers_total, len(evidence.accounts), 1)
+        share = evidence.concentration
         fp.concentration = share if fp.weight == evidence.weight else 0.7 * fp.concentration + 0.3 * share
         for account in evidence.accounts:
             fp.sharers[account] = max(fp.sharers.get(account, 0), evidence.window_end_ms)
@@ -237,41 +237,36 @@ class CampaignResolver:
         return [(sorted(accounts), sorted(names)) for accounts, names in groups.values() if accounts]
 
     def _actors(self, accounts: list[str], members: dict[str, list[str]]) -> list[list[str]]:
-        """A component's actors: groups of members held together by ties (infrastructure the actor
-        fills, its controller's period, its cohort), when two or more such groups each hold
-        ACTOR_SHARE of it; members tied to none go to the actor their other fingerprints point at
-        most. One actor (the whole component) otherwise: a population linked only by what many
-        use is not split into nothing.
+        """A component's actors, when what holds it together says there are several.
+
+        An actor is a controller: the members that keep one sending period (`cadence:` fingerprints,
+        clustered by period: two controllers an hour and 75 minutes apart are two), and, apart from
+        those, the members that infrastructure ties together (a proxy subnet, a hosting ASN the
+        shaped fill, a signup cohort) but that keep no period (Poisson-paced: one actor, since no
+        timing tells such groups apart). Each must hold ACTOR_SHARE of the component. Members in
+        none go to the actor their fingerprints point at most. With fewer than two actors the
+        component is one: a population linked only by what many use is not split into nothing.
         """
         fps = self.fingerprints
-        parent: dict[str, str] = {}
-
-        def find(x: str) -> str:
-            parent.setdefault(x, x)
-            while parent[x] != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
-        tied: dict[str, list[str]] = {}
-        for account in accounts:
-            ties = [n for n in members[account] if fps[n].ties(n)]
-            if ties:
-                tied[account] = ties
-                root = find(ties[0])
-                for name in ties[1:]:
-                    other = find(name)
-                    if other != root:
-                        parent[other] = root
-        groups: dict[str, list[str]] = defaultdict(list)
-        for account, ties in tied.items():
-            groups[find(ties[0])].append(account)
         floor = max(self.min_members, ACTOR_SHARE * len(accounts))
-        actors = self._by_timing([g for g in groups.values() if len(g) >= floor], members)
+        periods: dict[str, int] = {}
+        for account in accounts:
+            latest: tuple[int, int] | None = None  # (last seen, period bucket): the period it keeps now
+            for name in members[account]:
+                if name.startswith("cadence:"):
+                    seen = fps[name].sharers.get(account, 0)
+                    if latest is None or seen > latest[0]:
+                        latest = (seen, int(name.split(":", 1)[1]))
+            if latest is not None:
+                periods[account] = latest[1]
+        actors = [group for group in _period_clusters(periods) if len(group) >= floor]
+        untimed = sorted(a for a in accounts if a not in periods and any(fps[n].ties(n) for n in members[a]))
+        if len(untimed) >= floor:
+            actors.append(untimed)
         if len(actors) < 2:
             return [accounts]
         actor_of = {a: i for i, group in enumerate(actors) for a in group}
-        # Where each fingerprint's tied sharers are: the pull of that fingerprint towards each actor.
+        # Where each fingerprint's placed sharers are: its pull towards each actor.
         pull: dict[str, Counter[int]] = defaultdict(Counter)
         for account, index in actor_of.items():
             for name in members[account]:
@@ -288,27 +283,7 @@ class CampaignResolver:
                         votes[index] += count / total
             choice = max(votes, key=lambda index: (votes[index], -index)) if votes else 0
             actors[choice].append(account)
-        return [sorted(group) for group in actors]
-
-    def _by_timing(self, groups: list[list[str]], members: dict[str, list[str]]) -> list[list[str]]:
-        """Tie groups are separate actors only where their timing differs too: the cadences and
-        cohorts that a fifth of a group's members hold are disjoint from another's (a schedule
-        against none counts as different). Groups with no timing to tell them apart stay one actor:
-        two subnets of one proxy pool are not two actors for that alone. Largest first."""
-        signatures = []
-        for group in groups:
-            held = Counter(n for a in group for n in members[a] if n.split(":", 1)[0] in TIMING_KINDS)
-            signatures.append({n for n, count in held.items() if count >= 0.2 * len(group)})
-        merged: list[tuple[list[str], set[str]]] = []
-        for group, signature in sorted(zip(groups, signatures, strict=True), key=lambda g: -len(g[0])):
-            for kept, kept_signature in merged:
-                if (not signature and not kept_signature) or signature & kept_signature:
-                    kept.extend(group)
-                    kept_signature |= signature
-                    break
-            else:
-                merged.append((list(group), set(signature)))
-        return sorted((group for group, _ in merged), key=len, reverse=True)
+        return sorted((sorted(group) for group in actors), key=len, reverse=True)
 
     # Defaults for resolvers restored from checkpoints made before these existed.
     resolve_interval_ms = 0
@@ -416,3 +391,32 @@ class CampaignResolver:
             self.published[campaign.campaign_id] = (campaign.status, size, campaign.severity)
             return True
         return False
+
+
+def _period_clusters(periods: dict[str, int]) -> list[list[str]]:
+    """Accounts grouped by the period they keep: the modes of the histogram of period buckets
+    (smoothed over neighbours), a valley under half the smaller of two modes parting them; each
+    account goes to the nearest mode.
+
+    >>> one = {f"a{i}": 168 + i % 3 for i in range(30)}
+    >>> two = {**one, **{f"c{i}": 173 + i % 4 for i in range(20)}}
+    >>> [len(g) for g in _period_clusters(one)], sorted(len(g) for g in _period_clusters(two))
+    ([30], [20, 30])
+    """
+    if not periods:
+        return []
+    hist = Counter(periods.values())
+    low, high = min(hist), max(hist)
+    smooth = {b: hist[b - 1] + 2 * hist[b] + hist[b + 1] for b in range(low - 1, high + 2)}
+    modes: list[int] = []
+    for b in range(low, high + 1):
+        if smooth[b] > 0 and smooth[b] >= smooth[b - 1] and smooth[b] > smooth[b + 1]:
+            if modes and min(smooth[x] for x in range(modes[-1], b + 1)) >= 0.5 * min(smooth[modes[-1]], smooth[b]):
+                if smooth[b] > smooth[modes[-1]]:
+                    modes[-1] = b  # one mode with a shoulder: keep its top
+                continue
+            modes.append(b)
+    groups: dict[int, list[str]] = defaultdict(list)
+    for account, bucket in periods.items():
+        groups[min(modes, key=lambda mode: (abs(mode - bucket), mode))].append(account)
+    return [sorted(groups[mode]) for mode in modes if groups[mode]]

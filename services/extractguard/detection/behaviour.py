@@ -146,8 +146,9 @@ _W_SINGLE, _W_HEAVY, _W_LOGPROBS, _W_COT = (WEIGHTS[name] / _REQUEST_WEIGHT_SUM 
 DEFAULT_HORIZONS_S: tuple[float, ...] = (3600.0, 86_400.0, 7 * 86_400.0)
 
 
-#: A period kept by a controller: buckets of 25% in log scale (an hour and 75 minutes differ).
-CADENCE_STEP = math.log(1.25)
+#: A period kept by a controller: buckets of 5% in log scale. One controller's accounts spread over
+#: a few neighbouring buckets (the resolver clusters them); an hour and 75 minutes are far apart.
+CADENCE_STEP = math.log(1.05)
 CADENCE_MIN_GAPS = 3.0
 CADENCE_MAX_CV = 0.3
 
@@ -155,8 +156,8 @@ CADENCE_MAX_CV = 0.3
 def cadence_bucket(period_ms: float) -> int:
     """The bucket of a sending period: `cadence:<bucket>` fingerprints share it.
 
-    >>> cadence_bucket(3_600_000), cadence_bucket(4_500_000), cadence_bucket(3_700_000)
-    (37, 38, 37)
+    >>> cadence_bucket(3_600_000), cadence_bucket(3_700_000), cadence_bucket(4_500_000)
+    (168, 168, 172)
     """
     return round(math.log(period_ms / 1000) / CADENCE_STEP)
 
