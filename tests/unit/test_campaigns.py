@@ -334,3 +334,14 @@ def test_a_shaped_account_that_shares_only_a_client_stack_with_a_campaign_is_not
     r.add(ev("sdk:openai-python", fleet + job, W))
     (campaign,) = r.resolve(W)
     assert campaign.members == sorted(fleet)
+
+
+def test_public_text_alone_does_not_join_an_honest_program_to_a_campaign() -> None:
+    r = CampaignResolver()
+    fleet = [f"f{i}" for i in range(10)]
+    harness = ["harness-1", "harness-2"]  # runs the public benchmark the fleet also harvests
+    r.add(ev("cadence:168", fleet, W))
+    r.add(ev("template:bbh-navigate", fleet[:5] + harness, W))
+    r.add(ev("prompt_band:lets-think-step-by-step", fleet[5:] + harness, W))
+    (campaign,) = r.resolve(W)
+    assert campaign.members == sorted(fleet)

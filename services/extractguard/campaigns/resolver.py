@@ -70,6 +70,10 @@ class _Fingerprint:
     concentration: float = 0.0
 
     def ties(self, name: str) -> bool:
+        """Whether sharing it says *who*: infrastructure the shaped fill, or a route through one
+        org that fronts many (a reseller whose downstream harvests)."""
+        if self.fronting_org is not None:
+            return True
         return name.split(":", 1)[0] in TIE_KINDS and self.concentration >= TIE_CONCENTRATION
 
 
@@ -204,12 +208,15 @@ class CampaignResolver:
         fps = self.fingerprints
         for account, names in by_account.items():
             kinds = {n.split(":", 1)[0] for n in names}
-            families = {FAMILY.get(kind, kind) for kind in kinds}
+            # A client stack is what many actors and many honest programs use: never a family here.
+            families = {FAMILY.get(kind, kind) for kind in kinds} - {"client"}
+            tied = "cadence" in kinds or any(fps[n].ties(n) for n in names)
             if account in shaped:
-                # A client stack alone is what many actors and many honest programs use.
-                if len(families) >= 2 or families != {"client"} or any(fps[n].ties(n) for n in names):
+                # Shaped, and joined by a tie (a subnet it fills, a schedule) or by two families:
+                # public text alone (a dataset, a chain-of-thought recipe) is everyone's.
+                if tied or len(families) >= 2:
                     members[account] = names
-            elif len(kinds) >= 2 and kinds & (CONTENT_KINDS | TIMING_KINDS):
+            elif len(families) >= 2 and kinds & (CONTENT_KINDS | TIMING_KINDS):
                 members[account] = names
         return members
 
