@@ -12,7 +12,8 @@ from extractguard.alerting import commands as alerting_commands
 from extractguard.chaos import commands as chaos_commands
 from extractguard.enforcement import commands as enforcement_commands
 from extractguard.investigation import commands as investigation_commands
-from extractguard.settings import ClickHouseSettings, KafkaSettings, LanderSettings
+from extractguard.settings import ClickHouseSettings, KafkaSettings, lander_door
+from extractguard.stack import commands as stack_commands
 from extractguard.watermark import commands as watermark_commands
 
 
@@ -108,7 +109,7 @@ def sql(query: str, output: str) -> None:
     from extractguard.storage.query import QueryError, query_any
 
     try:
-        columns, rows = query_any(query, ClickHouseSettings(), LanderSettings())
+        columns, rows = query_any(query, ClickHouseSettings(), lander_door())
     except QueryError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
@@ -281,6 +282,7 @@ main.add_command(alerting_commands.silence)
 main.add_command(watermark_commands.attribute_command)
 investigation_commands.register(main, campaigns)
 enforcement_commands.register(main)
+stack_commands.register(main)
 
 if __name__ == "__main__":
     main()

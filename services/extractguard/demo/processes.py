@@ -75,21 +75,34 @@ def _raise_system_exit(signum: int, _frame: FrameType | None) -> None:
 
 
 class Service:
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path, log_name: str | None = None) -> None:
+    """One service as a child process (`extractguard NAME`, or `command`), its output in a log of its own.
+
+    `start` may be called again after the process ended (a supervisor's restart): the log is appended to.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        log_dir: Path,
+        log_name: str | None = None,
+        command: list[str] | None = None,
+    ) -> None:
         self.name = name
         self.log_path = log_dir / f"{log_name or name}.log"
         self.env = {**os.environ, **env, "EXTRACTGUARD_LOG_FORMAT": "json"}
+        self.command = command or [sys.executable, "-m", "extractguard.cli", name]
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "extractguard.cli", self.name],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with self.log_path.open("ab") as log:  # the child holds its own descriptor
+            self.process = subprocess.Popen(
+                self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

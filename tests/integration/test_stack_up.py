@@ -1,0 +1,122 @@
+"""`extractguard up` on a fresh home: every service ready, events landed and readable with
+`extractguard sql` (quietly), a killed service restarted, and `down` leaving nothing running, with
+no error line in any service's log."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+import urllib3
+
+from extractguard.settings import KafkaSettings
+from tests.integration.conftest import free_port
+
+pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
+
+TOKEN = "stack-test-token"
+
+
+def _cli(env: dict[str, str], *args: str, timeout_s: float = 360) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "extractguard.cli", *args], env=env, capture_output=True, text=True, timeout=timeout_s
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _events(golden: dict[str, list[Path]], run_id: str, count: int) -> bytes:
+    template = orjson.loads(golden["gateway_event"][0].read_bytes())
+    now_ms = int(time.time() * 1000) - 1000
+    lines = [
+        orjson.dumps(
+            {**template, "event_id": f"{run_id}-{n:08d}", "event_time_ms": now_ms, "account_id": f"acct-{n % 3}"}
+        )
+        for n in range(count)
+    ]
+    return b"\n".join(lines)
+
+
+def test_up_runs_the_stack_restarts_a_killed_service_and_down_stops_it_all(
+    kafka: KafkaSettings, tmp_path: Path, golden: dict[str, list[Path]], run_id: str
+) -> None:
+    home = tmp_path / "home"
+    ports = {name: free_port() for name in ("INGEST", "LANDER_SQL", "DETECT_WEB", "CAMPAIGNS_WEB", "ENFORCER_WEB",
+                                            "ALERTER_WEB")}  # fmt: skip
+    env = {
+        **os.environ,
+        "EXTRACTGUARD_HOME": str(home),
+        "EXTRACTGUARD_INGEST_TOKEN": TOKEN,
+        **{f"EXTRACTGUARD_STACK_{name}_PORT": str(port) for name, port in ports.items()},
+        # A broker other tests share: groups and Faust apps of this run alone.
+        "EXTRACTGUARD_LANDER_GROUP_ID": f"stack-lander-{run_id}",
+        "EXTRACTGUARD_ALERTER_GROUP_ID": f"stack-alerter-{run_id}",
+        "EXTRACTGUARD_ENFORCER_GROUP_ID": f"stack-enforcer-{run_id}",
+        "EXTRACTGUARD_DETECT_APP_ID": f"stack-detect-{run_id}",
+        "EXTRACTGUARD_CAMPAIGNS_APP_ID": f"stack-campaigns-{run_id}",
+        "EXTRACTGUARD_ALERTER_REBUILD_LOOKBACK_S": "0",
+        "EXTRACTGUARD_ENFORCER_RESTORE_BOOK": "false",
+    }
+    state_file = home / "stack" / "state.json"
+    up = _cli(env, "up")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "ingest" in up.stdout and f":{ports['INGEST']}" in up.stdout
+        status = _cli(env, "status", timeout_s=30)
+        assert status.returncode == 0, status.stdout
+        state = orjson.loads(state_file.read_bytes())
+        assert list(state["services"]) == ["lander", "ingest", "detect", "campaigns", "enforcer", "alerter"]
+
+        http = urllib3.PoolManager()
+        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"}
+        url = f"http://127.0.0.1:{ports['INGEST']}/v1/events"
+        answer = http.request("POST", url, body=_events(golden, run_id, 30), headers=headers)
+        assert answer.status in (200, 202), answer.data
+
+        query = f"SELECT count() AS n FROM events WHERE startsWith(event_id, '{run_id}')"
+        landed, deadline = -1, time.monotonic() + 60
+        while time.monotonic() < deadline and landed < 30:
+            sql = _cli(env, "sql", query, "--format", "json", timeout_s=60)
+            assert sql.returncode == 0, sql.stderr
+            assert "Cannot lock" not in sql.stderr and "Exception" not in sql.stderr, sql.stderr
+            landed = int(orjson.loads(sql.stdout)[0]["n"])
+            time.sleep(1)
+        assert landed == 30
+
+        killed = state["services"]["detect"]["pid"]
+        os.kill(killed, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            detect = orjson.loads(state_file.read_bytes())["services"]["detect"]
+            if detect["restarts"] == 1 and detect["state"] == "running" and detect["pid"] != killed:
+                break
+            time.sleep(0.5)
+        assert detect["restarts"] == 1 and detect["state"] == "running", detect
+        assert _alive(detect["pid"])
+    finally:
+        down = _cli(env, "down", timeout_s=180)
+    assert down.returncode == 0, down.stdout + down.stderr
+    state = orjson.loads(state_file.read_bytes())
+    assert state["phase"] == "stopped"
+    assert not _alive(state["supervisor_pid"])
+    every_pid = [killed] + [s["pid"] for s in state["services"].values() if s["pid"]]
+    assert not any(_alive(pid) for pid in every_pid)
+    assert _cli(env, "status", timeout_s=30).returncode == 3
+    errors = []
+    for log in (home / "stack" / "logs").glob("*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if '"level": "error"' in line or '"level":"error"' in line or "Traceback" in line:
+                errors.append(f"{log.name}: {line[:300]}")
+    assert not errors, "\n".join(errors)
