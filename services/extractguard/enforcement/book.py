@@ -167,10 +167,10 @@ class EnforcementBook:
         held = self.decisions.get(key)
         if held is not None and held["rule"] == rule.name and held["level"] < floor and held["status"] == "active":
             return floor  # behind its campaign: catch up
-        own = self._own_level(rule, held, now_ms)
+        own = self._own_level(rule, held, now_ms, floor)
         return None if own is None else max(own, floor)
 
-    def _own_level(self, rule: Rule, held: dict[str, Any] | None, now_ms: int) -> int | None:
+    def _own_level(self, rule: Rule, held: dict[str, Any] | None, now_ms: int, floor: int = 0) -> int | None:
         top = len(rule.ladder) - 1
         if held is None:
             return 0
@@ -181,8 +181,13 @@ class EnforcementBook:
             return None  # a person's decision stands against the policy until it expires or is lifted
         if held["rule"] != rule.name:
             if in_force:
-                # Another rule's decision stands unless this rule's first rung is stronger.
-                return 0 if self._strength(rule.ladder[0].action) > self._strength(held["action"]) else None
+                # Another rule's decision stands unless the rung this rule's evidence has reached is
+                # stronger; a campaign's rule also takes over an account's lone-harvester decision at
+                # equal strength, so the campaign climbs its ladder as one (and its approval gate
+                # applies) whichever evidence came first.
+                mine, theirs = self._strength(rule.ladder[floor].action), self._strength(held["action"])
+                outranks = rule.when.source == "campaign" and held["evidence"]["source"] == "detection"
+                return 0 if mine > theirs or (outranks and mine >= theirs) else None
             return 0
         if held["status"] == "rejected" and now_ms < held["expires_at_ms"]:
             return None  # a person said no for this long
