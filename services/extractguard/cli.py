@@ -245,17 +245,25 @@ def evaluate(
         if stream is not None:
             if labels is None:
                 raise click.UsageError("--stream needs --labels (the ground truth it is scored against)")
-            replays = [StreamReplay(stream, labels, name, duration_s=duration_s or 0.0)]
+            try:
+                replays = [StreamReplay(stream, labels, name, duration_s=duration_s or 0.0)]
+            except ValueError as error:
+                raise click.ClickException(str(error)) from None
         else:
             replays = list(scenario_replays(scale, list(names) or None, hours))
         out = out_dir or project_root() / "reports" / "eval-inprocess"
         card = run_in_process(replays, out, scale if stream is None else "stream", say)
         print(card.markdown().split("## Organic traffic")[0])
         return
+    from extractguard.demo.processes import ServiceDied
+
     if stream is None:
         if labels is not None or launch_specs or duration_s is not None:
             raise click.UsageError("--labels, --launch and --duration-s go with --stream")
-        card = run_eval(scale, list(names) or None, out_dir, learn_from, hours)
+        try:
+            card = run_eval(scale, list(names) or None, out_dir, learn_from, hours)
+        except ServiceDied as error:
+            raise click.ClickException(str(error)) from None  # one line, the reason from its log
     else:
         if labels is None:
             raise click.UsageError("--stream needs --labels (the ground truth it is scored against)")
@@ -271,7 +279,7 @@ def evaluate(
             launches.append({"model": model, "at_ms": int(at)})
         try:
             card = run_stream_eval(stream, labels, name, out_dir, launches, duration_s, learn_from)
-        except ValueError as error:
+        except (ValueError, ServiceDied) as error:
             raise click.ClickException(str(error)) from None
     print(card.markdown().split("## Organic traffic")[0])
 

@@ -86,3 +86,26 @@ def test_a_crashing_service_waits_longer_each_time_up_to_the_cap(tmp_path: Path)
     assert waits == [0.2, 0.4, 0.8, 0.8, 0.8]
     assert child.state.restarts == 5 and child.state.last_exit_code == 3
     supervisor.stop()
+
+
+def test_a_service_that_dies_is_reported_in_one_line_with_the_reason_from_its_log(tmp_path: Path) -> None:
+    import pytest
+
+    from extractguard.demo.processes import Service, ServiceDied, wait_http
+
+    line = '{"event": "too_many_invalid", "error": "1000 of the last 1000 messages were invalid", "level": "critical"}'
+    crash = f"import sys; print('starting'); print({line!r}); print('shutting down'); sys.exit(3)"
+    service = Service("detect", {}, tmp_path, command=[sys.executable, "-c", crash])
+    service.start()
+    assert service.process is not None
+    service.process.wait()
+    with pytest.raises(ServiceDied) as died:
+        wait_http("http://127.0.0.1:9/healthz", 5, service)
+    message = str(died.value)
+    assert "\n" not in message
+    assert message.startswith("detect exited during start (exit status 3): too_many_invalid: 1000 of the last 1000")
+    other = Service("ingest", {}, tmp_path, command=[sys.executable, "-c", "raise ValueError('bad port')"])
+    other.start()
+    assert other.process is not None
+    other.process.wait()
+    assert other.last_error() == "ValueError: bad port"

@@ -22,7 +22,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from extractguard.demo.processes import Service, ensure_local_kafka, exit_on_sigterm, stop_local_kafka, wait_http
+from extractguard.demo.processes import (
+    Service,
+    ServiceDied,
+    ensure_local_kafka,
+    exit_on_sigterm,
+    stop_local_kafka,
+    wait_http,
+)
 from extractguard.logs import configure
 from extractguard.settings import StackSettings
 from extractguard.stack.services import StackService, stack_services
@@ -74,7 +81,7 @@ class Supervisor:
             if child.spec.ready_url is not None:
                 wait_http(child.spec.ready_url, self.settings.ready_timeout_s, child.service)
             elif not child.service.alive():
-                raise RuntimeError(f"{child.spec.name} exited during start:\n{child.service.tail()}")
+                raise ServiceDied(child.service, "exited during start")
             child.state.state = "running"
             self.save()
             log.info("service_ready", name=child.spec.name, pid=child.service.pid)
