@@ -86,6 +86,9 @@ class IngestSettings(BaseSettings):
         default=64, ge=1, description="Requests in progress at once; beyond them, 503 with Retry-After at once."
     )
     body_timeout_s: float = Field(default=10.0, gt=0, description="A body not received within this is answered 408.")
+    decision_feed: bool = Field(
+        default=True, description="Serve enforcement decisions to bouncers at GET /v1/decisions (the gateways' tokens)."
+    )
 
 
 class PublisherSettings(BaseSettings):

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -16,6 +17,8 @@ import pytest
 import urllib3
 
 from extractguard.settings import KafkaSettings
+from extractguard_gateway.enforcement.cache import DecisionCache, Identity
+from extractguard_gateway.enforcement.http_feed import HttpDecisionFeed
 from tests.integration.conftest import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -35,6 +38,17 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def _status(cache: DecisionCache, account: str) -> int:
+    return cache.verdict(Identity(account=account), int(time.time() * 1000)).status
+
+
+def _within(seconds: float, check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not within {seconds} s"
+        time.sleep(0.05)
 
 
 def _events(golden: dict[str, list[Path]], run_id: str, count: int) -> bytes:
@@ -105,6 +119,24 @@ def test_up_runs_the_stack_restarts_a_killed_service_and_down_stops_it_all(
             time.sleep(0.5)
         assert detect["restarts"] == 1 and detect["state"] == "running", detect
         assert _alive(detect["pid"])
+
+        # A manual suspend and its lift reach a bouncer fed over HTTP by the stack's ingest, under
+        # the gateway's own token, within 5 s each.
+        cache = DecisionCache()
+        feed = HttpDecisionFeed(cache, f"http://127.0.0.1:{ports['INGEST']}", TOKEN, wait_s=5).start()
+        try:
+            assert cache.ready.wait(30)
+            account = f"hand-{run_id}"
+            added = _cli(env, "decisions", "add", "--account", account, "--action", "suspend", "--ttl", "1h",
+                         "--note", "stack test", "--by", "ana", timeout_s=60)  # fmt: skip
+            assert added.returncode == 0, added.stdout + added.stderr
+            group = added.stdout.split("group ")[1].split(";")[0]
+            _within(5, lambda: _status(cache, account) == 403, "the manual suspend over HTTP")
+            lifted = _cli(env, "decisions", "lift", group, "--note", "done", timeout_s=60)
+            assert lifted.returncode == 0, lifted.stdout + lifted.stderr
+            _within(5, lambda: _status(cache, account) == 200, "the lift over HTTP")
+        finally:
+            feed.stop(timeout_s=1)
     finally:
         down = _cli(env, "down", timeout_s=180)
     assert down.returncode == 0, down.stdout + down.stderr

@@ -163,3 +163,12 @@ def test_decisions_lift_names_what_it_lifts_and_refuses_what_is_not_in_force(mon
     missing = CliRunner().invoke(commands.decisions, ["lift", "dec-00000000000000cc", "--note", "x"])
     assert missing.exit_code == 1 and "no decision in force" in missing.output
     assert orjson.dumps(record)
+
+
+def test_an_order_counts_its_ttl_from_when_it_was_given_and_a_lapsed_one_decides_nothing(
+    book: EnforcementBook,
+) -> None:
+    (late,) = book.order(suspend(["a"], ttl_s=3600), "ana", now_ms=30 * MIN, ordered_at_ms=0)
+    assert late["expires_at_ms"] == 60 * MIN  # read half an hour late: half an hour left
+    assert book.order(suspend(["b"], ttl_s=3600), "ana", now_ms=2 * HOUR, ordered_at_ms=0) == []
+    assert "account:b" not in book.decisions

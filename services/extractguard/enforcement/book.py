@@ -384,15 +384,26 @@ class EnforcementBook:
         return rejected
 
     def order(
-        self, order: dict[str, Any], by: str, now_ms: int, note: str | None = None, group_id: str | None = None
+        self,
+        order: dict[str, Any],
+        by: str,
+        now_ms: int,
+        note: str | None = None,
+        group_id: str | None = None,
+        ordered_at_ms: int | None = None,
     ) -> list[dict[str, Any]]:
         """Decisions a person made by hand (the `order` of an enforcement_approval v2 `decide`):
-        active at once, one per entity, replacing whatever is in force on each.
+        active at once, one per entity, replacing whatever is in force on each, until the TTL counted
+        from when it was ordered: an order read again later (a new consumer group replaying the
+        topic) never enforces past its time, and one already past it decides nothing.
 
         Raises KeyError for an action nobody registered, ValueError for parameters it refuses.
         """
         from extractguard.enforcement.actions import action
 
+        expires_at_ms = (now_ms if ordered_at_ms is None else ordered_at_ms) + int(float(order["ttl_s"]) * 1000)
+        if expires_at_ms <= now_ms:
+            return []
         implementation = action(order["action"])
         raw = implementation.params(order.get("params") or {})
         campaign_id = order.get("campaign_id")
@@ -419,7 +430,7 @@ class EnforcementBook:
                 "level": 0, "policy": {"name": self.policy.name, "revision": self.policy.revision}, "rule": MANUAL,
                 "reason": f"{what}: {note or 'no note given'}"[:1024], "evidence": evidence,
                 "approval": {"required": False, "reason": "decided by hand", "by": by, "at_ms": now_ms, "note": note},
-                "decided_at_ms": now_ms, "expires_at_ms": now_ms + int(float(order["ttl_s"]) * 1000),
+                "decided_at_ms": now_ms, "expires_at_ms": expires_at_ms,
                 "updated_at_ms": now_ms, "supersedes": None,
             }  # fmt: skip
             records += self._replace(target_key(order["scope"], entity), decision, now_ms)

@@ -138,7 +138,9 @@ class Enforcer:
         if verdict == "decide":
             order = document["order"]
             try:
-                changed = self.book.order(order, by, now_ms, note, group_id=order.get("group_id"))
+                changed = self.book.order(
+                    order, by, now_ms, note, group_id=order.get("group_id"), ordered_at_ms=document["at_ms"]
+                )
             except (KeyError, ValueError) as error:
                 # Valid by its schema, refused by the registry (an action this enforcer lacks, its
                 # parameters): kept in the DLQ with why, as an invalid record would be.
@@ -150,8 +152,9 @@ class Enforcer:
                 log.warning("order_refused", topic=topic, partition=message.partition(), offset=message.offset(),
                             by=by, error=str(error)[:500])  # fmt: skip
                 return []
-            log.info("manual_decision", by=by, action=order["action"], scope=order["scope"],
-                     decisions=len(order["entities"]), campaign=order.get("campaign_id"))  # fmt: skip
+            active = sum(d["status"] == "active" for d in changed)  # none: the order had lapsed
+            log.info("manual_decision", by=by, action=order["action"], scope=order["scope"], decisions=active,
+                     campaign=order.get("campaign_id"))  # fmt: skip
             return changed
         verbs = {"approve": self.book.approve, "reject": self.book.reject, "lift": self.book.lift}
         changed = verbs[verdict](document["ref"], by, now_ms, note)
