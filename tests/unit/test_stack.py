@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from extractguard.settings import StackSettings
 from extractguard.stack.services import stack_services
@@ -89,7 +90,6 @@ def test_a_crashing_service_waits_longer_each_time_up_to_the_cap(tmp_path: Path)
 
 
 def test_a_service_that_dies_is_reported_in_one_line_with_the_reason_from_its_log(tmp_path: Path) -> None:
-    import pytest
 
     from extractguard.demo.processes import Service, ServiceDied, wait_http
 
@@ -109,3 +109,34 @@ def test_a_service_that_dies_is_reported_in_one_line_with_the_reason_from_its_lo
     assert other.process is not None
     other.process.wait()
     assert other.last_error() == "ValueError: bad port"
+
+
+def test_down_stops_the_services_a_killed_supervisor_left_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    from click.testing import CliRunner
+
+    from extractguard.stack import commands
+    from extractguard.stack.state import ServiceState, StackState
+
+    monkeypatch.setenv("EXTRACTGUARD_HOME", str(tmp_path))
+    (tmp_path / "stack").mkdir()
+    orphans = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)  # extractguard"])
+               for _ in range(2)]  # fmt: skip
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    state = StackState(supervisor_pid=dead.pid, phase="ready")
+    for name, process in zip(("lander", "ingest"), orphans, strict=True):
+        state.services[name] = ServiceState(name, "", "", None, pid=process.pid, state="running")
+    state.write(tmp_path / "stack" / "state.json")
+    try:
+        assert CliRunner().invoke(commands.up, []).exit_code == 1  # not over the orphans
+        result = CliRunner().invoke(commands.down, ["--timeout-s", "10"])
+        assert result.exit_code == 0, result.output
+        assert "stopped 2 service(s) the supervisor left behind: lander, ingest" in result.output
+        assert [process.wait(5) for process in orphans] == [-signal.SIGTERM, -signal.SIGTERM]
+    finally:
+        for process in orphans:
+            process.kill()

@@ -94,7 +94,7 @@ class DemoReport:
             "                    a campaign of 500 accounts or more waits for `extractguard decisions approve`)",
             "",
             "Explore what landed, now the demo is over (its database is its own, so name it):",
-            f'  export EXTRACTGUARD_CLICKHOUSE_DSN={self.clickhouse_dsn or "chdb://<the demo database>"}',
+            f"  export EXTRACTGUARD_CLICKHOUSE_DSN={self.clickhouse_dsn or 'chdb://<the demo database>'}",
             '  .venv/bin/extractguard sql "..."   # each query below',
         ]
         for title, sql in EXPLORE_SQL:

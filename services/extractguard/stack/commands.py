@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from extractguard.stack.state import pid_alive, read_state, stack_dir, state_path
+from extractguard.stack.state import left_behind, pid_alive, read_state, stack_dir, state_path
 
 
 def _running_supervisor() -> dict[str, Any] | None:
@@ -60,6 +60,12 @@ def up(foreground: bool, timeout_s: float) -> None:
         click.echo(f"already up (supervisor pid {running['supervisor_pid']}, phase {running['phase']})")
         _print_services(running)
         return
+    earlier = read_state()
+    if earlier is not None and left_behind(earlier):
+        raise click.ClickException(
+            f"services of an earlier `up` are still running without their supervisor "
+            f"({', '.join(left_behind(earlier))}): run `extractguard down` first"
+        )
     folder = stack_dir()
     folder.mkdir(parents=True, exist_ok=True)
     state_path().unlink(missing_ok=True)
@@ -78,11 +84,9 @@ def up(foreground: bool, timeout_s: float) -> None:
             _print_services(state)
             return
         if supervisor.poll() is not None:
-            state = read_state() or {}
-            raise click.ClickException(
-                f"the stack did not start: {state.get('error') or 'the supervisor exited'}\n"
-                f"{_tail(str(folder / 'supervisor.log'))}"
-            )
+            error = (read_state() or {}).get("error")
+            why = error or f"the supervisor exited:\n{_tail(str(folder / 'supervisor.log'))}"
+            raise click.ClickException(f"the stack did not start: {why}")
         time.sleep(0.5)
     supervisor.send_signal(signal.SIGTERM)
     raise click.ClickException(f"the stack was not ready within {timeout_s:.0f} s; stopping it (see {folder})")
@@ -92,22 +96,44 @@ def up(foreground: bool, timeout_s: float) -> None:
 @click.option("--timeout-s", default=120.0, show_default=True, help="How long to wait for everything to stop.")
 def down(timeout_s: float) -> None:
     """Stop the stack `up` started: every service, then the local broker if `up` started it."""
-    state = _running_supervisor()
-    if state is None:
+    state = read_state()
+    if state is None or (not pid_alive(state["supervisor_pid"]) and not left_behind(state)):
         click.echo("not running")
         return
-    os.kill(state["supervisor_pid"], signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and pid_alive(state["supervisor_pid"]):
-        time.sleep(0.3)
     if pid_alive(state["supervisor_pid"]):
-        raise click.ClickException(
-            f"the supervisor (pid {state['supervisor_pid']}) did not stop within {timeout_s:.0f} s"
-        )
-    left = [name for name, s in (read_state() or state)["services"].items() if pid_alive(s["pid"])]
+        os.kill(state["supervisor_pid"], signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and pid_alive(state["supervisor_pid"]):
+            time.sleep(0.3)
+        if pid_alive(state["supervisor_pid"]):
+            raise click.ClickException(
+                f"the supervisor (pid {state['supervisor_pid']}) did not stop within {timeout_s:.0f} s"
+            )
+        state = read_state() or state
+    else:
+        # The supervisor was killed (SIGKILL, OOM) and could not stop its services: stop them here,
+        # and the broker if it had started it.
+        _stop_orphans(state, timeout_s)
+    left = left_behind(state)
     if left:
         raise click.ClickException(f"still running: {', '.join(left)}")
     click.echo("down: every service stopped")
+
+
+def _stop_orphans(state: dict[str, Any], timeout_s: float) -> None:
+    orphans = left_behind(state)
+    for pid in orphans.values():
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and left_behind(state):
+        time.sleep(0.3)
+    for pid in left_behind(state).values():
+        os.kill(pid, signal.SIGKILL)
+    click.echo(f"stopped {len(orphans)} service(s) the supervisor left behind: {', '.join(orphans)}")
+    if state.get("kafka_started"):
+        from extractguard.demo.processes import stop_local_kafka
+
+        stop_local_kafka()
 
 
 @click.command()

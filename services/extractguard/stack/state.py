@@ -44,6 +44,8 @@ class StackState:
     phase: Phase = "starting"
     started_at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     error: str | None = None
+    #: Whether this stack started the local broker (and so stops it).
+    kafka_started: bool = False
     services: dict[str, ServiceState] = field(default_factory=dict)
 
     def write(self, path: Path) -> None:
@@ -72,3 +74,18 @@ def pid_alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def ours(pid: int | None) -> bool:
+    """Whether `pid` is alive and one of our services (not a process that took a dead one's pid)."""
+    if not pid_alive(pid):
+        return False
+    try:
+        return b"extractguard" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc here: trust the pid
+
+
+def left_behind(state: dict[str, Any]) -> dict[str, int]:
+    """The services of a stack still running, by name (after its supervisor died, they are orphans)."""
+    return {name: s["pid"] for name, s in state["services"].items() if s["pid"] and ours(s["pid"])}

@@ -149,6 +149,7 @@ def supervise(settings: StackSettings | None = None, poll_s: float = 0.5) -> Non
         from extractguard.settings import KafkaSettings
 
         started_kafka = ensure_local_kafka()
+        supervisor.state.kafka_started = started_kafka
         provision(KafkaSettings())
         supervisor.start()
         log.info("stack_ready", services=[c.spec.name for c in supervisor.children], log_dir=str(supervisor.log_dir))
@@ -157,6 +158,9 @@ def supervise(settings: StackSettings | None = None, poll_s: float = 0.5) -> Non
             supervisor.watch_once()
     except (KeyboardInterrupt, SystemExit):
         pass
+    except ServiceDied as error:  # said in one line, with the reason from the service's log
+        supervisor.state.error = str(error)[:4000]
+        log.error("stack_failed", error=str(error)[:4000])
     except Exception as error:
         supervisor.state.error = str(error)[:4000]
         log.error("stack_failed", error=str(error)[:4000])
@@ -170,3 +174,5 @@ def supervise(settings: StackSettings | None = None, poll_s: float = 0.5) -> Non
             stop_local_kafka()
         supervisor.state.phase = "failed" if failed else "stopped"
         supervisor.save()
+    if supervisor.state.error is not None:
+        raise SystemExit(1)
