@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -51,16 +52,26 @@ def _within(seconds: float, check: Callable[[], bool], what: str) -> None:
         time.sleep(0.05)
 
 
-def _events(golden: dict[str, list[Path]], run_id: str, count: int) -> bytes:
+def _events(golden: dict[str, list[Path]], run_id: str, numbers: range) -> bytes:
     template = orjson.loads(golden["gateway_event"][0].read_bytes())
     now_ms = int(time.time() * 1000) - 1000
     lines = [
         orjson.dumps(
             {**template, "event_id": f"{run_id}-{n:08d}", "event_time_ms": now_ms, "account_id": f"acct-{n % 3}"}
         )
-        for n in range(count)
+        for n in numbers
     ]
     return b"\n".join(lines)
+
+
+def _restarted(state_file: Path, name: str, killed: int, restarts: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        service: dict[str, Any] = orjson.loads(state_file.read_bytes())["services"][name]
+        if service["restarts"] == restarts and service["state"] == "running" and service["pid"] != killed:
+            return service
+        time.sleep(0.3)
+    raise AssertionError(f"{name} was not restarted: {service}")
 
 
 def test_up_runs_the_stack_restarts_a_killed_service_and_down_stops_it_all(
@@ -96,29 +107,36 @@ def test_up_runs_the_stack_restarts_a_killed_service_and_down_stops_it_all(
         http = urllib3.PoolManager()
         headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"}
         url = f"http://127.0.0.1:{ports['INGEST']}/v1/events"
-        answer = http.request("POST", url, body=_events(golden, run_id, 30), headers=headers)
+        answer = http.request("POST", url, body=_events(golden, run_id, range(30)), headers=headers)
         assert answer.status in (200, 202), answer.data
 
-        query = f"SELECT count() AS n FROM events WHERE startsWith(event_id, '{run_id}')"
-        landed, deadline = -1, time.monotonic() + 60
-        while time.monotonic() < deadline and landed < 30:
-            sql = _cli(env, "sql", query, "--format", "json", timeout_s=60)
-            assert sql.returncode == 0, sql.stderr
-            assert "Cannot lock" not in sql.stderr and "Exception" not in sql.stderr, sql.stderr
-            landed = int(orjson.loads(sql.stdout)[0]["n"])
-            time.sleep(1)
-        assert landed == 30
+        def landed(expect: int) -> int:
+            query = f"SELECT count() AS n FROM events WHERE startsWith(event_id, '{run_id}')"
+            count, deadline = -1, time.monotonic() + 60
+            while time.monotonic() < deadline and count < expect:
+                sql = _cli(env, "sql", query, "--format", "json", timeout_s=60)
+                assert sql.returncode == 0, sql.stderr
+                assert "Cannot lock" not in sql.stderr and "Exception" not in sql.stderr, sql.stderr
+                count = int(orjson.loads(sql.stdout)[0]["n"])
+                time.sleep(1)
+            return count
+
+        assert landed(30) == 30
 
         killed = state["services"]["detect"]["pid"]
         os.kill(killed, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            detect = orjson.loads(state_file.read_bytes())["services"]["detect"]
-            if detect["restarts"] == 1 and detect["state"] == "running" and detect["pid"] != killed:
-                break
-            time.sleep(0.5)
-        assert detect["restarts"] == 1 and detect["state"] == "running", detect
+        detect = _restarted(state_file, "detect", killed, 1)
         assert _alive(detect["pid"])
+
+        # The lander killed mid-stream: what the gateway sends meanwhile lands once it is back, once.
+        killed_lander = state["services"]["lander"]["pid"]
+        os.kill(killed_lander, signal.SIGKILL)
+        answer = http.request("POST", url, body=_events(golden, run_id, range(30, 60)), headers=headers)
+        assert answer.status in (200, 202), answer.data
+        _restarted(state_file, "lander", killed_lander, 1)
+        assert landed(60) == 60
+        time.sleep(3)
+        assert landed(61) == 60  # nothing twice
 
         # A manual suspend and its lift reach a bouncer fed over HTTP by the stack's ingest, under
         # the gateway's own token, within 5 s each.

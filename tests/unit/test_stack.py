@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from extractguard.settings import StackSettings
-from extractguard.stack.services import stack_services
+from extractguard.stack.services import StackService, stack_services
 from extractguard.stack.state import pid_alive
 from extractguard.stack.supervisor import Supervisor
 
@@ -40,7 +40,7 @@ def test_unset_ports_leave_each_service_its_own_setting() -> None:
 
 
 def _fake(tmp_path: Path, command: list[str]) -> Supervisor:
-    specs = [s for s in stack_services(StackSettings()) if s.name in ("detect", "campaigns")]  # no ready URL
+    specs = [StackService(name, "a test's sleeper", {}, None, None) for name in ("detect", "campaigns")]
     stack = StackSettings(restart_backoff_s=0.2, max_restart_backoff_s=0.8, stable_after_s=30)
     return Supervisor(stack, tmp_path, specs, command_of=lambda _spec: command)
 

@@ -27,7 +27,8 @@ class StackService:
     name: str
     role: str
     env: dict[str, str]
-    #: Answers 200 once the service can do its job; None: alive is all that can be asked.
+    #: Answers 200 once the service can do its job (the Faust workers' web page opens once their
+    #: checkpoint topics exist and the worker runs); None: alive is all that can be asked.
     ready_url: str | None
     #: Where a person or a gateway reaches it (shown by `status`).
     endpoint: str | None
@@ -60,12 +61,13 @@ def stack_services(stack: StackSettings) -> list[StackService]:
         ),
         "detect": StackService(
             "detect", "per-account and per-prefix detectors over gateway.events (Faust)",
-            _port_env("EXTRACTGUARD_DETECT_WEB_PORT", stack.detect_web_port), None, f"http://127.0.0.1:{detect_port}",
+            _port_env("EXTRACTGUARD_DETECT_WEB_PORT", stack.detect_web_port),
+            f"http://127.0.0.1:{detect_port}/metrics", f"http://127.0.0.1:{detect_port}",
         ),
         "campaigns": StackService(
             "campaigns", "links accounts that share infrastructure, content and timing into campaigns (Faust)",
-            _port_env("EXTRACTGUARD_CAMPAIGNS_WEB_PORT", stack.campaigns_web_port), None,
-            f"http://127.0.0.1:{campaigns_port}",
+            _port_env("EXTRACTGUARD_CAMPAIGNS_WEB_PORT", stack.campaigns_web_port),
+            f"http://127.0.0.1:{campaigns_port}/metrics", f"http://127.0.0.1:{campaigns_port}",
         ),
         "enforcer": StackService(
             "enforcer", "turns campaigns and detections into decisions on enforcement.decisions (the bouncers' feed)",
