@@ -60,9 +60,12 @@ def test_an_export_out_of_order_is_sorted_and_unlabelled_accounts_count_as_organ
     assert times == sorted(times) and len(rows) == len(lines)
     assert {r.klass for r in rows if r.account_id == dropped} == {UNLABELLED}
 
-    files.labels.write_text('{"schema_version": 1, "account_id": "a", "label": "bot", "source": "analyst"}\n')
-    with pytest.raises(ValueError, match=r"labels.jsonl:1: not an account_label record"):
+    bad = '{"schema_version": 1, "account_id": "a%d", "label": "bot", "source": "analyst"}\n'
+    files.labels.write_text("".join(bad % n for n in range(3)))
+    with pytest.raises(ValueError, match=r"labels.jsonl: 3 of 3 account_label records would be refused") as refused:
         StreamReplay(files.events, files.labels, "export")
+    assert "line 1: (record): missing_field" in str(refused.value) and "labelled_at_ms" in str(refused.value)
+    assert "-- 3 lines" in str(refused.value)
 
 
 def test_the_red_team_view_counts_the_harvest_before_detection_and_the_accounts_burned() -> None:

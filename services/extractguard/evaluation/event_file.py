@@ -15,7 +15,7 @@ lines, not 54,667 dead letters and a stopped worker).
 5 of 6 events would be refused by the pipeline; nothing was sent:
   line 1: event_id: schema_violation: event_id must be longer than or equal to 8 characters -- 3 lines
   line 5: latency_ms: wrong_type: latency_ms must be integer -- 1 line
-  line 7: (event): not_json: not JSON: unexpected character, expected a string key at char 1 -- 1 line
+  line 7: (record): not_json: not JSON: unexpected character, expected a string key at char 1 -- 1 line
 """
 
 from __future__ import annotations
@@ -49,22 +49,26 @@ class _Fault:
 
 
 class EventFileFaults:
-    def __init__(self) -> None:
+    """The faults of a file of `payload` records (gateway events, or account labels), grouped."""
+
+    def __init__(self, payload: str = "gateway_event", noun: str = "events") -> None:
+        self.payload = payload
+        self.noun = noun
         self.events = 0
         self.refused = 0
         self._faults: dict[tuple[str, str], _Fault] = {}
 
     def check(self, number: int, line: bytes) -> dict[str, Any] | None:
-        """The event on this line if the pipeline would take it, else None (its fault counted)."""
+        """The record on this line if the pipeline would take it, else None (its fault counted)."""
         self.events += 1
         try:
-            return validate("gateway_event", decode_json(line))
+            return validate(self.payload, decode_json(line))
         except InvalidMessage as error:
             self.refused += 1
             # Grouped by what is wrong, not by the values: "event_id ... 'a1' is too short" and
             # "... 'b2' is too short" are one fault.
             shape = re.sub(r"'[^']*'|\"[^\"]*\"|\d+", "_", error.detail)
-            fault = self._faults.setdefault((f"{error.field or '(event)'}: {error.code}", shape),
+            fault = self._faults.setdefault((f"{error.field or '(record)'}: {error.code}", shape),
                                             _Fault(number, error.detail))  # fmt: skip
             fault.lines += 1
             return None
@@ -81,7 +85,8 @@ class EventFileFaults:
         ]
         if len(worst) > SHOWN:
             listed.append(f"  ... and {len(worst) - SHOWN} other faults")
-        head = f"{path}: {self.refused:,} of {self.events:,} events would be refused by the pipeline; nothing was sent:"
+        head = (f"{path}: {self.refused:,} of {self.events:,} {self.noun} would be refused by the pipeline; "
+                "nothing was sent:")  # fmt: skip
         return "\n".join([head, *listed])
 
 
