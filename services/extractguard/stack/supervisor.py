@@ -12,6 +12,12 @@ the same mechanism the demo, the eval and the chaos runs use):
 4. on SIGTERM (`extractguard down`), Ctrl-C or any error: every service stopped, last started first,
    then the broker if this process started it.
 What it is doing is written to `state.json` in the stack's folder for `status` and `down`.
+
+Why not supervisord (the `supervisor` package): it restarts with back-off and keeps logs, but has
+no notion of one program waiting for another's readiness (the alerter for the lander's door, each
+Faust worker for its checkpoint topics), and it would be a second way of running a service beside
+the `Service` the demo, eval, chaos and the integration tests share; the watch here is ~40 lines
+over that one mechanism.
 """
 
 from __future__ import annotations
