@@ -55,10 +55,12 @@ demo: install
 eval: install
 	$(BIN)/extractguard eval --scale $${SCALE:-default}
 
-test: install litellm-venv kafka-up
-	$(MAKE) helm-check
-	$(BIN)/extractguard topics
-	$(BIN)/pytest $(PYTEST_ARGS)
+# Like `make demo`, `make test` stops the broker when it was the one to start it. (No $(MAKE) in
+# this line: `make -n` runs any line that has one, and this one starts a broker.)
+test: install litellm-venv
+	@started=0; infra/kafka/kafka.sh status >/dev/null 2>&1 || { infra/kafka/kafka.sh up && started=1; }; \
+	trap '[ $$started = 0 ] || infra/kafka/kafka.sh down' EXIT; \
+	$(BIN)/python infra/helm/check.py && $(BIN)/extractguard topics && $(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: install
 	$(BIN)/pytest -m "not kafka and not clickhouse" $(PYTEST_ARGS)

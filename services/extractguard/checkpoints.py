@@ -13,7 +13,7 @@ import time
 import uuid
 
 from confluent_kafka import Consumer as KafkaConsumer
-from confluent_kafka import KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from extractguard.kafka_ready import KafkaNotReady, retry_retriable, wait_for_leaders
@@ -58,12 +58,21 @@ class CheckpointStore:
             "max.message.bytes": str(16 << 20),
         }
         topic = NewTopic(self.topic, self.partitions, replication_factor=self.replication_factor, config=config)
-        for future in admin.create_topics([topic]).values():
-            try:
-                future.result()
-            except Exception as error:
-                if "TOPIC_ALREADY_EXISTS" not in str(error):
-                    raise CheckpointError(f"could not create {self.topic}: {error}") from error
+
+        def create() -> None:
+            for future in admin.create_topics([topic]).values():
+                try:
+                    future.result()
+                except KafkaException as error:
+                    if "TOPIC_ALREADY_EXISTS" not in str(error):
+                        raise
+
+        try:
+            # A broker slow to answer (a loaded machine, one still starting) is waited for: a worker
+            # that died here would only be restarted to ask again.
+            retry_retriable(create, f"creation of {self.topic}", timeout_s=120)
+        except (KafkaException, KafkaNotReady) as error:
+            raise CheckpointError(f"could not create {self.topic}: {error}") from error
         try:
             wait_for_leaders(admin, {self.topic: self.partitions}, timeout_s=60)
         except KafkaNotReady as error:

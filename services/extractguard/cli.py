@@ -12,7 +12,8 @@ from extractguard.alerting import commands as alerting_commands
 from extractguard.chaos import commands as chaos_commands
 from extractguard.enforcement import commands as enforcement_commands
 from extractguard.investigation import commands as investigation_commands
-from extractguard.settings import ClickHouseSettings, KafkaSettings, LanderSettings
+from extractguard.settings import ClickHouseSettings, KafkaSettings, lander_door
+from extractguard.stack import commands as stack_commands
 from extractguard.watermark import commands as watermark_commands
 
 
@@ -120,7 +121,7 @@ def sql(query: str | None, output: str, schema: bool, tables: tuple[str, ...]) -
         raise click.UsageError("--format markdown goes with --schema")
     assert query is not None
     try:
-        columns, rows = query_any(query, ClickHouseSettings(), LanderSettings())
+        columns, rows = query_any(query, ClickHouseSettings(), lander_door())
     except QueryError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
@@ -269,7 +270,10 @@ def evaluate(
         if stream is not None:
             if labels is None:
                 raise click.UsageError("--stream needs --labels (the ground truth it is scored against)")
-            replays = [StreamReplay(stream, labels, name, duration_s=duration_s or 0.0)]
+            try:
+                replays = [StreamReplay(stream, labels, name, duration_s=duration_s or 0.0)]
+            except ValueError as error:
+                raise click.ClickException(str(error)) from None
         else:
             replays = list(scenario_replays(scale, list(names) or None, hours))
         out = out_dir or project_root() / "reports" / "eval-inprocess"
@@ -277,10 +281,15 @@ def evaluate(
         card = run_in_process(replays, out, scale if stream is None else "stream", say, remake)
         print(card.markdown().split("## Organic traffic")[0])
         return
+    from extractguard.demo.processes import ServiceDied
+
     if stream is None:
         if labels is not None or launch_specs or duration_s is not None:
             raise click.UsageError("--labels, --launch and --duration-s go with --stream")
-        card = run_eval(scale, list(names) or None, out_dir, learn_from, hours)
+        try:
+            card = run_eval(scale, list(names) or None, out_dir, learn_from, hours)
+        except ServiceDied as error:
+            raise click.ClickException(str(error)) from None  # one line, the reason from its log
     else:
         if labels is None:
             raise click.UsageError("--stream needs --labels (the ground truth it is scored against)")
@@ -296,7 +305,7 @@ def evaluate(
             launches.append({"model": model, "at_ms": int(at)})
         try:
             card = run_stream_eval(stream, labels, name, out_dir, launches, duration_s, learn_from)
-        except ValueError as error:
+        except (ValueError, ServiceDied) as error:
             raise click.ClickException(str(error)) from None
     print(card.markdown().split("## Organic traffic")[0])
 
@@ -309,6 +318,7 @@ investigation_commands.register(main, campaigns)
 enforcement_commands.register(main)
 # The analyst's `decisions list` reads ClickHouse; it replaces the topic reader of the same name.
 investigation_commands.register_decisions_list(enforcement_commands.decisions)
+stack_commands.register(main)
 
 if __name__ == "__main__":
     main()

@@ -86,6 +86,9 @@ class IngestSettings(BaseSettings):
         default=64, ge=1, description="Requests in progress at once; beyond them, 503 with Retry-After at once."
     )
     body_timeout_s: float = Field(default=10.0, gt=0, description="A body not received within this is answered 408.")
+    decision_feed: bool = Field(
+        default=True, description="Serve enforcement decisions to bouncers at GET /v1/decisions (the gateways' tokens)."
+    )
 
 
 class PublisherSettings(BaseSettings):
@@ -307,6 +310,46 @@ class AlerterSettings(BaseSettings):
         default=0.9, gt=0, le=1, description="Stop when more than this share of the last detections was invalid."
     )
     invalid_window_messages: int = Field(default=1000, ge=1, description="...of the last this many detections.")
+
+
+StackServiceName = Literal["lander", "ingest", "detect", "campaigns", "enforcer", "alerter"]
+
+
+class StackSettings(BaseSettings):
+    """`extractguard up`: the services a gateway needs, supervised on one machine.
+
+    Ports left unset keep each service's own setting (EXTRACTGUARD_INGEST_PORT, ...); set here, they
+    are handed to the service, so one block moves the whole stack.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_STACK_")
+
+    services: list[StackServiceName] = Field(
+        default_factory=lambda: list[StackServiceName](
+            ["lander", "ingest", "detect", "campaigns", "enforcer", "alerter"]
+        ),
+        min_length=1,
+        description="Which services run (in this order of start; the alerter always after the lander).",
+    )
+    ingest_port: int | None = Field(default=None, description="The gateways' HTTP ingest (events, OTLP, Kong).")
+    lander_sql_port: int | None = Field(default=None, description="The lander's read-only SQL door.")
+    detect_web_port: int | None = None
+    campaigns_web_port: int | None = None
+    enforcer_web_port: int | None = None
+    alerter_web_port: int | None = None
+    ready_timeout_s: float = Field(default=180.0, gt=0, description="A service not ready within this fails `up`.")
+    restart_backoff_s: float = Field(default=1.0, gt=0, description="First wait before restarting a dead service.")
+    max_restart_backoff_s: float = Field(default=60.0, gt=0, description="The wait doubles per crash up to this.")
+    stable_after_s: float = Field(
+        default=60.0, gt=0, description="A service up this long since its last restart starts its back-off over."
+    )
+
+
+def lander_door() -> LanderSettings:
+    """The lander's SQL door as a reader beside `extractguard up` finds it: the stack's port, when
+    its block sets one, over the lander's own setting."""
+    lander, port = LanderSettings(), StackSettings().lander_sql_port
+    return lander if port is None else lander.model_copy(update={"sql_port": port})
 
 
 class WatermarkSettings(BaseSettings):

@@ -73,13 +73,16 @@ def _campaign(run_id: str, members: list[str]) -> dict[str, Any]:
 
 
 def _start_proxy(
-    tmp_path: Path, keys: dict[str, dict[str, str]], env: dict[str, str]
+    tmp_path: Path,
+    keys: dict[str, dict[str, str]],
+    env: dict[str, str],
+    callbacks: tuple[str, ...] = ("extractguard_gateway.litellm_enforcer.enforcer",),
 ) -> tuple[subprocess.Popen[bytes], str]:
     mock = {"api_key": "sk-mock", "mock_response": "A mock answer of a few words."}
     config = {
         "model_list": [{"model_name": "guard-large", "litellm_params": {"model": "openai/guard-large", **mock}}],
         "general_settings": {"master_key": MASTER_KEY, "custom_auth": "custom_auth.user_api_key_auth"},
-        "litellm_settings": {"callbacks": ["extractguard_gateway.litellm_enforcer.enforcer"]},
+        "litellm_settings": {"callbacks": list(callbacks)},
     }
     shutil.copy(SCAFFOLD / "custom_auth.py", tmp_path / "custom_auth.py")
     (tmp_path / "keys.json").write_text(json.dumps(keys))

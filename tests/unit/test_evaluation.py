@@ -60,9 +60,12 @@ def test_an_export_out_of_order_is_sorted_and_unlabelled_accounts_count_as_organ
     assert times == sorted(times) and len(rows) == len(lines)
     assert {r.klass for r in rows if r.account_id == dropped} == {UNLABELLED}
 
-    files.labels.write_text('{"schema_version": 1, "account_id": "a", "label": "bot", "source": "analyst"}\n')
-    with pytest.raises(ValueError, match=r"labels.jsonl:1: not an account_label record"):
+    bad = '{"schema_version": 1, "account_id": "a%d", "label": "bot", "source": "analyst"}\n'
+    files.labels.write_text("".join(bad % n for n in range(3)))
+    with pytest.raises(ValueError, match=r"labels.jsonl: 3 of 3 account_label records would be refused") as refused:
         StreamReplay(files.events, files.labels, "export")
+    assert "line 1: (record): missing_field" in str(refused.value) and "labelled_at_ms" in str(refused.value)
+    assert "-- 3 lines" in str(refused.value)
 
 
 def test_the_red_team_view_counts_the_harvest_before_detection_and_the_accounts_burned() -> None:
@@ -141,3 +144,28 @@ def test_eval_stream_needs_its_labels_and_a_name_fit_for_topics(tmp_path: Path) 
     assert result.exit_code == 2 and "--name 'Bad Name'" in result.output
     result = runner.invoke(main, ["eval", "--labels", str(events)])
     assert result.exit_code == 2 and "go with --stream" in result.output
+
+
+@pytest.mark.parametrize("in_process", [False, True], ids=["pipeline", "in-process"])
+def test_eval_stream_refuses_a_file_the_pipeline_would_refuse_before_anything_starts(
+    tmp_path: Path, in_process: bool
+) -> None:
+    """Short event ids on every line: one fault, its first line, its field, how many lines share
+    it; and no broker touched (this test has no `kafka` marker, so reaching for one fails it)."""
+    files = write_stream(MINI.model_copy(update={"duration_s": 300}), START_MS, tmp_path)
+    events = [orjson.loads(line) for line in files.events.read_bytes().splitlines()]
+    short = [{**e, "event_id": e["event_id"][:5]} for e in events]
+    short[3] = {**events[3], "input_tokens": -1}  # a second fault, on line 4 alone
+    files.events.write_bytes(b"\n".join(orjson.dumps(e) for e in short) + b"\n")
+    command = ["eval", "--stream", str(files.events), "--labels", str(files.labels)]
+    result = CliRunner().invoke(main, command + (["--in-process"] if in_process else []))
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert f"{len(events):,} of {len(events):,} events would be refused by the pipeline; nothing was sent" in (
+        result.output
+    )
+    assert f"line 1: event_id: schema_violation: event_id must be longer than or equal to 8 characters -- " \
+           f"{len(events) - 1:,} lines" in result.output  # fmt: skip
+    assert (
+        "line 4: input_tokens: out_of_range: input_tokens must be bigger than or equal to 0 -- 1 line" in result.output
+    )

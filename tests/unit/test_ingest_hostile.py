@@ -82,9 +82,9 @@ class FakePublisher:
 class LiveIngest:
     """The ingest's aiohttp app served on a loopback port from a thread of its own."""
 
-    def __init__(self, ingest: IngestSettings) -> None:
+    def __init__(self, ingest: IngestSettings, decisions: tuple[Any, Any] | None = None) -> None:
         self.publisher = FakePublisher()
-        self.app = build_app(ingest, KafkaSettings(), publisher=self.publisher)
+        self.app = build_app(ingest, KafkaSettings(), publisher=self.publisher, decisions=decisions)
         self.loop = asyncio.new_event_loop()
         self.runner = web.AppRunner(self.app, access_log=None)
         self.loop.run_until_complete(self.runner.setup())

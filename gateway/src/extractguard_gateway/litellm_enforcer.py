@@ -7,7 +7,8 @@
 LiteLLM calls `async_pre_call_hook` on every request after authentication (it needs no database:
 the key's user, team and org come from the key store or `custom_auth`). The hook derives the
 request's identity as the events do (`enforcement.identity`), reads the local decision cache (no
-network call; a background thread keeps the cache fed from `enforcement.decisions`) and either lets
+network call; a background thread keeps the cache fed from `enforcement.decisions`, or, with
+EXTRACTGUARD_ENFORCE_FEED_URL, long-polls ExtractGuard's ingest for them) and either lets
 the request through or raises LiteLLM's own `ProxyException`, which the proxy turns into the
 answer: 429 with `Retry-After` (throttle), 401 with a challenge body (challenge), 403 (suspend).
 While the cache is not warm the hook admits (fail-open, the default) or answers 503.
@@ -25,6 +26,7 @@ from litellm.proxy._types import ProxyException
 from extractguard_gateway.addresses import trusted_networks
 from extractguard_gateway.enforcement.cache import DecisionCache, Identity, Verdict
 from extractguard_gateway.enforcement.feed import DecisionFeed
+from extractguard_gateway.enforcement.http_feed import HttpDecisionFeed
 from extractguard_gateway.enforcement.identity import litellm_identity
 from extractguard_gateway.enforcement.settings import EnforceSettings
 
@@ -54,17 +56,22 @@ class ExtractGuardEnforcer(CustomLogger):
         self.settings = settings or EnforceSettings.from_env()
         self.trusted = trusted_networks(self.settings.trusted_proxies)
         self.cache = cache or DecisionCache()
-        self.feed: DecisionFeed | None = None
-        if start_feed and self.settings.bootstrap_servers:
+        self.feed: DecisionFeed | HttpDecisionFeed | None = None
+        if start_feed and self.settings.feed_url:
+            self.feed = HttpDecisionFeed(self.cache, self.settings.feed_url, self.settings.feed_token).start()
+        elif start_feed and self.settings.bootstrap_servers:
             self.feed = DecisionFeed(
                 self.cache, self.settings.bootstrap_servers, bouncer="litellm", topic=self.settings.topic,
                 reports_topic=self.settings.reports_topic, report_interval_s=self.settings.report_interval_s,
             ).start()  # fmt: skip
+        if self.feed is not None:
             if not self.cache.ready.wait(self.settings.warm_wait_s):
                 log.warning("extractguard: decisions not warm after %.0f s; fail_open=%s",
                             self.settings.warm_wait_s, self.settings.fail_open)  # fmt: skip
         elif start_feed:
-            log.warning("extractguard: no EXTRACTGUARD_ENFORCE_BOOTSTRAP_SERVERS: nothing will be enforced")
+            log.warning(
+                "extractguard: no EXTRACTGUARD_ENFORCE_FEED_URL or _BOOTSTRAP_SERVERS: nothing will be enforced"
+            )
             self.cache.ready.set()
 
     def identity(self, user_api_key_dict: Any, data: dict[str, Any]) -> Identity:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import click
 import orjson
 
-from extractguard.settings import AlerterSettings, ClickHouseSettings, KafkaSettings, LanderSettings
+from extractguard.settings import AlerterSettings, ClickHouseSettings, KafkaSettings, lander_door
 
 if TYPE_CHECKING:  # the rule and silence modules load at use: every `extractguard` command imports this one
     from extractguard.alerting.silences import Silence
@@ -90,7 +90,7 @@ def read_silences(everything: bool) -> list[Silence]:
 
     try:
         _columns, rows = query_any(
-            ALL_SILENCES_SQL if everything else SILENCES_IN_FORCE_SQL, ClickHouseSettings(), LanderSettings()
+            ALL_SILENCES_SQL if everything else SILENCES_IN_FORCE_SQL, ClickHouseSettings(), lander_door()
         )
     except QueryError as error:
         raise click.ClickException(str(error)) from None

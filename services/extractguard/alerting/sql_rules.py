@@ -22,11 +22,21 @@ A restarted alerter remembers what it delivered, and resolves it when the rows s
 ...                 "first_seen_ms": 0, "last_seen_ms": 0, "fired_at_ms": 0})
 >>> [(a["entity"], a["status"]) for a in fresh.run_due(now_ms=1)]
 [('org-2', 'resolved')]
+
+Until the database first answers (the lander opening its SQL door as the stack starts), an
+unreachable door is waited for, asked again every few seconds, and is no error:
+
+>>> def closed(sql):
+...     raise ConnectionRefusedError(111, "Connection refused")
+>>> waiting = SqlRuleRunner([rule], closed, 0)
+>>> waiting.run_due(now_ms=0), waiting._next_ms[rule.name]
+([], 2000)
 """
 
 from __future__ import annotations
 
 import hashlib
+import urllib.error
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +47,8 @@ from extractguard.logs import configure
 
 log = configure("alerter")
 RETRY_S = 30
+#: While the database has never answered: how soon a rule asks again.
+WAIT_FOR_DATABASE_S = 2
 Query = Callable[[str], tuple[list[str], list[list[Any]]]]
 
 
@@ -80,6 +92,7 @@ class SqlRuleRunner:
         self.rules: list[SqlRule] = []
         self._next_ms: dict[str, int] = {}
         self.firing: dict[str, dict[str, _Firing]] = {}
+        self.answered = False  # has the database answered once (its door is open)?
         self.replace_rules(rules)
 
     def replace_rules(self, rules: Sequence[SqlRule]) -> None:
@@ -111,8 +124,13 @@ class SqlRuleRunner:
             self._next_ms[rule.name] = now_ms + rule.interval_s * 1000
             try:
                 columns, rows = self.query(rule.query_at(now_ms))
+                self.answered = True
                 found = findings(rule, columns, rows)
             except Exception as error:  # a broken query must not stop the alerter
+                if not self.answered and _unreachable(error):
+                    log.info("sql_rule_waiting_for_database", rule=rule.name, error=str(error)[:200])
+                    self._next_ms[rule.name] = now_ms + WAIT_FOR_DATABASE_S * 1000
+                    continue
                 log.error("sql_rule_failed", rule=rule.name, error=str(error)[:500])
                 # ClickHouse not up yet, or a lander restarting: ask again soon, not a whole interval later.
                 self._next_ms[rule.name] = now_ms + min(rule.interval_s, RETRY_S) * 1000
@@ -165,3 +183,10 @@ class SqlRuleRunner:
             "accounts": alert.accounts[:MAX_ALERT_ACCOUNTS],
             "labels": {"rule": rule.name, "severity": rule.severity, "entity_kind": rule.entity_kind, "source": "sql"},
         }
+
+
+def _unreachable(error: Exception) -> bool:
+    """Nobody listens where the database should be (as opposed to a query it refused)."""
+    if isinstance(error, urllib.error.URLError) and not isinstance(error, urllib.error.HTTPError):
+        return isinstance(error.reason, (ConnectionError, OSError))
+    return isinstance(error, ConnectionError)

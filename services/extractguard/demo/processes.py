@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+import orjson
 import urllib3
 from confluent_kafka.admin import AdminClient
 
@@ -75,21 +76,34 @@ def _raise_system_exit(signum: int, _frame: FrameType | None) -> None:
 
 
 class Service:
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path, log_name: str | None = None) -> None:
+    """One service as a child process (`extractguard NAME`, or `command`), its output in a log of its own.
+
+    `start` may be called again after the process ended (a supervisor's restart): the log is appended to.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        log_dir: Path,
+        log_name: str | None = None,
+        command: list[str] | None = None,
+    ) -> None:
         self.name = name
         self.log_path = log_dir / f"{log_name or name}.log"
         self.env = {**os.environ, **env, "EXTRACTGUARD_LOG_FORMAT": "json"}
+        self.command = command or [sys.executable, "-m", "extractguard.cli", name]
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "extractguard.cli", self.name],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with self.log_path.open("ab") as log:  # the child holds its own descriptor
+            self.process = subprocess.Popen(
+                self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -116,13 +130,41 @@ class Service:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def last_error(self, lines: int = 200) -> str:
+        """Why it ended, in one line from its log: the last error a structured log line names (its
+        event and error), else the last line of a traceback, else the last line."""
+        tail = [line for line in self.tail(lines).splitlines() if line.strip()]
+        for line in reversed(tail):
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and record.get("level") in ("error", "critical"):
+                detail = record.get("error") or record.get("reason") or record.get("detail")
+                return f"{record.get('event')}: {detail}" if detail else str(record.get("event"))
+        for line in reversed(tail):
+            if not line.startswith((" ", "Traceback")) and ("Error" in line or "Exception" in line):
+                return line.strip()
+        return tail[-1].strip() if tail else "nothing in its log"
+
+
+class ServiceDied(RuntimeError):
+    """A service ended while it was needed; the message is one line: who, doing what, why, where
+    its log is."""
+
+    def __init__(self, service: Service, doing: str) -> None:
+        code = None if service.process is None else service.process.poll()
+        self.service_name = service.name
+        self.reason = service.last_error()
+        super().__init__(f"{service.name} {doing} (exit status {code}): {self.reason} (log: {service.log_path})")
+
 
 def wait_http(url: str, timeout_s: float, service: Service | None = None) -> None:
     http = urllib3.PoolManager(retries=False, timeout=2)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if service is not None and not service.alive():
-            raise RuntimeError(f"{service.name} exited during start:\n{service.tail()}")
+            raise ServiceDied(service, "exited during start")
         try:
             if http.request("GET", url).status == 200:
                 return
@@ -138,7 +180,7 @@ def wait_group_stable(kafka: KafkaSettings, group: str, timeout_s: float, servic
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if service is not None and not service.alive():
-            raise RuntimeError(f"{service.name} exited during start:\n{service.tail()}")
+            raise ServiceDied(service, "exited during start")
         description = admin.describe_consumer_groups([group])[group].result()
         assigned = sum(len(m.assignment.topic_partitions) for m in description.members if m.assignment)
         if str(description.state).endswith("STABLE") and assigned:

@@ -47,6 +47,8 @@ class DemoReport:
     organic_accounts_decided: int = 0
     flagged_by: str = "named in at least one alert delivered to the webhook"
     explore_sql: list[dict[str, str]] = field(default_factory=list)
+    #: Where this run's ClickHouse is: the demo's own, not the default one `extractguard sql` opens.
+    clickhouse_dsn: str = ""
 
     def succeeded(self) -> bool:
         """The demo's promise: the campaign is caught, organic traffic mostly is not, nothing is lost."""
@@ -91,7 +93,9 @@ class DemoReport:
             "(the default policy observes first and escalates after 5 minutes of wall time;",
             "                    a campaign of 500 accounts or more waits for `extractguard decisions approve`)",
             "",
-            'Explore what landed (paste into `extractguard sql "..."` while the lander runs, or after):',
+            "Explore what landed, now the demo is over (its database is its own, so name it):",
+            f"  export EXTRACTGUARD_CLICKHOUSE_DSN={self.clickhouse_dsn or 'chdb://<the demo database>'}",
+            '  .venv/bin/extractguard sql "..."   # each query below',
         ]
         for title, sql in EXPLORE_SQL:
             lines += [f"  -- {title}", f"  {sql};"]

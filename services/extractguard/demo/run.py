@@ -192,6 +192,7 @@ def run_demo(duration_s: float = 120.0, scenario: Scenario | None = None) -> Dem
             wall_seconds=duration_s,
             speedup=replayer.speed,
             explore_sql=[{"title": t, "sql": s} for t, s in EXPLORE_SQL],
+            clickhouse_dsn=common["EXTRACTGUARD_CLICKHOUSE_DSN"],
         )
     for app_id in (detect_app_id, campaigns_app_id):
         delete_topics_with_prefix(kafka, app_id)  # this run's Faust changelogs and checkpoints

@@ -12,6 +12,11 @@ active from then, for its rung's TTL. An escalation that waits for a person keep
 would replace in force (its effect, until that rung's expiry): asking for a suspension does not
 lift a throttle. Rejecting it lifts both: a person who doubts the evidence stops its enforcement.
 
+A person may also decide by hand (`order`: rule `manual`, evidence source `manual`, approved by its
+maker) and lift any decision in force (`lift`: status `lifted`, with who, when and why). A manual
+decision stands against the policy until it expires or is lifted; a lifted target is left alone by
+every rule until the lifted decision would have expired.
+
 >>> from extractguard.enforcement.policy import shipped_policy
 >>> book = EnforcementBook(shipped_policy())
 >>> campaign = {"campaign_id": "cmp-000000000001", "status": "growing", "score": 40.0, "members": ["a", "b",
@@ -38,6 +43,8 @@ from extractguard.enforcement.policy import Policy, Rule
 from extractguard_gateway.enforcement.decisions import target_key
 
 IN_FORCE = frozenset({"active", "pending_approval"})
+#: The rule name of decisions a person made by hand.
+MANUAL = "manual"
 SCHEMA_VERSION = 1
 #: Evidence fields a decision keeps (the audit trail), capped so a record stays small.
 _FINGERPRINTS_KEPT = 5
@@ -160,18 +167,27 @@ class EnforcementBook:
         held = self.decisions.get(key)
         if held is not None and held["rule"] == rule.name and held["level"] < floor and held["status"] == "active":
             return floor  # behind its campaign: catch up
-        own = self._own_level(rule, held, now_ms)
+        own = self._own_level(rule, held, now_ms, floor)
         return None if own is None else max(own, floor)
 
-    def _own_level(self, rule: Rule, held: dict[str, Any] | None, now_ms: int) -> int | None:
+    def _own_level(self, rule: Rule, held: dict[str, Any] | None, now_ms: int, floor: int = 0) -> int | None:
         top = len(rule.ladder) - 1
         if held is None:
             return 0
         in_force = held["status"] in IN_FORCE and now_ms < held["expires_at_ms"]
+        if held["status"] == "lifted" and now_ms < held["expires_at_ms"]:
+            return None  # a person lifted it: no rule puts it back before it would have lapsed
+        if held["rule"] == MANUAL and in_force:
+            return None  # a person's decision stands against the policy until it expires or is lifted
         if held["rule"] != rule.name:
             if in_force:
-                # Another rule's decision stands unless this rule's first rung is stronger.
-                return 0 if self._strength(rule.ladder[0].action) > self._strength(held["action"]) else None
+                # Another rule's decision stands unless the rung this rule's evidence has reached is
+                # stronger; a campaign's rule also takes over an account's lone-harvester decision at
+                # equal strength, so the campaign climbs its ladder as one (and its approval gate
+                # applies) whichever evidence came first.
+                mine, theirs = self._strength(rule.ladder[floor].action), self._strength(held["action"])
+                outranks = rule.when.source == "campaign" and held["evidence"]["source"] == "detection"
+                return 0 if mine > theirs or (outranks and mine >= theirs) else None
             return 0
         if held["status"] == "rejected" and now_ms < held["expires_at_ms"]:
             return None  # a person said no for this long
@@ -225,7 +241,7 @@ class EnforcementBook:
             bound = implementation.bind(bound, Binding(scope, entity, evidence.evidence_id, now_ms, in_force))
         params = bound.model_dump(mode="json")
         key = target_key(scope, entity)
-        held = self.decisions.get(key)
+        held = self.decisions.get(key)  # an escalation waiting for a person keeps its effect
         why_approval = (
             self._approval_needed(rule, level, evidence, scope, entity, now_ms)
             if implementation.needs_approval
@@ -269,6 +285,14 @@ class EnforcementBook:
             "updated_at_ms": now_ms,
             "supersedes": None,
         }
+        records = self._replace(key, decision, now_ms)
+        self._climbed(decision)
+        return records
+
+    def _replace(self, key: str, decision: dict[str, Any], now_ms: int) -> list[dict[str, Any]]:
+        """Make `decision` the target's, after the one in force it supersedes (republished as
+        `superseded`: the audit trail shows when each stopped)."""
+        held = self.decisions.get(key)
         records = []
         if held is not None and held["status"] in IN_FORCE and now_ms < held["expires_at_ms"]:
             decision["supersedes"] = held["decision_id"]
@@ -276,7 +300,6 @@ class EnforcementBook:
                             "updated_at_ms": max(now_ms, held["updated_at_ms"] + 1) - 1})  # fmt: skip
             decision["updated_at_ms"] = max(now_ms, held["updated_at_ms"] + 1)
         self.decisions[key] = decision
-        self._climbed(decision)
         records.append(decision)
         return records
 
@@ -359,6 +382,76 @@ class EnforcementBook:
             self.decisions[target_key(held["scope"], held["entity"])] = updated
             rejected.append(updated)
         return rejected
+
+    def order(
+        self,
+        order: dict[str, Any],
+        by: str,
+        now_ms: int,
+        note: str | None = None,
+        group_id: str | None = None,
+        ordered_at_ms: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Decisions a person made by hand (the `order` of an enforcement_approval v2 `decide`):
+        active at once, one per entity, replacing whatever is in force on each, until the TTL counted
+        from when it was ordered: an order read again later (a new consumer group replaying the
+        topic) never enforces past its time, and one already past it decides nothing.
+
+        Raises KeyError for an action nobody registered, ValueError for parameters it refuses.
+        """
+        from extractguard.enforcement.actions import action
+
+        expires_at_ms = (now_ms if ordered_at_ms is None else ordered_at_ms) + int(float(order["ttl_s"]) * 1000)
+        if expires_at_ms <= now_ms:
+            return []
+        implementation = action(order["action"])
+        raw = implementation.params(order.get("params") or {})
+        campaign_id = order.get("campaign_id")
+        group = order.get("group_id") or group_id or _group_id(MANUAL, by, 0, now_ms)
+        evidence: dict[str, Any] = {"source": MANUAL, "score": 0.0}
+        if campaign_id:
+            evidence["campaign_id"] = campaign_id
+        what = f"{order['action']} by hand, by {by}" + (f" (campaign {campaign_id})" if campaign_id else "")
+        records: list[dict[str, Any]] = []
+        for entity in order["entities"]:
+            bound = raw
+            if implementation.binds:
+                in_force = [
+                    d for d in self.decisions.values()
+                    if d["action"] == order["action"] and d["status"] in IN_FORCE and now_ms < d["expires_at_ms"]
+                ]  # fmt: skip
+                bound = implementation.bind(
+                    raw, Binding(order["scope"], entity, campaign_id or group, now_ms, in_force)
+                )
+            decision = {
+                "schema_version": SCHEMA_VERSION, "decision_id": f"dec-{secrets.token_hex(8)}", "group_id": group,
+                "scope": order["scope"], "entity": entity, "action": order["action"],
+                "params": bound.model_dump(mode="json"), "status": "active", "effect": implementation.effect(bound),
+                "level": 0, "policy": {"name": self.policy.name, "revision": self.policy.revision}, "rule": MANUAL,
+                "reason": f"{what}: {note or 'no note given'}"[:1024], "evidence": evidence,
+                "approval": {"required": False, "reason": "decided by hand", "by": by, "at_ms": now_ms, "note": note},
+                "decided_at_ms": now_ms, "expires_at_ms": expires_at_ms,
+                "updated_at_ms": now_ms, "supersedes": None,
+            }  # fmt: skip
+            records += self._replace(target_key(order["scope"], entity), decision, now_ms)
+        return records
+
+    def lift(self, ref: str, by: str, now_ms: int, note: str | None = None) -> list[dict[str, Any]]:
+        """End the decisions of `ref` (a decision id or a group id) in force now, whoever made them."""
+        lifted = []
+        for key, held in self.decisions.items():
+            if ref not in (held["decision_id"], held["group_id"]):
+                continue
+            if held["status"] not in IN_FORCE or now_ms >= held["expires_at_ms"]:
+                continue
+            self.decisions[key] = updated = {
+                **held, "status": "lifted", "effect": {"kind": "none"},
+                "lifted": {"by": by, "at_ms": now_ms, "note": note},
+                "reason": f"lifted by {by}: {note or 'no note given'}; was: {held['reason']}"[:1024],
+                "updated_at_ms": max(now_ms, held["updated_at_ms"] + 1),
+            }  # fmt: skip
+            lifted.append(updated)
+        return lifted
 
     def restore(self, records: Iterable[dict[str, Any]]) -> int:
         """Rebuild from the decisions topic (newest record of each target wins)."""

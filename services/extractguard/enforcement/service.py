@@ -32,7 +32,7 @@ from extractguard.contracts.enforcement import (
     decision_key,
     valid_decision,
 )
-from extractguard.contracts.rejection import InvalidMessage
+from extractguard.contracts.rejection import InvalidMessage, Reason
 from extractguard.contracts.schemas import decode_json, validate
 from extractguard.contracts.topics import CAMPAIGNS, DETECTIONS, dlq_name
 from extractguard.enforcement.book import IN_FORCE, EnforcementBook
@@ -130,11 +130,35 @@ class Enforcer:
             return self.book.campaign(document, now_ms)
         if topic == DETECTIONS:
             return self.book.detection(document, now_ms)
-        verb = self.book.approve if document["verdict"] == "approve" else self.book.reject
-        changed = verb(document["ref"], document["by"], now_ms, document.get("note"))
-        log.info(
-            "approval", ref=document["ref"], verdict=document["verdict"], by=document["by"], decisions=len(changed)
-        )
+        return self._person(document, message, raw, now_ms)
+
+    def _person(self, document: dict[str, Any], message: Message, raw: bytes, now_ms: int) -> list[dict[str, Any]]:
+        """A person's word: approve, reject or lift decisions (by id or group), or decide by hand."""
+        verdict, by, note = document["verdict"], document["by"], document.get("note")
+        if verdict == "decide":
+            order = document["order"]
+            try:
+                changed = self.book.order(
+                    order, by, now_ms, note, group_id=order.get("group_id"), ordered_at_ms=document["at_ms"]
+                )
+            except (KeyError, ValueError) as error:
+                # Valid by its schema, refused by the registry (an action this enforcer lacks, its
+                # parameters): kept in the DLQ with why, as an invalid record would be.
+                topic = message.topic() or ENFORCEMENT_APPROVALS
+                refused = InvalidMessage(Reason.SCHEMA_VIOLATION, f"order refused: {error}"[:500], "order")
+                dead = DeadLetter(raw, refused, SERVICE, f"kafka:{topic}", topic, message.partition(), message.offset())
+                self.producer.produce(dlq_name(topic), value=raw, headers=dead.headers())
+                metrics.DLQ_MESSAGES.labels(dlq_name(topic), str(refused.code)).inc()
+                log.warning("order_refused", topic=topic, partition=message.partition(), offset=message.offset(),
+                            by=by, error=str(error)[:500])  # fmt: skip
+                return []
+            active = sum(d["status"] == "active" for d in changed)  # none: the order had lapsed
+            log.info("manual_decision", by=by, action=order["action"], scope=order["scope"], decisions=active,
+                     campaign=order.get("campaign_id"))  # fmt: skip
+            return changed
+        verbs = {"approve": self.book.approve, "reject": self.book.reject, "lift": self.book.lift}
+        changed = verbs[verdict](document["ref"], by, now_ms, note)
+        log.info("approval", ref=document["ref"], verdict=verdict, by=by, decisions=len(changed))
         return changed
 
     def _refresh(self, now_ms: int) -> list[dict[str, Any]]:

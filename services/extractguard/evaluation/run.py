@@ -32,7 +32,14 @@ from extractguard.contracts.topics import (
     GATEWAY_EVENTS,
     LINK_EVIDENCE,
 )
-from extractguard.demo.processes import Service, ensure_local_kafka, stop_local_kafka, wait_group_stable, wait_http
+from extractguard.demo.processes import (
+    Service,
+    ServiceDied,
+    ensure_local_kafka,
+    stop_local_kafka,
+    wait_group_stable,
+    wait_http,
+)
 from extractguard.evaluation.enforcement_replay import RequestLog, score_enforcement
 from extractguard.evaluation.scorecard import Scorecard
 from extractguard.evaluation.scoring import ScenarioScore, Truth, points_at, score_resolved_campaigns, score_scenario
@@ -96,7 +103,7 @@ def _wait_caught_up(kafka: KafkaSettings, group: str, topic: str, timeout_s: flo
     best = None
     while (lag := group_lag(kafka, group, topic)) > 0:
         if not service.alive():
-            raise RuntimeError(f"{service.name} died while catching up:\n{service.tail()}")
+            raise ServiceDied(service, "died while catching up")
         if best is None or lag < best:
             best, deadline = lag, time.monotonic() + timeout_s
         if time.monotonic() > deadline:

@@ -25,9 +25,8 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from extractguard.contracts.rejection import InvalidMessage
-from extractguard.contracts.schemas import validate
 from extractguard.contracts.subjects import subject_of
+from extractguard.evaluation.event_file import EventFileFaults, numbered_lines
 from extractguard.gateway.events import build_event
 from extractguard.simulator.ground_truth import label_record
 from extractguard.simulator.population import SimAccount
@@ -121,13 +120,21 @@ class StreamReplay:
         first = last = None
         ordered = True
         count = 0
-        for number, event in _read_events(self.events_path):
+        # Every line checked as the pipeline would before anything is sent: a file it would refuse
+        # is refused here, with the line, the field and how many lines share each fault.
+        faults = EventFileFaults()
+        for number, line in numbered_lines(self.events_path):
+            event = faults.check(number, line)
+            if event is None:
+                continue
             ts = event["event_time_ms"]
             if last is not None and ts < last:
                 ordered = False
             first = ts if first is None else min(first, ts)
             last = ts if last is None else max(last, ts)
             count = number
+        if faults.refused:
+            raise ValueError(faults.refusal(self.events_path))
         if first is None or last is None:
             raise ValueError(f"{self.events_path}: no events")
         if not ordered:
@@ -157,17 +164,16 @@ class StreamReplay:
 
 
 def read_labels(path: Path) -> dict[str, dict[str, Any]]:
-    """Every `account_label` record of a JSONL file, by account; a bad line is an error that names it."""
+    """Every `account_label` record of a JSONL file, by account; a file with bad lines is refused
+    with each fault's first line, field and how many lines share it."""
     labels: dict[str, dict[str, Any]] = {}
-    with path.open("rb") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                record = validate("account_label", orjson.loads(line))
-            except (orjson.JSONDecodeError, InvalidMessage) as error:
-                raise ValueError(f"{path}:{number}: not an account_label record: {error}") from None
+    faults = EventFileFaults("account_label", "account_label records")
+    for number, line in numbered_lines(path):
+        record = faults.check(number, line)
+        if record is not None:
             labels[record["account_id"]] = record
+    if faults.refused:
+        raise ValueError(faults.refusal(path))
     if not labels:
         raise ValueError(f"{path}: no labels")
     return labels

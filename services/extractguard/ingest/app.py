@@ -11,6 +11,9 @@ answered 503 with `Retry-After` at once (hundreds of connections cannot pile up 
 that names no gateway gets 401 before a byte of the body is read; a body that has not arrived
 within `body_timeout_s` gets 408. Each gateway's token has its own rate limit (429 with
 `Retry-After`, nothing of the request produced). `GET /openapi.json` describes the API.
+
+`GET /v1/decisions` serves the enforcement decisions to bouncers under the same tokens, as a long
+poll with resumable positions (`decision_feed.py`), for gateways that cannot reach the broker.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from extractguard.contracts.schemas import validate_gateway_event
 from extractguard.contracts.topics import GATEWAY_EVENTS, dlq_name
 from extractguard.gateway.partitioning import partition_for
 from extractguard.gateway.publisher import EventPublisher
+from extractguard.ingest.decision_feed import DecisionLog, Follower, answer, follow_decisions
 from extractguard.ingest.openapi import openapi_document
 from extractguard.ingest.rate_limits import GatewayRateLimits
 from extractguard.ingest.receivers import add_receivers
@@ -63,6 +67,7 @@ SETTINGS_KEY: web.AppKey[IngestSettings] = web.AppKey("settings", IngestSettings
 TOKENS_KEY: web.AppKey[GatewayTokens] = web.AppKey("tokens", GatewayTokens)
 LIMITS_KEY: web.AppKey[GatewayRateLimits] = web.AppKey("limits", GatewayRateLimits)
 IN_FLIGHT_KEY: web.AppKey[list[int]] = web.AppKey("in_flight", list)
+DECISIONS_KEY: web.AppKey[DecisionLog] = web.AppKey("decisions", DecisionLog)
 GATEWAY: web.RequestKey[str] = web.RequestKey("gateway", str)  # whose token the request carries
 
 
@@ -261,6 +266,16 @@ def _too_large(length: int | None, limit: int) -> web.Response:
     )
 
 
+async def get_decisions(request: web.Request) -> web.Response:
+    if not authorized(request):
+        return _refusal("unauthorized", "missing or wrong bearer token", 401)
+    if DECISIONS_KEY not in request.app:
+        return web.json_response(
+            {"error": {"code": "not_found", "detail": "the decision feed is off here"}}, status=404
+        )
+    return await answer(request, request.app[DECISIONS_KEY])
+
+
 async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -279,7 +294,12 @@ def gateway_tokens(settings: IngestSettings) -> GatewayTokens:
     return GatewayTokens({"default": settings.token.get_secret_value()})
 
 
-def build_app(settings: IngestSettings, kafka: KafkaSettings, publisher: Publisher | None = None) -> web.Application:
+def build_app(
+    settings: IngestSettings,
+    kafka: KafkaSettings,
+    publisher: Publisher | None = None,
+    decisions: tuple[DecisionLog, Follower] | None = None,
+) -> web.Application:
     # aiohttp refuses larger bodies itself too; our handler answers first when Content-Length says so.
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[guard_requests])
     app[SETTINGS_KEY] = settings
@@ -297,17 +317,25 @@ def build_app(settings: IngestSettings, kafka: KafkaSettings, publisher: Publish
 
     poller = threading.Thread(target=poll_loop, name="kafka-delivery-poll", daemon=True)
 
+    if decisions is not None:
+        app[DECISIONS_KEY] = decisions[0]
+
     async def on_startup(_app: web.Application) -> None:
         poller.start()
+        if decisions is not None:
+            decisions[1].start()
 
     async def on_cleanup(_app: web.Application) -> None:
         stop.set()
         poller.join()
         publisher.flush()
+        if decisions is not None:
+            decisions[1].stop()
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     app.router.add_post("/v1/events", post_events)
+    app.router.add_get("/v1/decisions", get_decisions)
     add_receivers(app, settings, authorized, publish_lines)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", healthz)
@@ -318,6 +346,7 @@ def build_app(settings: IngestSettings, kafka: KafkaSettings, publisher: Publish
 
 def run(settings: IngestSettings | None = None, kafka: KafkaSettings | None = None) -> None:
     settings = settings or IngestSettings()
-    app = build_app(settings, kafka or KafkaSettings())
+    kafka = kafka or KafkaSettings()
+    app = build_app(settings, kafka, decisions=follow_decisions(kafka) if settings.decision_feed else None)
     log.info("ingest_listening", host=settings.host, port=settings.port)
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)

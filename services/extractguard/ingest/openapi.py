@@ -114,6 +114,35 @@ def openapi_document(settings: IngestSettings) -> dict[str, Any]:
                 }
             },
             **receivers,
+            "/v1/decisions": {
+                "get": {
+                    "summary": "Enforcement decisions for bouncers: a long poll from a position (none: the whole set)",
+                    "parameters": [
+                        {
+                            "name": "position",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                            "description": "The position of the previous answer; another epoch's gets the whole set",
+                        },
+                        {
+                            "name": "wait_s",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "number", "minimum": 0, "maximum": 30},
+                            "description": "How long to wait for a change (at most 30 s)",
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "position, reset, ready, and the decisions changed since (by target key)"
+                        },
+                        "400": {"description": "wait_s is not a number"},
+                        "401": {"description": "missing or wrong bearer token"},
+                        "404": {"description": "the decision feed is off on this ingest"},
+                    },
+                }
+            },
             "/healthz": {"get": {"responses": {"200": {"description": "alive"}}}},
             "/readyz": {"get": {"responses": {"200": {"description": "ready"}}}},
             "/openapi.json": {"get": {"responses": {"200": {"description": "this document"}}}},

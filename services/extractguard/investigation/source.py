@@ -13,7 +13,7 @@ from typing import Any
 
 from clickhouse_connect.driver.binding import format_query_value
 
-from extractguard.settings import ClickHouseSettings, LanderSettings
+from extractguard.settings import ClickHouseSettings, lander_door
 from extractguard.storage.query import query_any
 
 Ask = Callable[[str], tuple[list[str], list[list[Any]]]]
@@ -35,7 +35,7 @@ class Source:
 
     @classmethod
     def from_settings(cls) -> Source:
-        clickhouse, lander = ClickHouseSettings(), LanderSettings()
+        clickhouse, lander = ClickHouseSettings(), lander_door()
         return cls(lambda sql: query_any(sql, clickhouse, lander))
 
     def rows(self, sql: str) -> list[Row]:

@@ -12,7 +12,7 @@ from extractguard.lander.consumer import Lander, log
 from extractguard.lander.sql_server import SqlServer
 from extractguard.paths import data_home
 from extractguard.settings import ClickHouseSettings, KafkaSettings, LanderSettings
-from extractguard.storage import migrate
+from extractguard.storage import door, migrate
 from extractguard.storage.client import connect, is_embedded
 
 
@@ -20,6 +20,9 @@ def run(apply_migrations: bool = True) -> None:
     gc_policy.for_streaming()  # a batch of 50,000 rows is millions of short-lived objects
     clickhouse = ClickHouseSettings()
     settings = LanderSettings()
+    if is_embedded(clickhouse.dsn):
+        # Before opening it: a reader starting now goes through our door, not into the database.
+        door.announce(data_home(), clickhouse.dsn, settings.sql_host, settings.sql_port)
     client = connect(clickhouse.dsn)
     lock = threading.Lock()
     if apply_migrations:
@@ -50,3 +53,4 @@ def run(apply_migrations: bool = True) -> None:
     finally:
         server.stop()
         client.close()
+        door.withdraw(data_home())

@@ -9,6 +9,7 @@ database and serves read-only SQL to everyone else (see `lander/sql_server.py`).
 from __future__ import annotations
 
 import fcntl
+import os
 from pathlib import Path
 
 import clickhouse_connect
@@ -47,16 +48,27 @@ def _owner(path: Path) -> str | None:
     return None
 
 
+def _locked(dsn: str, owner: str) -> DatabaseLocked:
+    return DatabaseLocked(
+        f"the embedded ClickHouse at {embedded_path(dsn)} is open in {owner} "
+        "(the lander owns it while the pipeline runs; query it through `extractguard sql`)"
+    )
+
+
 def connect(dsn: str) -> Client:
     if is_embedded(dsn):
         embedded_path(dsn).mkdir(parents=True, exist_ok=True)
+        # Asked first, not after chdb fails: chdb writes "Cannot lock file ... Another server
+        # instance in same directory is already running" to stderr itself, which every reader
+        # beside a running lander (`extractguard sql`) would print. Our own lock (this process
+        # opened it already) is no obstacle.
+        owner = _owner(embedded_path(dsn))
+        if owner is not None and owner != f"process {os.getpid()}":
+            raise _locked(dsn, owner)
     try:
         return clickhouse_connect.get_client(dsn=dsn)
     except Exception as error:
         owner = _owner(embedded_path(dsn)) if is_embedded(dsn) else None
         if owner is not None:
-            raise DatabaseLocked(
-                f"the embedded ClickHouse at {embedded_path(dsn)} is open in {owner} "
-                "(the lander owns it while the pipeline runs; query it through `extractguard sql`)"
-            ) from error
+            raise _locked(dsn, owner) from error
         raise

@@ -3,13 +3,16 @@ embedded database, directly otherwise (a server DSN, or an embedded database nob
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
 from typing import Any
 
 import orjson
 
+from extractguard.paths import data_home
 from extractguard.settings import ClickHouseSettings, LanderSettings
+from extractguard.storage import door
 from extractguard.storage.client import DatabaseLocked, connect, is_embedded
 
 
@@ -30,8 +33,18 @@ def query_lander(sql: str, lander: LanderSettings, timeout_s: float = 60) -> tup
     return answer["columns"], answer["rows"]
 
 
+#: How long a reader waits for an announced lander's door to open (the lander starting).
+DOOR_WAIT_S = 60.0
+
+
 def query_any(sql: str, clickhouse: ClickHouseSettings, lander: LanderSettings) -> tuple[list[str], list[list[Any]]]:
-    # Open the database first: asking whichever lander listens on the port could answer from
+    # A lander that announced this database (it owns it, or is about to) is asked through its door,
+    # however early in its start: opening the database then would take it from the lander.
+    if is_embedded(clickhouse.dsn):
+        owner = door.announced(data_home(), clickhouse.dsn)
+        if owner is not None:
+            return _through_door(sql, lander.model_copy(update={"sql_host": owner[0], "sql_port": owner[1]}))
+    # Otherwise open the database: asking whichever lander listens on the port could answer from
     # another database. Only when the embedded database is held do we go through its owner.
     try:
         client = connect(clickhouse.dsn)
@@ -49,3 +62,14 @@ def query_any(sql: str, clickhouse: ClickHouseSettings, lander: LanderSettings) 
     finally:
         client.close()
     return list(result.column_names), [list(r) for r in result.result_rows]
+
+
+def _through_door(sql: str, lander: LanderSettings) -> tuple[list[str], list[list[Any]]]:
+    deadline = time.monotonic() + DOOR_WAIT_S
+    while True:
+        try:
+            return query_lander(sql, lander)
+        except (urllib.error.URLError, ConnectionError) as error:
+            if isinstance(error, urllib.error.HTTPError) or time.monotonic() > deadline:
+                raise QueryError(f"the lander's SQL door at {lander.sql_host}:{lander.sql_port}: {error}") from None
+            time.sleep(0.3)

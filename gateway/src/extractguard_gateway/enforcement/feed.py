@@ -18,17 +18,29 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any
-
-from extractguard_gateway.enforcement.cache import DecisionCache
+from collections import Counter
+from typing import Any, Protocol
 
 log = logging.getLogger("extractguard_gateway.enforcement")
 DECISIONS_TOPIC = "enforcement.decisions"
 REPORTS_TOPIC = "enforcement.reports"
 
 
+class DecisionSink(Protocol):
+    """What the feed fills: a bouncer's `DecisionCache`, or the ingest's `DecisionLog`, which serves
+    the same records to bouncers over HTTP."""
+
+    ready: threading.Event
+
+    def apply(self, payload: dict[str, Any] | None, key: str | None = None) -> bool: ...
+
+    def __len__(self) -> int: ...
+
+    def take_counts(self) -> Counter[tuple[str, str, str, str]]: ...
+
+
 def report_records(
-    cache: DecisionCache, bouncer: str, instance: str, start_ms: int, end_ms: int
+    cache: DecisionSink, bouncer: str, instance: str, start_ms: int, end_ms: int
 ) -> list[dict[str, Any]]:
     """The counts taken from `cache` since the last report, as `bouncer_report` v1 records."""
     return [
@@ -52,7 +64,7 @@ def report_records(
 class DecisionFeed:
     def __init__(
         self,
-        cache: DecisionCache,
+        cache: DecisionSink,
         bootstrap_servers: str,
         *,
         bouncer: str,

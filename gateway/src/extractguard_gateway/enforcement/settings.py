@@ -1,8 +1,12 @@
 """Settings of the gateway's bouncers, from EXTRACTGUARD_* environment variables (plain dataclasses,
 as the sender's: the gateway's environment gains no package for them).
 
+- EXTRACTGUARD_ENFORCE_FEED_URL: ExtractGuard's ingest (e.g. https://extractguard.example:8480);
+  decisions are then long-polled from its `GET /v1/decisions` under EXTRACTGUARD_ENFORCE_FEED_TOKEN
+  (default EXTRACTGUARD_INGEST_TOKEN, the token the gateway posts its events with), no broker needed.
 - EXTRACTGUARD_ENFORCE_BOOTSTRAP_SERVERS (else EXTRACTGUARD_KAFKA_BOOTSTRAP_SERVERS): the broker of
-  the decisions topic; unset disables enforcement (every request admitted, a warning at start).
+  the decisions topic, when no feed URL is set; with neither, enforcement is off (every request
+  admitted, a warning at start).
 - EXTRACTGUARD_ENFORCE_FAIL_OPEN (default true): admit requests while the cache is not warm;
   false answers 503 until it is.
 - EXTRACTGUARD_ENFORCE_WARM_WAIT_S (default 10): how long start-up waits for the cache to warm.
@@ -39,6 +43,8 @@ class EnforceSettings:
     report_interval_s: float
     key_secret: bytes
     trusted_proxies: str
+    feed_url: str | None = None
+    feed_token: str = ""
 
     @classmethod
     def from_env(cls) -> EnforceSettings:
@@ -57,4 +63,6 @@ class EnforceSettings:
             report_interval_s=float(env.get("EXTRACTGUARD_ENFORCE_REPORT_INTERVAL_S", "30")),
             key_secret=secret.encode(),
             trusted_proxies=env.get("EXTRACTGUARD_TRUSTED_PROXIES", ""),
+            feed_url=env.get("EXTRACTGUARD_ENFORCE_FEED_URL") or None,
+            feed_token=env.get("EXTRACTGUARD_ENFORCE_FEED_TOKEN") or env.get("EXTRACTGUARD_INGEST_TOKEN", ""),
         )

@@ -1,0 +1,1 @@
+"""`extractguard up|down|status`: the services a gateway needs, supervised on one machine."""

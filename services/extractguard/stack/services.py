@@ -1,0 +1,86 @@
+"""Which services a gateway needs, what each is for, and when each counts as up.
+
+The order is the order of start: the lander first, as it owns the embedded ClickHouse and serves
+the SQL door every other reader (the alerter's SQL rules, `extractguard sql`) goes through; the
+alerter last, so its first SQL rule finds the door open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from extractguard.settings import (
+    AlerterSettings,
+    CampaignSettings,
+    DetectionSettings,
+    EnforcerSettings,
+    IngestSettings,
+    LanderSettings,
+    StackSettings,
+)
+
+START_ORDER = ("lander", "ingest", "detect", "campaigns", "enforcer", "alerter")
+
+
+@dataclass(frozen=True, slots=True)
+class StackService:
+    name: str
+    role: str
+    env: dict[str, str]
+    #: Answers 200 once the service can do its job (the Faust workers' web page opens once their
+    #: checkpoint topics exist and the worker runs); None: alive is all that can be asked.
+    ready_url: str | None
+    #: Where a person or a gateway reaches it (shown by `status`).
+    endpoint: str | None
+
+
+def _port_env(variable: str, port: int | None) -> dict[str, str]:
+    return {} if port is None else {variable: str(port)}
+
+
+def stack_services(stack: StackSettings) -> list[StackService]:
+    """The services `stack.services` names, in the order of start, with their ports applied."""
+    lander = LanderSettings()
+    ingest = IngestSettings()
+    sql_port = stack.lander_sql_port or lander.sql_port
+    ingest_port = stack.ingest_port or ingest.port
+    enforcer_port = stack.enforcer_web_port or EnforcerSettings().web_port
+    alerter_port = stack.alerter_web_port or AlerterSettings().web_port
+    detect_port = stack.detect_web_port or DetectionSettings().web_port
+    campaigns_port = stack.campaigns_web_port or CampaignSettings().web_port
+    sql_door = f"http://{lander.sql_host}:{sql_port}"
+    known = {
+        "lander": StackService(
+            "lander", "lands every topic in ClickHouse; serves read-only SQL while it owns the embedded database",
+            _port_env("EXTRACTGUARD_LANDER_SQL_PORT", stack.lander_sql_port), f"{sql_door}/healthz", sql_door,
+        ),
+        "ingest": StackService(
+            "ingest", "takes the gateway's events over HTTP (/v1/events, OTLP /v1/logs, Kong http-log)",
+            _port_env("EXTRACTGUARD_INGEST_PORT", stack.ingest_port),
+            f"http://{ingest.host}:{ingest_port}/healthz", f"http://{ingest.host}:{ingest_port}",
+        ),
+        "detect": StackService(
+            "detect", "per-account and per-prefix detectors over gateway.events (Faust)",
+            _port_env("EXTRACTGUARD_DETECT_WEB_PORT", stack.detect_web_port),
+            f"http://127.0.0.1:{detect_port}/metrics", f"http://127.0.0.1:{detect_port}",
+        ),
+        "campaigns": StackService(
+            "campaigns", "links accounts that share infrastructure, content and timing into campaigns (Faust)",
+            _port_env("EXTRACTGUARD_CAMPAIGNS_WEB_PORT", stack.campaigns_web_port),
+            f"http://127.0.0.1:{campaigns_port}/metrics", f"http://127.0.0.1:{campaigns_port}",
+        ),
+        "enforcer": StackService(
+            "enforcer", "turns campaigns and detections into decisions on enforcement.decisions (the bouncers' feed)",
+            _port_env("EXTRACTGUARD_ENFORCER_WEB_PORT", stack.enforcer_web_port),
+            f"http://127.0.0.1:{enforcer_port}/readyz", f"http://127.0.0.1:{enforcer_port}",
+        ),
+        "alerter": StackService(
+            "alerter", "turns detections into alerts for on-call (webhook, PagerDuty, Slack, Alertmanager)",
+            _port_env("EXTRACTGUARD_ALERTER_WEB_PORT", stack.alerter_web_port),
+            f"http://127.0.0.1:{alerter_port}/readyz", f"http://127.0.0.1:{alerter_port}",
+        ),
+    }  # fmt: skip
+    # Every reader of ClickHouse (the alerter's rules, the enforcer's facts) must find the door where
+    # the lander opened it.
+    door = _port_env("EXTRACTGUARD_LANDER_SQL_PORT", stack.lander_sql_port)
+    return [replace(known[name], env={**door, **known[name].env}) for name in START_ORDER if name in stack.services]

@@ -1,0 +1,125 @@
+"""The README's "Run it beside your gateway", followed end to end: `extractguard up` on a fresh
+home, the real LiteLLM proxy (custom_auth keys: its Postgres key store needs Prisma's engines,
+which this machine cannot fetch) with both ExtractGuard callbacks pointed at the stack's ingest
+alone (events over HTTP, decisions over the HTTP feed, no broker given to the proxy), traffic from
+several keys landed per key, a manual suspend and its lift at the proxy within 5 s, and `down`
+leaving nothing running, with no error line in any service's log."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+import urllib3
+
+from extractguard.settings import KafkaSettings
+from tests.integration.conftest import free_port
+from tests.integration.test_litellm_enforcement import SECRET, _litellm, _start_proxy
+
+pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
+
+TOKEN = "beside-a-gateway-token"
+CALLBACKS = ("extractguard_gateway.litellm_callback.extractguard", "extractguard_gateway.litellm_enforcer.enforcer")
+
+
+def _cli(env: dict[str, str], *args: str, timeout_s: float = 360) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "extractguard.cli", *args], env=env, capture_output=True, text=True, timeout=timeout_s
+    )
+
+
+def _within(seconds: float, check: Callable[[], bool], what: str) -> float:
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < seconds, f"{what}: not within {seconds} s"
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_gateway_beside_the_stack_is_watched_and_enforced_through_the_ingest_alone(
+    kafka: KafkaSettings, tmp_path: Path, run_id: str
+) -> None:
+    _litellm()
+    home = tmp_path / "home"
+    ports = {name: free_port() for name in ("INGEST", "LANDER_SQL", "DETECT_WEB", "CAMPAIGNS_WEB", "ENFORCER_WEB",
+                                            "ALERTER_WEB")}  # fmt: skip
+    env = {
+        **os.environ, "EXTRACTGUARD_HOME": str(home), "EXTRACTGUARD_INGEST_TOKEN": TOKEN,
+        "EXTRACTGUARD_INGEST_KEY_SECRET": SECRET,
+        **{f"EXTRACTGUARD_STACK_{name}_PORT": str(port) for name, port in ports.items()},
+        # A broker other tests share: groups and Faust apps of this run alone.
+        "EXTRACTGUARD_LANDER_GROUP_ID": f"beside-l-{run_id}", "EXTRACTGUARD_ALERTER_GROUP_ID": f"beside-a-{run_id}",
+        "EXTRACTGUARD_ENFORCER_GROUP_ID": f"beside-e-{run_id}", "EXTRACTGUARD_DETECT_APP_ID": f"beside-d-{run_id}",
+        "EXTRACTGUARD_CAMPAIGNS_APP_ID": f"beside-c-{run_id}", "EXTRACTGUARD_ALERTER_REBUILD_LOOKBACK_S": "0",
+        "EXTRACTGUARD_ENFORCER_RESTORE_BOOK": "false",
+    }  # fmt: skip
+    up = _cli(env, "up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    state = orjson.loads((home / "stack" / "state.json").read_bytes())
+    ingest = f"http://127.0.0.1:{ports['INGEST']}"
+    keys = {f"sk-eg-beside-{run_id}-{n}": {"user_id": f"beside-{run_id}-{n}"} for n in range(3)}
+    users = [who["user_id"] for who in keys.values()]
+    proxy, base = _start_proxy(tmp_path, keys, {
+        "EXTRACTGUARD_KEY_SECRET": SECRET, "EXTRACTGUARD_INGEST_URL": ingest, "EXTRACTGUARD_INGEST_TOKEN": TOKEN,
+        "EXTRACTGUARD_ENFORCE_FEED_URL": ingest,
+        "EXTRACTGUARD_KAFKA_BOOTSTRAP_SERVERS": "", "KAFKA_BOOTSTRAP_SERVERS": "",  # the ingest alone
+    }, callbacks=CALLBACKS)  # fmt: skip
+    http = urllib3.PoolManager(maxsize=4, retries=False, timeout=30)
+
+    def status(key: str) -> int:
+        body = orjson.dumps({"model": "guard-large", "messages": [{"role": "user", "content": f"hello from {key}"}]})
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        return http.request("POST", f"{base}/v1/chat/completions", body=body, headers=headers).status
+
+    try:
+        assert [status(key) for key in keys for _ in range(10)] == [200] * 30
+
+        def per_user() -> dict[str, int]:
+            query = f"SELECT account_id, count() AS n FROM events WHERE account_id IN {tuple(users)} GROUP BY 1"
+            sql = _cli(env, "sql", query, "--format", "json", timeout_s=60)
+            assert sql.returncode == 0 and not sql.stderr.strip(), sql.stderr
+            return {row["account_id"]: int(row["n"]) for row in orjson.loads(sql.stdout)}
+
+        _within(60, lambda: per_user() == dict.fromkeys(users, 10), "ten events landed per key")
+
+        suspect, *others = list(keys)
+        added = _cli(env, "decisions", "add", "--account", keys[suspect]["user_id"], "--action", "suspend", "--ttl",
+                     "1h", "--note", "beside a gateway", "--by", "ana", timeout_s=60)  # fmt: skip
+        assert added.returncode == 0, added.stdout + added.stderr
+        suspended_s = _within(5, lambda: status(suspect) == 403, "the manual suspend at the proxy")
+        assert [status(key) for key in others] == [200, 200]
+        lifted = _cli(env, "decisions", "lift", added.stdout.split("group ")[1].split(";")[0], "--note", "done",
+                      timeout_s=60)  # fmt: skip
+        assert lifted.returncode == 0, lifted.stdout + lifted.stderr
+        lifted_s = _within(5, lambda: status(suspect) == 200, "the lift at the proxy")
+        print(f"\nbeside a gateway: suspend at the proxy after {suspended_s:.2f} s, lift after {lifted_s:.2f} s")
+    finally:
+        proxy.terminate()
+        try:
+            proxy.wait(30)
+        except subprocess.TimeoutExpired:
+            proxy.kill()
+        down = _cli(env, "down", timeout_s=180)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not any(_alive(s["pid"]) for s in state["services"].values())
+    errors = [
+        f"{log.name}: {line[:300]}"
+        for log in (home / "stack" / "logs").glob("*.log")
+        for line in log.read_text(errors="replace").splitlines()
+        if '"level": "error"' in line or '"level": "critical"' in line or "Traceback" in line
+    ]
+    assert not errors, "\n".join(errors)
