@@ -290,3 +290,23 @@ def test_similar_subjects_not_yet_linked(client: Client, tmp_path: Path) -> None
     page = tmp_path / "case.html"
     _cli("campaigns", "show", "cmp-test", "--html", str(page))
     assert NEAR in page.read_text().split("Similar, not yet linked")[1]
+
+
+def test_related_actors_are_landed_and_shown_apart(client: Client, tmp_path: Path) -> None:
+    from extractguard.campaigns.resolver import Campaign
+    from extractguard.lander.rows import CAMPAIGN_SCHEMA, campaign_row
+
+    ms = int(T0.timestamp() * 1000)
+    actor = Campaign(
+        "cmp-lab-b", "new", ms, ms + 60_000, ms + 60_000, ORGANIC[:4], 4, [("asn:63949", 12.0, 4)], 12.0,
+        related=["cmp-test"], shared_with_related=["tls_ja4:t13d_harvest", "template:tpl-sweep"],
+    )  # fmt: skip
+    client.insert("campaigns", [campaign_row(actor.to_record(), 0, 99)], column_names=CAMPAIGN_SCHEMA.names)
+    text = _cli("campaigns", "show", "cmp-lab-b")
+    assert "related actors (linked only by what many use): cmp-test; shared: tls_ja4:t13d_harvest" in text
+    (version,) = client.query("SELECT related FROM campaign_versions WHERE campaign_id = 'cmp-lab-b'").result_rows
+    assert version[0] == ["cmp-test"]
+    page = tmp_path / "lab-b.html"
+    _cli("campaigns", "show", "cmp-lab-b", "--html", str(page))
+    assert "related actors (linked only by what many use): cmp-test" in page.read_text()
+    assert "related actors" not in _cli("campaigns", "show", "cmp-test")

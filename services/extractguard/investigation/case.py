@@ -187,11 +187,28 @@ def decisions_total(rows: list[Row] | None) -> int:
     return int(rows[0]["decisions_total"]) if rows else 0
 
 
+def related_line(campaign: Row) -> str:
+    """Other actors found in the same population, and what they share: attribution, one actor each.
+
+    >>> related_line({"related": ["cmp-b"], "shared_with_related": ["tls_ja4:t13d", "sdk:httpx"]})
+    '\\nrelated actors (linked only by what many use): cmp-b; shared: tls_ja4:t13d, sdk:httpx'
+    >>> related_line({"related": []})
+    ''
+    """
+    related = list(campaign.get("related") or [])
+    if not related:
+        return ""
+    shared = list(campaign.get("shared_with_related") or [])[:8]
+    return f"\nrelated actors (linked only by what many use): {', '.join(related)}" + (
+        f"; shared: {', '.join(shared)}" if shared else ""
+    )
+
+
 def load_campaign(source: Source, campaign_id: str) -> Row:
     campaign = source.one(
         "SELECT campaign_id, status, merged_into, split_from, severity, score, members_total, shaped_members, "
         "toUnixTimestamp64Milli(first_seen) AS first_seen_ms, toUnixTimestamp64Milli(last_seen) AS last_seen_ms, "
-        "toUnixTimestamp64Milli(updated) AS updated_ms, fronting_orgs, "
+        "toUnixTimestamp64Milli(updated) AS updated_ms, fronting_orgs, related, shared_with_related, "
         "arrayMap(f -> (f.1, f.2, f.3), fingerprints) AS fingerprints "
         f"FROM campaigns FINAL WHERE campaign_id = {literal(campaign_id)}"
     )

@@ -26,6 +26,7 @@ from extractguard.investigation.case import (
     Case,
     decisions_total,
     fronted_by,
+    related_line,
     take_line,
 )
 from extractguard.investigation.tables import cell, cut_note, header
@@ -274,6 +275,7 @@ def render_case_page(case: Case) -> str:
         + (f", merged into {html.escape(str(c['merged_into']))}" if c.get("merged_into") else "")
         + (f", {html.escape(fronting)}" if fronting else "")
         + "</p>",
+        f"<p><b>{html.escape(related_line(c).strip())}</b></p>" if c.get("related") else "",
         f"<div class=take><p><b>The take:</b> {html.escape(take_line(take))}.</p>",
         _table(take_row),
         "</div>",

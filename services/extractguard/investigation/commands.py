@@ -80,6 +80,7 @@ def _case_text(case: Case) -> str:
         SIMILAR_COLUMNS,
         decisions_total,
         fronted_by,
+        related_line,
         take_line,
     )
 
@@ -92,6 +93,7 @@ def _case_text(case: Case) -> str:
         + (f", {fronting}" if fronting else "")
         + "\n"
         + take_line(case.take)
+        + related_line(c)
     )
     decisions = (
         "no decisions table in this database yet"

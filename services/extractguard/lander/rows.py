@@ -139,7 +139,8 @@ CAMPAIGN_SCHEMA = pa.schema([
     ("campaign_id", _STRING), ("status", _STRING), ("merged_into", _STRING), ("split_from", _STRING),
     ("first_seen", _TIME), ("last_seen", _TIME), ("updated", _TIME), ("severity", _STRING), ("score", pa.float64()),
     ("members", _STRINGS), ("members_total", pa.uint32()), ("shaped_members", pa.uint32()),
-    ("fingerprints", pa.list_(_FINGERPRINT)), ("fronting_orgs", _STRINGS), *_KAFKA,
+    ("fingerprints", pa.list_(_FINGERPRINT)), ("fronting_orgs", _STRINGS), ("related", _STRINGS),
+    ("shared_with_related", _STRINGS), *_KAFKA,
 ])  # fmt: skip
 
 
@@ -148,7 +149,8 @@ def campaign_row(v: Payload, partition: int, offset: int) -> list[Any]:
     return [
         v["campaign_id"], v["status"], v.get("merged_into"), v.get("split_from"), v["first_seen_ms"],
         v["last_seen_ms"], v["updated_ms"], v["severity"], float(v["score"]), v["members"], v["members_total"],
-        v["shaped_members"], fingerprints, v.get("fronting_orgs", []), partition, offset,
+        v["shaped_members"], fingerprints, v.get("fronting_orgs", []), v.get("related", []),
+        v.get("shared_with_related", []), partition, offset,
     ]  # fmt: skip
 
 
