@@ -169,3 +169,24 @@ def test_eval_stream_refuses_a_file_the_pipeline_would_refuse_before_anything_st
     assert (
         "line 4: input_tokens: out_of_range: input_tokens must be bigger than or equal to 0 -- 1 line" in result.output
     )
+
+
+def test_the_ablation_view_replays_each_family_withheld_and_says_which_carried_the_detection(tmp_path: Path) -> None:
+    from extractguard.evaluation.ablation import FAMILIES, Withheld
+
+    # MINI's swarm sits on two proxy subnets: withheld, each account has a network of its own.
+    withheld = list(Withheld(SimulatedReplay(MINI, START_MS), "infrastructure").events())
+    assert len({r.event["client_ip_prefix"] for r in withheld if r.label == "campaign"}) > 100
+    retimed = [r.event["event_time_ms"] for r in Withheld(SimulatedReplay(MINI, START_MS), "timing").events()]
+    assert retimed == sorted(retimed)
+
+    card = run_in_process(
+        [SimulatedReplay(MINI, START_MS)], tmp_path / "out", "test", lambda _line: None,
+        ablation=lambda: [SimulatedReplay(MINI, START_MS)],
+    )  # fmt: skip
+    rows = {row["withheld"]: row for row in card.ablation}
+    assert set(rows) == {None, *FAMILIES}
+    assert all(row["detected"] for row in rows.values())
+    written = orjson.loads((tmp_path / "out" / "scorecard.json").read_bytes())
+    assert len(written["ablation"]) == len(FAMILIES) + 1
+    assert "| mini | swarm |" in card.markdown() and "without infrastructure" in card.markdown()

@@ -163,7 +163,7 @@ def ablation_markdown(rows: list[dict[str, Any]]) -> list[str]:
     ...          "member_recall": 0.9, "organic_accounts_flagged": 0},
     ...         {"scenario": "s", "campaign": "c", "withheld": "client", "detected": False,
     ...          "seconds_to_detect": None, "member_recall": 0.0, "organic_accounts_flagged": 2}]
-    >>> ablation_markdown(rows)[-1]
+    >>> ablation_markdown(rows)[-2]
     '| s | c | 60 s, 90.0% | — | **missed** (2 organic) | — | — | — |'
     """
     if not rows:
@@ -189,4 +189,4 @@ def ablation_markdown(rows: list[dict[str, Any]]) -> list[str]:
     ]
     for (scenario, campaign), by_family in cells.items():
         lines.append(f"| {scenario} | {campaign} | " + " | ".join(by_family.get(f, "—") for f in families) + " |")
-    return lines
+    return [*lines, ""]
