@@ -18,6 +18,7 @@ import orjson
 import pytest
 import urllib3
 
+from extractguard.pids import pid_alive
 from extractguard.settings import KafkaSettings
 from tests.integration.conftest import free_port
 from tests.integration.test_litellm_enforcement import SECRET, _litellm, _start_proxy
@@ -40,14 +41,6 @@ def _within(seconds: float, check: Callable[[], bool], what: str) -> float:
         assert time.monotonic() - started < seconds, f"{what}: not within {seconds} s"
         time.sleep(0.1)
     return time.monotonic() - started
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_a_gateway_beside_the_stack_is_watched_and_enforced_through_the_ingest_alone(
@@ -115,7 +108,7 @@ def test_a_gateway_beside_the_stack_is_watched_and_enforced_through_the_ingest_a
             proxy.kill()
         down = _cli(env, "down", timeout_s=180)
     assert down.returncode == 0, down.stdout + down.stderr
-    assert not any(_alive(s["pid"]) for s in state["services"].values())
+    assert not any(pid_alive(s["pid"]) for s in state["services"].values())
     errors = [
         f"{log.name}: {line[:300]}"
         for log in (home / "stack" / "logs").glob("*.log")

@@ -17,6 +17,7 @@ import orjson
 import pytest
 import urllib3
 
+from extractguard.pids import pid_alive
 from extractguard.settings import KafkaSettings
 from extractguard_gateway.enforcement.cache import DecisionCache, Identity
 from extractguard_gateway.enforcement.http_feed import HttpDecisionFeed
@@ -31,14 +32,6 @@ def _cli(env: dict[str, str], *args: str, timeout_s: float = 360) -> subprocess.
     return subprocess.run(
         [sys.executable, "-m", "extractguard.cli", *args], env=env, capture_output=True, text=True, timeout=timeout_s
     )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _status(cache: DecisionCache, account: str) -> int:
@@ -129,7 +122,7 @@ def test_up_runs_the_stack_restarts_a_killed_service_and_down_stops_it_all(
         killed = state["services"]["detect"]["pid"]
         os.kill(killed, signal.SIGKILL)
         detect = _restarted(state_file, "detect", killed, 1)
-        assert _alive(detect["pid"])
+        assert pid_alive(detect["pid"])
 
         # The lander killed mid-stream: what the gateway sends meanwhile lands once it is back, once.
         killed_lander = state["services"]["lander"]["pid"]
@@ -165,9 +158,9 @@ def test_up_runs_the_stack_restarts_a_killed_service_and_down_stops_it_all(
     assert down.returncode == 0, down.stdout + down.stderr
     state = orjson.loads(state_file.read_bytes())
     assert state["phase"] == "stopped"
-    assert not _alive(state["supervisor_pid"])
+    assert not pid_alive(state["supervisor_pid"])
     every_pid = [killed] + [s["pid"] for s in state["services"].values() if s["pid"]]
-    assert not any(_alive(pid) for pid in every_pid)
+    assert not any(pid_alive(pid) for pid in every_pid)
     assert _cli(env, "status", timeout_s=30).returncode == 3
     errors = []
     for log in (home / "stack" / "logs").glob("*.log"):
