@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from extractguard.cli import main
 from extractguard.contracts.provision import provision
 from extractguard.demo.processes import Service
 from extractguard.settings import KafkaSettings
@@ -33,6 +37,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def run_cli(*args: str) -> str:
+    """`extractguard ARGS` run in this process (its patches apply); its output, once it succeeded."""
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def cli_process(env: dict[str, str], *args: str, timeout_s: float = 360) -> subprocess.CompletedProcess[str]:
+    """`extractguard ARGS` run as its own process with `env`, as a person runs it from a shell."""
+    return subprocess.run(
+        [sys.executable, "-m", "extractguard.cli", *args], env=env, capture_output=True, text=True, timeout=timeout_s
+    )
 
 
 @pytest.fixture
