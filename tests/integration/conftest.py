@@ -6,19 +6,24 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from extractguard.cli import main
 from extractguard.contracts.provision import provision
 from extractguard.demo.processes import Service
-from extractguard.settings import KafkaSettings
+from extractguard.kafka_offsets import start_group_at_end
+from extractguard.lander.consumer import Lander
+from extractguard.lander.sinks import landed_topics
+from extractguard.settings import KafkaSettings, LanderSettings
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +56,20 @@ def cli_process(env: dict[str, str], *args: str, timeout_s: float = 360) -> subp
     return subprocess.run(
         [sys.executable, "-m", "extractguard.cli", *args], env=env, capture_output=True, text=True, timeout=timeout_s
     )
+
+
+def start_lander(
+    kafka: KafkaSettings, client: Client, group_id: str, *, batch_max_wait_s: float = 0.5
+) -> tuple[Lander, threading.Lock, threading.Thread]:
+    """A lander landing into `client` in a thread of its own, from the end of every landed topic
+    (what the test produces from now on). The test takes the lock to query `client` beside it,
+    and stops the lander (then joins the thread) when done."""
+    start_group_at_end(kafka, group_id, landed_topics())
+    lock = threading.Lock()
+    lander = Lander(client, lock, LanderSettings(group_id=group_id, batch_max_wait_s=batch_max_wait_s), kafka)
+    landing = threading.Thread(target=lander.run, daemon=True)
+    landing.start()
+    return lander, lock, landing
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ leaving nothing running, with no error line in any service's log."""
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from extractguard.pids import pid_alive
 from extractguard.settings import KafkaSettings
 from tests.integration.conftest import cli_process, free_port
 from tests.integration.test_litellm_enforcement import SECRET, _litellm, _start_proxy
+from tests.integration.test_litellm_proxy import stop_proxy
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -94,11 +94,7 @@ def test_a_gateway_beside_the_stack_is_watched_and_enforced_through_the_ingest_a
         lifted_s = _within(5, lambda: status(suspect) == 200, "the lift at the proxy")
         print(f"\nbeside a gateway: suspend at the proxy after {suspended_s:.2f} s, lift after {lifted_s:.2f} s")
     finally:
-        proxy.terminate()
-        try:
-            proxy.wait(30)
-        except subprocess.TimeoutExpired:
-            proxy.kill()
+        stop_proxy(proxy)
         down = cli_process(env, "down", timeout_s=180)
     assert down.returncode == 0, down.stdout + down.stderr
     assert not any(pid_alive(s["pid"]) for s in state["services"].values())

@@ -24,13 +24,12 @@ from extractguard.enforcement.service import Enforcer
 from extractguard.investigation import commands as investigation_commands
 from extractguard.investigation.source import Source
 from extractguard.kafka_offsets import end_offsets, read_since, start_group_at_end
-from extractguard.lander.consumer import Lander
-from extractguard.lander.sinks import landed_topics
-from extractguard.settings import EnforcerSettings, KafkaSettings, LanderSettings
+from extractguard.settings import EnforcerSettings, KafkaSettings
 from extractguard.storage import migrate
 from extractguard.storage.client import connect
 from extractguard_gateway.enforcement.cache import DecisionCache, Identity
 from extractguard_gateway.enforcement.feed import DecisionFeed
+from tests.integration.conftest import start_lander
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -67,12 +66,7 @@ def test_a_decision_waiting_for_approval_is_enforced_only_once_approved_and_stop
 ) -> None:
     client = connect(f"chdb://{embedded_path}")
     migrate.apply(client, {"events_ttl_days": 30})
-    lander_group = f"extractguard-lander-gate-{run_id}"
-    start_group_at_end(kafka, lander_group, landed_topics())
-    lock = threading.Lock()
-    lander = Lander(client, lock, LanderSettings(group_id=lander_group, batch_max_wait_s=0.5), kafka)
-    landing = threading.Thread(target=lander.run, daemon=True)
-    landing.start()
+    lander, lock, landing = start_lander(kafka, client, f"extractguard-lander-gate-{run_id}")
     (tmp_path / "policy.yaml").write_text(POLICY)
     group = f"extractguard-enforcer-gate-{run_id}"
     start_group_at_end(kafka, group, [CAMPAIGNS, DETECTIONS, ENFORCEMENT_APPROVALS])

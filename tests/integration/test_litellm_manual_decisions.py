@@ -24,6 +24,7 @@ from extractguard.kafka_offsets import start_group_at_end
 from extractguard.settings import KafkaSettings
 from tests.integration.conftest import free_port
 from tests.integration.test_litellm_enforcement import SECRET, _litellm, _start_proxy
+from tests.integration.test_litellm_proxy import stop_proxy
 
 pytestmark = pytest.mark.kafka
 
@@ -91,8 +92,4 @@ def test_a_manual_suspend_and_its_lift_take_effect_at_the_proxy_within_5_s(
         assert status(honest) == 200
         print(f"\nover {feed}: suspend at the proxy after {suspended_s:.2f} s, lift after {lifted_s:.2f} s")
     finally:
-        proxy.terminate()
-        try:
-            proxy.wait(30)
-        except subprocess.TimeoutExpired:
-            proxy.kill()
+        stop_proxy(proxy)
