@@ -7,9 +7,11 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from click.testing import CliRunner
@@ -58,6 +60,35 @@ def cli_process(env: dict[str, str], *args: str, timeout_s: float = 360) -> subp
     )
 
 
+class RunsUntilStopped(Protocol):
+    """A service a test runs in a thread of its own: the lander, the enforcer."""
+
+    def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def start_in_thread(service: RunsUntilStopped) -> threading.Thread:
+    thread = threading.Thread(target=service.run, daemon=True)
+    thread.start()
+    return thread
+
+
+def stop_in_thread(service: RunsUntilStopped, thread: threading.Thread) -> None:
+    """Stop a service started by `start_in_thread`, waiting for its thread (30 s at most)."""
+    service.stop()
+    thread.join(timeout=30)
+
+
+def within(seconds: float, check: Callable[[], bool], what: str) -> float:
+    """Wait until `check()` holds, failing the test after `seconds`; how long it took, in seconds."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < seconds, f"{what}: not within {seconds} s"
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
 def start_lander(
     kafka: KafkaSettings, client: Client, group_id: str, *, batch_max_wait_s: float = 0.5
 ) -> tuple[Lander, threading.Lock, threading.Thread]:
@@ -67,9 +98,7 @@ def start_lander(
     start_group_at_end(kafka, group_id, landed_topics())
     lock = threading.Lock()
     lander = Lander(client, lock, LanderSettings(group_id=group_id, batch_max_wait_s=batch_max_wait_s), kafka)
-    landing = threading.Thread(target=lander.run, daemon=True)
-    landing.start()
-    return lander, lock, landing
+    return lander, lock, start_in_thread(lander)
 
 
 @pytest.fixture

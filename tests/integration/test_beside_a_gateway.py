@@ -8,8 +8,6 @@ leaving nothing running, with no error line in any service's log."""
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -18,7 +16,7 @@ import urllib3
 
 from extractguard.pids import pid_alive
 from extractguard.settings import KafkaSettings
-from tests.integration.conftest import cli_process, free_port
+from tests.integration.conftest import cli_process, free_port, within
 from tests.integration.test_litellm_enforcement import SECRET, _litellm, _start_proxy
 from tests.integration.test_litellm_proxy import stop_proxy
 
@@ -26,14 +24,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 TOKEN = "beside-a-gateway-token"
 CALLBACKS = ("extractguard_gateway.litellm_callback.extractguard", "extractguard_gateway.litellm_enforcer.enforcer")
-
-
-def _within(seconds: float, check: Callable[[], bool], what: str) -> float:
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < seconds, f"{what}: not within {seconds} s"
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 def test_a_gateway_beside_the_stack_is_watched_and_enforced_through_the_ingest_alone(
@@ -80,18 +70,18 @@ def test_a_gateway_beside_the_stack_is_watched_and_enforced_through_the_ingest_a
             assert sql.returncode == 0 and not sql.stderr.strip(), sql.stderr
             return {row["account_id"]: int(row["n"]) for row in orjson.loads(sql.stdout)}
 
-        _within(60, lambda: per_user() == dict.fromkeys(users, 10), "ten events landed per key")
+        within(60, lambda: per_user() == dict.fromkeys(users, 10), "ten events landed per key")
 
         suspect, *others = list(keys)
         added = cli_process(env, "decisions", "add", "--account", keys[suspect]["user_id"], "--action", "suspend",
                             "--ttl", "1h", "--note", "beside a gateway", "--by", "ana", timeout_s=60)  # fmt: skip
         assert added.returncode == 0, added.stdout + added.stderr
-        suspended_s = _within(5, lambda: status(suspect) == 403, "the manual suspend at the proxy")
+        suspended_s = within(5, lambda: status(suspect) == 403, "the manual suspend at the proxy")
         assert [status(key) for key in others] == [200, 200]
         lifted = cli_process(env, "decisions", "lift", added.stdout.split("group ")[1].split(";")[0], "--note", "done",
                              timeout_s=60)  # fmt: skip
         assert lifted.returncode == 0, lifted.stdout + lifted.stderr
-        lifted_s = _within(5, lambda: status(suspect) == 200, "the lift at the proxy")
+        lifted_s = within(5, lambda: status(suspect) == 200, "the lift at the proxy")
         print(f"\nbeside a gateway: suspend at the proxy after {suspended_s:.2f} s, lift after {lifted_s:.2f} s")
     finally:
         stop_proxy(proxy)

@@ -6,7 +6,6 @@ never enforced, and an approval that does not validate is dead-lettered."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +28,7 @@ from extractguard.storage import migrate
 from extractguard.storage.client import connect
 from extractguard_gateway.enforcement.cache import DecisionCache, Identity
 from extractguard_gateway.enforcement.feed import DecisionFeed
-from tests.integration.conftest import start_lander
+from tests.integration.conftest import start_in_thread, start_lander, stop_in_thread
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -74,8 +73,7 @@ def test_a_decision_waiting_for_approval_is_enforced_only_once_approved_and_stop
     dlq_since = end_offsets(kafka, dlq_name(ENFORCEMENT_APPROVALS))
     settings = EnforcerSettings(group_id=group, policy_file=tmp_path / "policy.yaml", expire_interval_s=0.5)
     enforcer = Enforcer(settings, kafka)
-    running = threading.Thread(target=enforcer.run, daemon=True)
-    running.start()
+    running = start_in_thread(enforcer)
     cache = DecisionCache()
     feed = DecisionFeed(cache, kafka.bootstrap_servers, bouncer="test", reports_topic=None).start()
     producer = Producer(kafka.client_config())
@@ -163,7 +161,5 @@ def test_a_decision_waiting_for_approval_is_enforced_only_once_approved_and_stop
         assert {rows[a][1:3] for a in rejected} == {("rejected", "oncall")}
     finally:
         feed.stop()
-        enforcer.stop()
-        running.join(timeout=30)
-        lander.stop()
-        landing.join(timeout=30)
+        stop_in_thread(enforcer, running)
+        stop_in_thread(lander, landing)

@@ -34,7 +34,7 @@ from extractguard.kafka_offsets import end_offsets, read_since, start_group_at_e
 from extractguard.settings import KafkaSettings
 from extractguard.storage import migrate
 from extractguard.storage.client import connect
-from tests.integration.conftest import free_port, start_lander
+from tests.integration.conftest import free_port, start_lander, stop_in_thread
 from tests.integration.test_litellm_proxy import LITELLM_VENV, MASTER_KEY, SCAFFOLD, litellm_port, stop_proxy
 
 SECRET = "enforcement-test-secret"
@@ -117,8 +117,7 @@ def test_a_campaign_is_observed_throttled_then_suspended_while_an_honest_key_kee
     try:
         _run(kafka, client, lock, services, tmp_path, run_id)
     finally:  # a lander left running would land into the next test's database
-        lander.stop()
-        landing.join(timeout=30)
+        stop_in_thread(lander, landing)
 
 
 def _run(

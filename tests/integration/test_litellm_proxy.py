@@ -33,7 +33,7 @@ from extractguard.settings import KafkaSettings
 from extractguard.storage import migrate
 from extractguard.storage.client import connect
 from extractguard_gateway.events import keyed_hash
-from tests.integration.conftest import free_port, read_from, start_lander
+from tests.integration.conftest import free_port, read_from, start_lander, stop_in_thread
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -199,8 +199,7 @@ def test_every_request_through_the_real_litellm_proxy_is_accounted_for(
         dead = read_from(kafka, dlq_name(GATEWAY_EVENTS), dlq_start, expect=0, timeout_s=3)
     finally:
         stop_proxy(proxy)
-        lander.stop()
-        landing.join(timeout=30)
+        stop_in_thread(lander, landing)
 
     # Accounted for: every request landed exactly once, and nothing was dead-lettered.
     assert [m.value()[:200] for m in dead] == []

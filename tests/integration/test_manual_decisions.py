@@ -5,7 +5,6 @@ trail in ClickHouse says who decided, who lifted, and why."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +25,7 @@ from extractguard.storage import migrate
 from extractguard.storage.client import connect
 from extractguard_gateway.enforcement.cache import DecisionCache, Identity
 from extractguard_gateway.enforcement.feed import DecisionFeed
-from tests.integration.conftest import start_lander
+from tests.integration.conftest import start_in_thread, start_lander, stop_in_thread
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -60,8 +59,7 @@ def test_a_manual_suspend_and_its_lift_reach_the_bouncer_within_seconds_and_are_
     group = f"extractguard-enforcer-manual-{run_id}"
     start_group_at_end(kafka, group, [CAMPAIGNS, DETECTIONS, ENFORCEMENT_APPROVALS])
     enforcer = Enforcer(EnforcerSettings(group_id=group, policy_file=tmp_path / "policy.yaml"), kafka)
-    running = threading.Thread(target=enforcer.run, daemon=True)
-    running.start()
+    running = start_in_thread(enforcer)
     cache = DecisionCache()
     feed = DecisionFeed(cache, kafka.bootstrap_servers, bouncer="test", reports_topic=None).start()
     account = f"hand-{run_id}"
@@ -128,7 +126,5 @@ def test_a_manual_suspend_and_its_lift_reach_the_bouncer_within_seconds_and_are_
         print(f"manual suspend at the bouncer in {suspend_s:.2f} s, lift in {lift_s:.2f} s")
     finally:
         feed.stop()
-        enforcer.stop()
-        running.join(timeout=30)
-        lander.stop()
-        landing.join(timeout=30)
+        stop_in_thread(enforcer, running)
+        stop_in_thread(lander, landing)
