@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
+from click.testing import CliRunner
+from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from extractguard.cli import main
 from extractguard.contracts.provision import provision
 from extractguard.demo.processes import Service
-from extractguard.settings import KafkaSettings
+from extractguard.kafka_offsets import start_group_at_end
+from extractguard.lander.consumer import Lander
+from extractguard.lander.sinks import landed_topics
+from extractguard.settings import KafkaSettings, LanderSettings
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +44,61 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def run_cli(*args: str) -> str:
+    """`extractguard ARGS` run in this process (its patches apply); its output, once it succeeded."""
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def cli_process(env: dict[str, str], *args: str, timeout_s: float = 360) -> subprocess.CompletedProcess[str]:
+    """`extractguard ARGS` run as its own process with `env`, as a person runs it from a shell."""
+    return subprocess.run(
+        [sys.executable, "-m", "extractguard.cli", *args], env=env, capture_output=True, text=True, timeout=timeout_s
+    )
+
+
+class RunsUntilStopped(Protocol):
+    """A service a test runs in a thread of its own: the lander, the enforcer."""
+
+    def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def start_in_thread(service: RunsUntilStopped) -> threading.Thread:
+    thread = threading.Thread(target=service.run, daemon=True)
+    thread.start()
+    return thread
+
+
+def stop_in_thread(service: RunsUntilStopped, thread: threading.Thread) -> None:
+    """Stop a service started by `start_in_thread`, waiting for its thread (30 s at most)."""
+    service.stop()
+    thread.join(timeout=30)
+
+
+def within(seconds: float, check: Callable[[], bool], what: str) -> float:
+    """Wait until `check()` holds, failing the test after `seconds`; how long it took, in seconds."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < seconds, f"{what}: not within {seconds} s"
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def start_lander(
+    kafka: KafkaSettings, client: Client, group_id: str, *, batch_max_wait_s: float = 0.5
+) -> tuple[Lander, threading.Lock, threading.Thread]:
+    """A lander landing into `client` in a thread of its own, from the end of every landed topic
+    (what the test produces from now on). The test takes the lock to query `client` beside it,
+    and stops the lander (then joins the thread) when done."""
+    start_group_at_end(kafka, group_id, landed_topics())
+    lock = threading.Lock()
+    lander = Lander(client, lock, LanderSettings(group_id=group_id, batch_max_wait_s=batch_max_wait_s), kafka)
+    return lander, lock, start_in_thread(lander)
 
 
 @pytest.fixture

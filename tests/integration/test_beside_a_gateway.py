@@ -8,46 +8,22 @@ leaving nothing running, with no error line in any service's log."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
 import urllib3
 
+from extractguard.pids import pid_alive
 from extractguard.settings import KafkaSettings
-from tests.integration.conftest import free_port
+from tests.integration.conftest import cli_process, free_port, within
 from tests.integration.test_litellm_enforcement import SECRET, _litellm, _start_proxy
+from tests.integration.test_litellm_proxy import stop_proxy
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 TOKEN = "beside-a-gateway-token"
 CALLBACKS = ("extractguard_gateway.litellm_callback.extractguard", "extractguard_gateway.litellm_enforcer.enforcer")
-
-
-def _cli(env: dict[str, str], *args: str, timeout_s: float = 360) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "extractguard.cli", *args], env=env, capture_output=True, text=True, timeout=timeout_s
-    )
-
-
-def _within(seconds: float, check: Callable[[], bool], what: str) -> float:
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < seconds, f"{what}: not within {seconds} s"
-        time.sleep(0.1)
-    return time.monotonic() - started
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_a_gateway_beside_the_stack_is_watched_and_enforced_through_the_ingest_alone(
@@ -67,7 +43,7 @@ def test_a_gateway_beside_the_stack_is_watched_and_enforced_through_the_ingest_a
         "EXTRACTGUARD_CAMPAIGNS_APP_ID": f"beside-c-{run_id}", "EXTRACTGUARD_ALERTER_REBUILD_LOOKBACK_S": "0",
         "EXTRACTGUARD_ENFORCER_RESTORE_BOOK": "false",
     }  # fmt: skip
-    up = _cli(env, "up")
+    up = cli_process(env, "up")
     assert up.returncode == 0, up.stdout + up.stderr
     state = orjson.loads((home / "stack" / "state.json").read_bytes())
     ingest = f"http://127.0.0.1:{ports['INGEST']}"
@@ -90,32 +66,28 @@ def test_a_gateway_beside_the_stack_is_watched_and_enforced_through_the_ingest_a
 
         def per_user() -> dict[str, int]:
             query = f"SELECT account_id, count() AS n FROM events WHERE account_id IN {tuple(users)} GROUP BY 1"
-            sql = _cli(env, "sql", query, "--format", "json", timeout_s=60)
+            sql = cli_process(env, "sql", query, "--format", "json", timeout_s=60)
             assert sql.returncode == 0 and not sql.stderr.strip(), sql.stderr
             return {row["account_id"]: int(row["n"]) for row in orjson.loads(sql.stdout)}
 
-        _within(60, lambda: per_user() == dict.fromkeys(users, 10), "ten events landed per key")
+        within(60, lambda: per_user() == dict.fromkeys(users, 10), "ten events landed per key")
 
         suspect, *others = list(keys)
-        added = _cli(env, "decisions", "add", "--account", keys[suspect]["user_id"], "--action", "suspend", "--ttl",
-                     "1h", "--note", "beside a gateway", "--by", "ana", timeout_s=60)  # fmt: skip
+        added = cli_process(env, "decisions", "add", "--account", keys[suspect]["user_id"], "--action", "suspend",
+                            "--ttl", "1h", "--note", "beside a gateway", "--by", "ana", timeout_s=60)  # fmt: skip
         assert added.returncode == 0, added.stdout + added.stderr
-        suspended_s = _within(5, lambda: status(suspect) == 403, "the manual suspend at the proxy")
+        suspended_s = within(5, lambda: status(suspect) == 403, "the manual suspend at the proxy")
         assert [status(key) for key in others] == [200, 200]
-        lifted = _cli(env, "decisions", "lift", added.stdout.split("group ")[1].split(";")[0], "--note", "done",
-                      timeout_s=60)  # fmt: skip
+        lifted = cli_process(env, "decisions", "lift", added.stdout.split("group ")[1].split(";")[0], "--note", "done",
+                             timeout_s=60)  # fmt: skip
         assert lifted.returncode == 0, lifted.stdout + lifted.stderr
-        lifted_s = _within(5, lambda: status(suspect) == 200, "the lift at the proxy")
+        lifted_s = within(5, lambda: status(suspect) == 200, "the lift at the proxy")
         print(f"\nbeside a gateway: suspend at the proxy after {suspended_s:.2f} s, lift after {lifted_s:.2f} s")
     finally:
-        proxy.terminate()
-        try:
-            proxy.wait(30)
-        except subprocess.TimeoutExpired:
-            proxy.kill()
-        down = _cli(env, "down", timeout_s=180)
+        stop_proxy(proxy)
+        down = cli_process(env, "down", timeout_s=180)
     assert down.returncode == 0, down.stdout + down.stderr
-    assert not any(_alive(s["pid"]) for s in state["services"].values())
+    assert not any(pid_alive(s["pid"]) for s in state["services"].values())
     errors = [
         f"{log.name}: {line[:300]}"
         for log in (home / "stack" / "logs").glob("*.log")

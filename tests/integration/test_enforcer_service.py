@@ -6,7 +6,6 @@ never enforced, and an approval that does not validate is dead-lettered."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,13 +23,12 @@ from extractguard.enforcement.service import Enforcer
 from extractguard.investigation import commands as investigation_commands
 from extractguard.investigation.source import Source
 from extractguard.kafka_offsets import end_offsets, read_since, start_group_at_end
-from extractguard.lander.consumer import Lander
-from extractguard.lander.sinks import landed_topics
-from extractguard.settings import EnforcerSettings, KafkaSettings, LanderSettings
+from extractguard.settings import EnforcerSettings, KafkaSettings
 from extractguard.storage import migrate
 from extractguard.storage.client import connect
 from extractguard_gateway.enforcement.cache import DecisionCache, Identity
 from extractguard_gateway.enforcement.feed import DecisionFeed
+from tests.integration.conftest import start_in_thread, start_lander, stop_in_thread
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -67,12 +65,7 @@ def test_a_decision_waiting_for_approval_is_enforced_only_once_approved_and_stop
 ) -> None:
     client = connect(f"chdb://{embedded_path}")
     migrate.apply(client, {"events_ttl_days": 30})
-    lander_group = f"extractguard-lander-gate-{run_id}"
-    start_group_at_end(kafka, lander_group, landed_topics())
-    lock = threading.Lock()
-    lander = Lander(client, lock, LanderSettings(group_id=lander_group, batch_max_wait_s=0.5), kafka)
-    landing = threading.Thread(target=lander.run, daemon=True)
-    landing.start()
+    lander, lock, landing = start_lander(kafka, client, f"extractguard-lander-gate-{run_id}")
     (tmp_path / "policy.yaml").write_text(POLICY)
     group = f"extractguard-enforcer-gate-{run_id}"
     start_group_at_end(kafka, group, [CAMPAIGNS, DETECTIONS, ENFORCEMENT_APPROVALS])
@@ -80,8 +73,7 @@ def test_a_decision_waiting_for_approval_is_enforced_only_once_approved_and_stop
     dlq_since = end_offsets(kafka, dlq_name(ENFORCEMENT_APPROVALS))
     settings = EnforcerSettings(group_id=group, policy_file=tmp_path / "policy.yaml", expire_interval_s=0.5)
     enforcer = Enforcer(settings, kafka)
-    running = threading.Thread(target=enforcer.run, daemon=True)
-    running.start()
+    running = start_in_thread(enforcer)
     cache = DecisionCache()
     feed = DecisionFeed(cache, kafka.bootstrap_servers, bouncer="test", reports_topic=None).start()
     producer = Producer(kafka.client_config())
@@ -169,7 +161,5 @@ def test_a_decision_waiting_for_approval_is_enforced_only_once_approved_and_stop
         assert {rows[a][1:3] for a in rejected} == {("rejected", "oncall")}
     finally:
         feed.stop()
-        enforcer.stop()
-        running.join(timeout=30)
-        lander.stop()
-        landing.join(timeout=30)
+        stop_in_thread(enforcer, running)
+        stop_in_thread(lander, landing)

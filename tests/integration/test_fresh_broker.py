@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from extractguard.paths import data_home
+from extractguard.pids import pid_alive
 from tests.integration.conftest import free_port
 
 pytestmark = pytest.mark.kafka
@@ -40,14 +41,6 @@ CHILD = textwrap.dedent("""
     print(f"ready {len(created)}", flush=True)
     time.sleep(120)
 """)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_a_fresh_broker_serves_offsets_right_after_provisioning_and_dies_with_its_starter(tmp_path: Path) -> None:
@@ -76,13 +69,13 @@ def test_a_fresh_broker_serves_offsets_right_after_provisioning_and_dies_with_it
         assert line.startswith("ready"), f"the child ended before its topics were ready (last line {line!r})"
         assert int(line.split()[1]) > 0, "the broker was fresh, so provisioning should have created topics"
         broker_pid = int(pidfile.read_text())
-        assert _alive(broker_pid)
+        assert pid_alive(broker_pid)
         child.send_signal(signal.SIGTERM)
         assert child.wait(timeout=60) == 128 + signal.SIGTERM
         deadline = time.monotonic() + 30
-        while _alive(broker_pid) and time.monotonic() < deadline:
+        while pid_alive(broker_pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not _alive(broker_pid), "the broker started by a SIGTERMed run was left running"
+        assert not pid_alive(broker_pid), "the broker started by a SIGTERMed run was left running"
         assert not pidfile.exists()
     finally:
         if child.poll() is None:

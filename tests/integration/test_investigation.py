@@ -17,8 +17,8 @@ from clickhouse_connect.driver.client import Client
 from extractguard.cli import main
 from extractguard.investigation import commands
 from extractguard.investigation.source import Source
-from extractguard.storage import migrate
-from extractguard.storage.client import connect
+from tests.conftest import migrated_client, read_only_query
+from tests.integration.conftest import run_cli
 
 pytestmark = pytest.mark.clickhouse
 T0 = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.UTC)
@@ -35,12 +35,7 @@ EVENT_COLUMNS = ["event_id", "event_time", "account_id", "org_id", "api_key_hash
 
 @pytest.fixture
 def client(embedded_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.undo()  # the marker allows ClickHouse; the session fixture outlives the guard
-        handle = connect(f"chdb://{embedded_path}")
-    while migrate.revert(handle):
-        pass
-    migrate.apply(handle, {"events_ttl_days": 3650})
+    handle = migrated_client(embedded_path, events_ttl_days=3650)
     rows: list[list[Any]] = []
     for minute in range(30):
         at = T0 + datetime.timedelta(minutes=minute)
@@ -90,34 +85,23 @@ def client(embedded_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli
                       "detection_ids", "accounts", "first_seen", "last_seen", "fired_at", "labels",
                       "kafka_partition", "kafka_offset"],
     )  # fmt: skip
-
-    def ask(sql: str) -> tuple[list[str], list[list[Any]]]:
-        result = handle.query(sql, settings={"readonly": 1})
-        return list(result.column_names), [list(r) for r in result.result_rows]
-
-    monkeypatch.setattr(commands, "SOURCE", lambda: Source(ask))
+    monkeypatch.setattr(commands, "SOURCE", lambda: Source(read_only_query(handle)))
     yield handle
     handle.command("DROP TABLE IF EXISTS decisions")
 
 
-def _cli(*args: str) -> str:
-    result = CliRunner().invoke(main, list(args))
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
 def test_campaigns_list_and_alerts_list(client: Client) -> None:
-    table = _cli("campaigns", "list")
+    table = run_cli("campaigns", "list")
     assert "cmp-test" in table and "growing" in table and "ip_prefix:203.0.113.0/24" in table
-    (row,) = orjson.loads(_cli("campaigns", "list", "--json"))
+    (row,) = orjson.loads(run_cli("campaigns", "list", "--json"))
     assert (row["campaign_id"], row["members_total"], row["status"]) == ("cmp-test", 8, "growing")
-    assert orjson.loads(_cli("campaigns", "list", "--status", "closed", "--json")) == []
-    (alert,) = orjson.loads(_cli("alerts", "list", "--json"))
+    assert orjson.loads(run_cli("campaigns", "list", "--status", "closed", "--json")) == []
+    (alert,) = orjson.loads(run_cli("alerts", "list", "--json"))
     assert (alert["rule"], alert["accounts_named"]) == ("extraction_campaign", 6)
 
 
 def test_campaign_case_says_why_the_accounts_were_linked(client: Client, tmp_path: Path) -> None:
-    case = orjson.loads(_cli("campaigns", "show", "cmp-test", "--json"))
+    case = orjson.loads(run_cli("campaigns", "show", "cmp-test", "--json"))
     by_fingerprint = {f["fingerprint"]: f for f in case["fingerprints"]}
     assert by_fingerprint["ip_prefix:203.0.113.0/24"]["members_using"] == 6
     assert by_fingerprint["ip_prefix:203.0.113.0/24"]["accounts_using"] == 6  # nobody else behind it
@@ -132,11 +116,11 @@ def test_campaign_case_says_why_the_accounts_were_linked(client: Client, tmp_pat
     assert all(members[m]["logprobs"] == 1 and members[m]["young_account"] == 1 for m in MEMBERS)
     assert all(r["logprobs"] == 0 and r["young_account"] == 0 for r in reference.values())
 
-    text = _cli("campaigns", "show", "cmp-test")
+    text = run_cli("campaigns", "show", "cmp-test")
     assert "Why linked" in text and "Decisions" in text and "SELECT" in text
 
     page = tmp_path / "case.html"
-    _cli("campaigns", "show", "cmp-test", "--html", str(page))
+    run_cli("campaigns", "show", "cmp-test", "--html", str(page))
     html = page.read_text()
     assert "Why these accounts were linked" in html
     assert "of the 6 accounts seen on it in these hours, 6 are members" in html
@@ -152,14 +136,14 @@ def test_campaign_case_says_why_the_accounts_were_linked(client: Client, tmp_pat
 
 
 def test_account_view(client: Client) -> None:
-    view = orjson.loads(_cli("accounts", "show", "acct-m0", "--json", "--bucket", "10m"))
+    view = orjson.loads(run_cli("accounts", "show", "acct-m0", "--json", "--bucket", "10m"))
     assert view["account"]["requests"] == 30 and view["account"]["logprobs"] == 1
     assert sum(b["requests"] for b in view["requests"]) == 30 and len(view["requests"]) == 3
     assert [c["campaign_id"] for c in view["campaigns"]] == ["cmp-test"]
     assert [a["rule"] for a in view["alerts"]] == ["extraction_campaign"]
-    assert "Tells" in _cli("accounts", "show", "acct-m0")
+    assert "Tells" in run_cli("accounts", "show", "acct-m0")
     assert CliRunner().invoke(main, ["accounts", "show", "acct-nobody"]).exit_code == 1
-    reseller = orjson.loads(_cli("accounts", "show", RESELLER, "--json"))  # its end users are members
+    reseller = orjson.loads(run_cli("accounts", "show", RESELLER, "--json"))  # its end users are members
     assert [c["campaign_id"] for c in reseller["campaigns"]] == ["cmp-test"]
 
 
@@ -170,7 +154,7 @@ def test_decisions_about_the_members_are_in_their_cases(client: Client) -> None:
         [["d1", "account", "acct-m1", "throttle", "active", T0, T0, T0]],
         column_names=["decision_id", "scope", "entity", "action", "status", "decided_at", "expires_at", "updated_at"],
     )
-    case = orjson.loads(_cli("campaigns", "show", "cmp-test", "--json"))
+    case = orjson.loads(run_cli("campaigns", "show", "cmp-test", "--json"))
     assert [(d["entity"], d["action"]) for d in case["decisions"]] == [("acct-m1", "throttle")]
     client.insert(
         "decisions",
@@ -181,19 +165,19 @@ def test_decisions_about_the_members_are_in_their_cases(client: Client) -> None:
 
     with pytest.MonkeyPatch.context() as patch:  # a case with more decisions than it shows says so
         patch.setattr(case_module, "MAX_DECISIONS", 1)
-        assert "(1 more row not shown of 2: --json or SQL for all)" in _cli("campaigns", "show", "cmp-test")
+        assert "(1 more row not shown of 2: --json or SQL for all)" in run_cli("campaigns", "show", "cmp-test")
 
 
 def test_the_timeline_keeps_every_version_after_a_merge(client: Client) -> None:
     # The fixture merged `campaigns` down to its newest row; the versions table keeps both.
-    case = orjson.loads(_cli("campaigns", "show", "cmp-test", "--json"))
+    case = orjson.loads(run_cli("campaigns", "show", "cmp-test", "--json"))
     assert [(t["status"], t["members_total"]) for t in case["timeline"]] == [("new", 3), ("growing", 8)]
     assert "campaign_versions" in case["further_sql"]["every version the resolver published"]
-    assert "growing" in _cli("campaigns", "show", "cmp-test").split("Timeline")[1]
+    assert "growing" in run_cli("campaigns", "show", "cmp-test").split("Timeline")[1]
 
 
 def test_the_take_equals_sql_over_the_members_events(client: Client, tmp_path: Path) -> None:
-    case = orjson.loads(_cli("campaigns", "show", "cmp-test", "--json"))
+    case = orjson.loads(run_cli("campaigns", "show", "cmp-test", "--json"))
     requests, tokens = client.query(
         "SELECT count(), sum(output_tokens) FROM events WHERE account_id LIKE 'acct-m%' "
         "OR (account_id = 'acct-r' AND end_user_id IN ('eu0', 'eu1'))"
@@ -209,13 +193,13 @@ def test_the_take_equals_sql_over_the_members_events(client: Client, tmp_path: P
     (fronting,) = case["fronting"]
     assert (fronting["account_id"], fronting["org_id"]) == (RESELLER, "org-reseller")
     assert (fronting["end_users_in_campaign"], fronting["end_users_total"]) == (2, 4)
-    text = _cli("campaigns", "show", "cmp-test")
+    text = run_cli("campaigns", "show", "cmp-test")
     assert f"took {requests:,} requests and {tokens:,} output tokens" in text
     assert "fronted by org(s) org-reseller through acct-r (2 of its 4 end users)" in text
     assert "acct-r/eu:eu0" in text
 
     page = tmp_path / "case.html"
-    _cli("campaigns", "show", "cmp-test", "--html", str(page))
+    run_cli("campaigns", "show", "cmp-test", "--html", str(page))
     html = page.read_text()
     assert f"took {requests:,} requests and {tokens:,} output tokens" in html
     assert "acct-r/eu:eu1" in html and "org-reseller" in html
@@ -231,20 +215,20 @@ def test_cut_tables_say_how_many_rows_they_cut(client: Client, tmp_path: Path) -
     page = tmp_path / "case.html"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(case_page, "MEMBERS_SHOWN", 3)
-        _cli("campaigns", "show", "cmp-test", "--html", str(page))
+        run_cli("campaigns", "show", "cmp-test", "--html", str(page))
     assert "(5 more rows not shown of 8: --json or SQL for all)" in page.read_text()
-    assert "(none)" not in _cli("alerts", "list")
+    assert "(none)" not in run_cli("alerts", "list")
 
 
 def test_since_counts_from_the_data_not_the_wall_clock(client: Client) -> None:
     # The fixture's data is days old: a replay. Within 1h of its newest evidence it is all there.
-    (row,) = orjson.loads(_cli("campaigns", "list", "--since", "1h", "--json"))
+    (row,) = orjson.loads(run_cli("campaigns", "list", "--since", "1h", "--json"))
     assert row["campaign_id"] == "cmp-test"
-    assert len(orjson.loads(_cli("alerts", "list", "--since", "1h", "--json"))) == 1
+    assert len(orjson.loads(run_cli("alerts", "list", "--since", "1h", "--json"))) == 1
 
 
 def test_alerts_list_names_how_many_accounts_and_event_times(client: Client) -> None:
-    table = _cli("alerts", "list")
+    table = run_cli("alerts", "list")
     header, _rule, row = table.splitlines()[:3]
     assert "accounts_named" in header and "first_seen (UTC)" in header and "_ms" not in header
     assert row.split()[5] == "6"  # accounts_named, not "-"
@@ -266,29 +250,29 @@ def test_decisions_list_reads_the_configured_clickhouse(client: Client) -> None:
          ["dec-3", "ip_prefix", "198.51.0.0/24", "observe", "active", None, T0, T0, T0]],
         column_names=columns,
     )  # fmt: skip
-    listed = orjson.loads(_cli("decisions", "list", "--json"))
+    listed = orjson.loads(run_cli("decisions", "list", "--json"))
     assert [(d["decision_id"], d["action"]) for d in listed] == [("dec-1", "suspend"), ("dec-2", "observe"),
                                                                   ("dec-3", "observe")]  # fmt: skip
-    assert [d["decision_id"] for d in orjson.loads(_cli("decisions", "list", "--account", "acct-m1", "--json"))] == [
+    assert [d["decision_id"] for d in orjson.loads(run_cli("decisions", "list", "--account", "acct-m1", "--json"))] == [
         "dec-1"
     ]
-    assert [d["entity"] for d in orjson.loads(_cli("decisions", "list", "--account", RESELLER, "--json"))] == [
+    assert [d["entity"] for d in orjson.loads(run_cli("decisions", "list", "--account", RESELLER, "--json"))] == [
         f"{RESELLER}/eu:eu0"
     ]
-    by_campaign = orjson.loads(_cli("decisions", "list", "--campaign", "cmp-test", "--json"))
+    by_campaign = orjson.loads(run_cli("decisions", "list", "--campaign", "cmp-test", "--json"))
     assert {d["decision_id"] for d in by_campaign} == {"dec-1", "dec-2"}
-    assert [d["decision_id"] for d in orjson.loads(_cli("decisions", "list", "--pending", "--json"))] == ["dec-2"]
-    assert "acct-m1" in _cli("decisions", "list", "--account", "acct-m1")
+    assert [d["decision_id"] for d in orjson.loads(run_cli("decisions", "list", "--pending", "--json"))] == ["dec-2"]
+    assert "acct-m1" in run_cli("decisions", "list", "--account", "acct-m1")
 
 
 def test_similar_subjects_not_yet_linked(client: Client, tmp_path: Path) -> None:
-    case = orjson.loads(_cli("campaigns", "show", "cmp-test", "--json"))
+    case = orjson.loads(run_cli("campaigns", "show", "cmp-test", "--json"))
     (near,) = case["similar"]  # organic accounts and the reseller's honest end users share nothing
     assert (near["subject"], near["shared"], near["requests"], near["similar_total"]) == (NEAR, 2, 3, 1)
     assert sorted(near["shared_fingerprints"]) == ["template:tpl-sweep", "tls_ja4:t13d_harvest"]
-    assert NEAR in _cli("campaigns", "show", "cmp-test").split("Similar, not yet linked")[1]
+    assert NEAR in run_cli("campaigns", "show", "cmp-test").split("Similar, not yet linked")[1]
     page = tmp_path / "case.html"
-    _cli("campaigns", "show", "cmp-test", "--html", str(page))
+    run_cli("campaigns", "show", "cmp-test", "--html", str(page))
     assert NEAR in page.read_text().split("Similar, not yet linked")[1]
 
 
@@ -302,11 +286,11 @@ def test_related_actors_are_landed_and_shown_apart(client: Client, tmp_path: Pat
         related=["cmp-test"], shared_with_related=["tls_ja4:t13d_harvest", "template:tpl-sweep"],
     )  # fmt: skip
     client.insert("campaigns", [campaign_row(actor.to_record(), 0, 99)], column_names=CAMPAIGN_SCHEMA.names)
-    text = _cli("campaigns", "show", "cmp-lab-b")
+    text = run_cli("campaigns", "show", "cmp-lab-b")
     assert "related actors (linked only by what many use): cmp-test; shared: tls_ja4:t13d_harvest" in text
     (version,) = client.query("SELECT related FROM campaign_versions WHERE campaign_id = 'cmp-lab-b'").result_rows
     assert version[0] == ["cmp-test"]
     page = tmp_path / "lab-b.html"
-    _cli("campaigns", "show", "cmp-lab-b", "--html", str(page))
+    run_cli("campaigns", "show", "cmp-lab-b", "--html", str(page))
     assert "related actors (linked only by what many use): cmp-test" in page.read_text()
-    assert "related actors" not in _cli("campaigns", "show", "cmp-test")
+    assert "related actors" not in run_cli("campaigns", "show", "cmp-test")

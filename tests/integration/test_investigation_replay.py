@@ -12,10 +12,8 @@ from typing import Any
 
 import orjson
 import pytest
-from click.testing import CliRunner
 from clickhouse_connect.driver.client import Client
 
-from extractguard.cli import main
 from extractguard.contracts.topics import ALERTS, CAMPAIGNS, GATEWAY_EVENTS
 from extractguard.evaluation.in_process import InProcessResult, replay_in_process
 from extractguard.evaluation.sources import SimulatedReplay
@@ -24,8 +22,8 @@ from extractguard.investigation.source import Source
 from extractguard.lander.blocks import Block
 from extractguard.lander.sinks import Sink, sinks
 from extractguard.simulator.scenario import CampaignSpec, Evasion, LookAlikes, OrganicSpec, Reseller, Scenario
-from extractguard.storage import migrate
-from extractguard.storage.client import connect
+from tests.conftest import migrated_client, read_only_query
+from tests.integration.conftest import run_cli
 
 pytestmark = pytest.mark.clickhouse
 START_MS = 1_795_000_020_000 - 1_795_000_020_000 % 86_400_000 + 9 * 3_600_000
@@ -52,32 +50,16 @@ def replayed() -> InProcessResult:
 
 @pytest.fixture
 def client(embedded_path: Path, replayed: InProcessResult, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.undo()  # the marker allows ClickHouse; the session fixture outlives the guard
-        handle = connect(f"chdb://{embedded_path}")
-    while migrate.revert(handle):
-        pass
-    migrate.apply(handle, {"events_ttl_days": 3650})
+    handle = migrated_client(embedded_path, events_ttl_days=3650)
     landed = sinks()
     _land(handle, landed[GATEWAY_EVENTS], [row.event for row in SimulatedReplay(SCENARIO, START_MS).events()])
     for record in replayed.campaign_records:  # one version per insert, as the lander lands them
         _land(handle, landed[CAMPAIGNS], [record])
     _land(handle, landed[ALERTS], replayed.alerts)
     handle.command("OPTIMIZE TABLE campaigns FINAL")
-
-    def ask(sql: str) -> tuple[list[str], list[list[Any]]]:
-        result = handle.query(sql, settings={"readonly": 1})
-        return list(result.column_names), [list(r) for r in result.result_rows]
-
-    monkeypatch.setattr(commands, "SOURCE", lambda: Source(ask))
+    monkeypatch.setattr(commands, "SOURCE", lambda: Source(read_only_query(handle)))
     yield handle
     handle.command("TRUNCATE TABLE IF EXISTS decisions")
-
-
-def _cli(*args: str) -> str:
-    result = CliRunner().invoke(main, list(args))
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def test_a_replayed_reseller_fronted_campaign_tells_its_whole_story(
@@ -85,7 +67,7 @@ def test_a_replayed_reseller_fronted_campaign_tells_its_whole_story(
 ) -> None:
     [record] = [c for c in replayed.campaigns.values() if c["status"] != "merged"]
     campaign_id = record["campaign_id"]
-    case = orjson.loads(_cli("campaigns", "show", campaign_id, "--json"))
+    case = orjson.loads(run_cli("campaigns", "show", campaign_id, "--json"))
 
     # The timeline: every version the resolver published, though campaigns kept only the newest.
     assert client.command(f"SELECT count() FROM campaigns WHERE campaign_id = '{campaign_id}'") == 1
@@ -111,10 +93,10 @@ def test_a_replayed_reseller_fronted_campaign_tells_its_whole_story(
     reseller_org = record["fronting_orgs"][0]
     assert {f["org_id"] for f in case["fronting"]} == {reseller_org}
     assert sum(f["end_users_in_campaign"] for f in case["fronting"]) == len(members)
-    text = _cli("campaigns", "show", campaign_id)
+    text = run_cli("campaigns", "show", campaign_id)
     assert f"took {requests:,} requests and {tokens:,} output tokens" in text and f"org(s) {reseller_org}" in text
     page = tmp_path / "case.html"
-    _cli("campaigns", "show", campaign_id, "--html", str(page))
+    run_cli("campaigns", "show", campaign_id, "--html", str(page))
     html = page.read_text()
     assert members[0] in html and reseller_org in html and f"{requests:,} requests" in html
 
@@ -127,8 +109,8 @@ def test_a_replayed_reseller_fronted_campaign_tells_its_whole_story(
         column_names=["decision_id", "scope", "entity", "action", "status", "campaign_id", "decided_at",
                       "expires_at", "updated_at"],
     )  # fmt: skip
-    assert {d["decision_id"] for d in orjson.loads(_cli("decisions", "list", "--json"))} == {"dec-a", "dec-b"}
-    by_account = orjson.loads(_cli("decisions", "list", "--account", reseller_account, "--json"))
+    assert {d["decision_id"] for d in orjson.loads(run_cli("decisions", "list", "--json"))} == {"dec-a", "dec-b"}
+    by_account = orjson.loads(run_cli("decisions", "list", "--account", reseller_account, "--json"))
     assert [d["entity"] for d in by_account] == [members[0]]
-    by_campaign = orjson.loads(_cli("decisions", "list", "--campaign", campaign_id, "--json"))
+    by_campaign = orjson.loads(run_cli("decisions", "list", "--campaign", campaign_id, "--json"))
     assert [d["decision_id"] for d in by_campaign] == ["dec-a"]

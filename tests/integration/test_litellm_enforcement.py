@@ -31,13 +31,11 @@ from extractguard.contracts.enforcement import ENFORCEMENT_DECISIONS, ENFORCEMEN
 from extractguard.contracts.topics import CAMPAIGNS, DETECTIONS
 from extractguard.demo.processes import Service, wait_group_stable, wait_http
 from extractguard.kafka_offsets import end_offsets, read_since, start_group_at_end
-from extractguard.lander.consumer import Lander
-from extractguard.lander.sinks import landed_topics
-from extractguard.settings import KafkaSettings, LanderSettings
+from extractguard.settings import KafkaSettings
 from extractguard.storage import migrate
 from extractguard.storage.client import connect
-from tests.integration.conftest import free_port
-from tests.integration.test_litellm_proxy import LITELLM_VENV, MASTER_KEY, SCAFFOLD, litellm_port
+from tests.integration.conftest import free_port, start_lander, stop_in_thread
+from tests.integration.test_litellm_proxy import LITELLM_VENV, MASTER_KEY, SCAFFOLD, litellm_port, stop_proxy
 
 SECRET = "enforcement-test-secret"
 CAMPAIGN_KEYS = 5
@@ -115,17 +113,11 @@ def test_a_campaign_is_observed_throttled_then_suspended_while_an_honest_key_kee
     _litellm()
     client = connect(f"chdb://{embedded_path}")
     migrate.apply(client, {"events_ttl_days": 30})
-    lock = threading.Lock()
-    lander_group = f"extractguard-lander-enforce-{run_id}"
-    start_group_at_end(kafka, lander_group, landed_topics())
-    lander = Lander(client, lock, LanderSettings(group_id=lander_group, batch_max_wait_s=0.5), kafka)
-    landing = threading.Thread(target=lander.run, daemon=True)
-    landing.start()
+    lander, lock, landing = start_lander(kafka, client, f"extractguard-lander-enforce-{run_id}")
     try:
         _run(kafka, client, lock, services, tmp_path, run_id)
     finally:  # a lander left running would land into the next test's database
-        lander.stop()
-        landing.join(timeout=30)
+        stop_in_thread(lander, landing)
 
 
 def _run(
@@ -188,11 +180,7 @@ def _run(
             time.sleep(0.2)
         time.sleep(4)  # the hook reports every second
     finally:
-        proxy.terminate()
-        try:
-            proxy.wait(30)
-        except subprocess.TimeoutExpired:
-            proxy.kill()
+        stop_proxy(proxy)
 
     decisions = [orjson.loads(v) for v in read_since(kafka, ENFORCEMENT_DECISIONS, since[ENFORCEMENT_DECISIONS])]
     ours = [d for d in decisions if d["entity"] in members]

@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -22,20 +20,13 @@ from extractguard.contracts.topics import CAMPAIGNS, DETECTIONS
 from extractguard.demo.processes import Service, wait_group_stable, wait_http
 from extractguard.kafka_offsets import start_group_at_end
 from extractguard.settings import KafkaSettings
-from tests.integration.conftest import free_port
+from tests.integration.conftest import free_port, within
 from tests.integration.test_litellm_enforcement import SECRET, _litellm, _start_proxy
+from tests.integration.test_litellm_proxy import stop_proxy
 
 pytestmark = pytest.mark.kafka
 
 TOKEN = "gateway-token-manual"
-
-
-def _within(seconds: float, check: Callable[[], bool], what: str) -> float:
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < seconds, f"{what}: not within {seconds} s"
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 @pytest.mark.parametrize("feed", ["http", "kafka"])
@@ -84,15 +75,11 @@ def test_a_manual_suspend_and_its_lift_take_effect_at_the_proxy_within_5_s(
         assert status(suspect) == 200 and status(honest) == 200
         added = cli("add", "--account", f"suspect-{run_id}", "--action", "suspend", "--ttl", "1h", "--note",
                     f"manual test over {feed}", "--by", "ana")  # fmt: skip
-        suspended_s = _within(5, lambda: status(suspect) == 403, f"the suspend at the proxy over {feed}")
+        suspended_s = within(5, lambda: status(suspect) == 403, f"the suspend at the proxy over {feed}")
         assert status(honest) == 200
         cli("lift", added.split("group ")[1].split(";")[0], "--note", "lifted by the test")
-        lifted_s = _within(5, lambda: status(suspect) == 200, f"the lift at the proxy over {feed}")
+        lifted_s = within(5, lambda: status(suspect) == 200, f"the lift at the proxy over {feed}")
         assert status(honest) == 200
         print(f"\nover {feed}: suspend at the proxy after {suspended_s:.2f} s, lift after {lifted_s:.2f} s")
     finally:
-        proxy.terminate()
-        try:
-            proxy.wait(30)
-        except subprocess.TimeoutExpired:
-            proxy.kill()
+        stop_proxy(proxy)

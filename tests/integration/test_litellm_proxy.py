@@ -15,7 +15,6 @@ import os
 import random
 import shutil
 import subprocess
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,15 +27,13 @@ import yaml
 
 from extractguard.contracts.topics import GATEWAY_EVENTS, dlq_name
 from extractguard.demo.processes import Service, wait_http
-from extractguard.kafka_offsets import end_offsets, start_group_at_end
-from extractguard.lander.consumer import Lander
-from extractguard.lander.sinks import landed_topics
+from extractguard.kafka_offsets import end_offsets
 from extractguard.paths import project_root
-from extractguard.settings import KafkaSettings, LanderSettings
+from extractguard.settings import KafkaSettings
 from extractguard.storage import migrate
 from extractguard.storage.client import connect
 from extractguard_gateway.events import keyed_hash
-from tests.integration.conftest import free_port, read_from
+from tests.integration.conftest import free_port, read_from, start_lander, stop_in_thread
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -78,6 +75,15 @@ def litellm_port() -> int:
         except OSError:
             continue
     return free_port()
+
+
+def stop_proxy(proxy: subprocess.Popen[bytes]) -> None:
+    """Stop a proxy this test started: asked first, killed if it has not gone in 30 s."""
+    proxy.terminate()
+    try:
+        proxy.wait(30)
+    except subprocess.TimeoutExpired:
+        proxy.kill()
 
 
 def plan(n: int, seed: int) -> list[dict[str, Any]]:
@@ -129,13 +135,8 @@ def test_every_request_through_the_real_litellm_proxy_is_accounted_for(
     while migrate.revert(client):
         pass
     migrate.apply(client, {"events_ttl_days": 30})
-    lock = threading.Lock()
-    group = f"extractguard-lander-litellm-{run_id}"
-    start_group_at_end(kafka, group, landed_topics())
     dlq_start = end_offsets(kafka, dlq_name(GATEWAY_EVENTS))
-    lander = Lander(client, lock, LanderSettings(group_id=group, batch_max_wait_s=0.5), kafka)
-    landing = threading.Thread(target=lander.run, daemon=True)
-    landing.start()
+    lander, lock, landing = start_lander(kafka, client, f"extractguard-lander-litellm-{run_id}")
 
     ingest_port = free_port()
     ingest = Service("ingest", {"EXTRACTGUARD_INGEST_PORT": str(ingest_port), "EXTRACTGUARD_INGEST_TOKEN": TOKEN},
@@ -197,13 +198,8 @@ def test_every_request_through_the_real_litellm_proxy_is_accounted_for(
             rows = landed()
         dead = read_from(kafka, dlq_name(GATEWAY_EVENTS), dlq_start, expect=0, timeout_s=3)
     finally:
-        proxy.terminate()
-        try:
-            proxy.wait(30)
-        except subprocess.TimeoutExpired:
-            proxy.kill()
-        lander.stop()
-        landing.join(timeout=30)
+        stop_proxy(proxy)
+        stop_in_thread(lander, landing)
 
     # Accounted for: every request landed exactly once, and nothing was dead-lettered.
     assert [m.value()[:200] for m in dead] == []

@@ -5,7 +5,6 @@ trail in ClickHouse says who decided, who lifted, and why."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,13 +20,12 @@ from extractguard.contracts.enforcement import ENFORCEMENT_APPROVALS
 from extractguard.contracts.topics import CAMPAIGNS, DETECTIONS
 from extractguard.enforcement.service import Enforcer
 from extractguard.kafka_offsets import start_group_at_end
-from extractguard.lander.consumer import Lander
-from extractguard.lander.sinks import landed_topics
-from extractguard.settings import EnforcerSettings, KafkaSettings, LanderSettings
+from extractguard.settings import EnforcerSettings, KafkaSettings
 from extractguard.storage import migrate
 from extractguard.storage.client import connect
 from extractguard_gateway.enforcement.cache import DecisionCache, Identity
 from extractguard_gateway.enforcement.feed import DecisionFeed
+from tests.integration.conftest import start_in_thread, start_lander, stop_in_thread
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -56,18 +54,12 @@ def test_a_manual_suspend_and_its_lift_reach_the_bouncer_within_seconds_and_are_
     monkeypatch.setenv("EXTRACTGUARD_CLICKHOUSE_DSN", f"chdb://{embedded_path}")
     client = connect(f"chdb://{embedded_path}")
     migrate.apply(client, {"events_ttl_days": 30})
-    lander_group = f"extractguard-lander-manual-{run_id}"
-    start_group_at_end(kafka, lander_group, landed_topics())
-    lock = threading.Lock()
-    lander = Lander(client, lock, LanderSettings(group_id=lander_group, batch_max_wait_s=0.3), kafka)
-    landing = threading.Thread(target=lander.run, daemon=True)
-    landing.start()
+    lander, lock, landing = start_lander(kafka, client, f"extractguard-lander-manual-{run_id}", batch_max_wait_s=0.3)
     (tmp_path / "policy.yaml").write_text(POLICY)
     group = f"extractguard-enforcer-manual-{run_id}"
     start_group_at_end(kafka, group, [CAMPAIGNS, DETECTIONS, ENFORCEMENT_APPROVALS])
     enforcer = Enforcer(EnforcerSettings(group_id=group, policy_file=tmp_path / "policy.yaml"), kafka)
-    running = threading.Thread(target=enforcer.run, daemon=True)
-    running.start()
+    running = start_in_thread(enforcer)
     cache = DecisionCache()
     feed = DecisionFeed(cache, kafka.bootstrap_servers, bouncer="test", reports_topic=None).start()
     account = f"hand-{run_id}"
@@ -134,7 +126,5 @@ def test_a_manual_suspend_and_its_lift_reach_the_bouncer_within_seconds_and_are_
         print(f"manual suspend at the bouncer in {suspend_s:.2f} s, lift in {lift_s:.2f} s")
     finally:
         feed.stop()
-        enforcer.stop()
-        running.join(timeout=30)
-        lander.stop()
-        landing.join(timeout=30)
+        stop_in_thread(enforcer, running)
+        stop_in_thread(lander, landing)

@@ -15,8 +15,7 @@ from clickhouse_connect.driver.client import Client
 from extractguard.alerting.rules import shipped_rules
 from extractguard.alerting.sql_rules import SqlRuleRunner
 from extractguard.contracts.schemas import validate
-from extractguard.storage import migrate
-from extractguard.storage.client import connect
+from tests.conftest import migrated_client
 
 pytestmark = pytest.mark.clickhouse
 COLUMNS = ["event_id", "event_time", "account_id", "org_id", "api_key_hash", "account_created", "client_ip_prefix",
@@ -28,13 +27,7 @@ RECENT = max(NOW - datetime.timedelta(minutes=1), NOW.replace(minute=0, second=0
 
 @pytest.fixture
 def client(embedded_path: Path) -> Iterator[Client]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.undo()  # the marker allows ClickHouse; the session fixture outlives the guard
-        handle = connect(f"chdb://{embedded_path}")
-    while migrate.revert(handle):
-        pass
-    migrate.apply(handle, {"events_ttl_days": 30})
-    yield handle
+    yield migrated_client(embedded_path, events_ttl_days=30)
 
 
 class _Events:

@@ -21,8 +21,7 @@ from extractguard.lander.rows import EVENT_SCHEMA, event_row
 from extractguard.paths import project_root
 from extractguard.simulator.stream_file import write_stream
 from extractguard.simulator.traffic import Scenario, scenario_start_ms
-from extractguard.storage import migrate
-from extractguard.storage.client import connect
+from tests.conftest import migrated_client
 
 pytestmark = pytest.mark.clickhouse
 HOUR_MS = 3_600_000
@@ -31,13 +30,7 @@ STEP_MS = 900_000
 
 @pytest.fixture
 def client(embedded_path: Path) -> Iterator[Client]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.undo()  # the marker allows ClickHouse; the session fixture outlives the guard
-        handle = connect(f"chdb://{embedded_path}")
-    while migrate.revert(handle):
-        pass
-    migrate.apply(handle, {"events_ttl_days": 30})
-    yield handle
+    yield migrated_client(embedded_path, events_ttl_days=30)
 
 
 def _replay(client: Client, scenario_file: Path, tmp_path: Path) -> dict[tuple[str, str], dict[str, Any]]:

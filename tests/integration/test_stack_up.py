@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,28 +15,15 @@ import orjson
 import pytest
 import urllib3
 
+from extractguard.pids import pid_alive
 from extractguard.settings import KafkaSettings
 from extractguard_gateway.enforcement.cache import DecisionCache, Identity
 from extractguard_gateway.enforcement.http_feed import HttpDecisionFeed
-from tests.integration.conftest import free_port
+from tests.integration.conftest import cli_process, free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 TOKEN = "stack-test-token"
-
-
-def _cli(env: dict[str, str], *args: str, timeout_s: float = 360) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "extractguard.cli", *args], env=env, capture_output=True, text=True, timeout=timeout_s
-    )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _status(cache: DecisionCache, account: str) -> int:
@@ -95,11 +80,11 @@ def test_up_runs_the_stack_restarts_a_killed_service_and_down_stops_it_all(
         "EXTRACTGUARD_ENFORCER_RESTORE_BOOK": "false",
     }
     state_file = home / "stack" / "state.json"
-    up = _cli(env, "up")
+    up = cli_process(env, "up")
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         assert "ingest" in up.stdout and f":{ports['INGEST']}" in up.stdout
-        status = _cli(env, "status", timeout_s=30)
+        status = cli_process(env, "status", timeout_s=30)
         assert status.returncode == 0, status.stdout
         state = orjson.loads(state_file.read_bytes())
         assert list(state["services"]) == ["lander", "ingest", "detect", "campaigns", "enforcer", "alerter"]
@@ -112,7 +97,7 @@ def test_up_runs_the_stack_restarts_a_killed_service_and_down_stops_it_all(
 
         def count_now() -> int:
             query = f"SELECT count() AS n FROM events WHERE startsWith(event_id, '{run_id}')"
-            sql = _cli(env, "sql", query, "--format", "json", timeout_s=60)
+            sql = cli_process(env, "sql", query, "--format", "json", timeout_s=60)
             assert sql.returncode == 0, sql.stderr
             assert "Cannot lock" not in sql.stderr and "Exception" not in sql.stderr, sql.stderr
             return int(orjson.loads(sql.stdout)[0]["n"])
@@ -129,7 +114,7 @@ def test_up_runs_the_stack_restarts_a_killed_service_and_down_stops_it_all(
         killed = state["services"]["detect"]["pid"]
         os.kill(killed, signal.SIGKILL)
         detect = _restarted(state_file, "detect", killed, 1)
-        assert _alive(detect["pid"])
+        assert pid_alive(detect["pid"])
 
         # The lander killed mid-stream: what the gateway sends meanwhile lands once it is back, once.
         killed_lander = state["services"]["lander"]["pid"]
@@ -150,25 +135,25 @@ def test_up_runs_the_stack_restarts_a_killed_service_and_down_stops_it_all(
         try:
             assert cache.ready.wait(30)
             account = f"hand-{run_id}"
-            added = _cli(env, "decisions", "add", "--account", account, "--action", "suspend", "--ttl", "1h",
-                         "--note", "stack test", "--by", "ana", timeout_s=60)  # fmt: skip
+            added = cli_process(env, "decisions", "add", "--account", account, "--action", "suspend", "--ttl", "1h",
+                                "--note", "stack test", "--by", "ana", timeout_s=60)  # fmt: skip
             assert added.returncode == 0, added.stdout + added.stderr
             group = added.stdout.split("group ")[1].split(";")[0]
             _within(5, lambda: _status(cache, account) == 403, "the manual suspend over HTTP")
-            lifted = _cli(env, "decisions", "lift", group, "--note", "done", timeout_s=60)
+            lifted = cli_process(env, "decisions", "lift", group, "--note", "done", timeout_s=60)
             assert lifted.returncode == 0, lifted.stdout + lifted.stderr
             _within(5, lambda: _status(cache, account) == 200, "the lift over HTTP")
         finally:
             feed.stop(timeout_s=1)
     finally:
-        down = _cli(env, "down", timeout_s=180)
+        down = cli_process(env, "down", timeout_s=180)
     assert down.returncode == 0, down.stdout + down.stderr
     state = orjson.loads(state_file.read_bytes())
     assert state["phase"] == "stopped"
-    assert not _alive(state["supervisor_pid"])
+    assert not pid_alive(state["supervisor_pid"])
     every_pid = [killed] + [s["pid"] for s in state["services"].values() if s["pid"]]
-    assert not any(_alive(pid) for pid in every_pid)
-    assert _cli(env, "status", timeout_s=30).returncode == 3
+    assert not any(pid_alive(pid) for pid in every_pid)
+    assert cli_process(env, "status", timeout_s=30).returncode == 3
     errors = []
     for log in (home / "stack" / "logs").glob("*.log"):
         for line in log.read_text(errors="replace").splitlines():

@@ -23,7 +23,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from extractguard import metrics
 from extractguard.storage import migrate
-from extractguard.storage.client import connect
+from tests.conftest import embedded_client
 
 RULES = check.ROOT / "infra" / "prometheus" / "extractguard-rules.yaml"
 CHART_RULES = check.CHART / "files" / "extractguard-rules.yaml"
@@ -125,9 +125,7 @@ def without_grafana_macros(sql: str) -> str:
 
 @pytest.fixture
 def database(embedded_path: Path) -> Iterator[Client]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.undo()  # the marker allows ClickHouse; the session fixture outlives the guard
-        handle = connect(f"chdb://{embedded_path}")
+    handle = embedded_client(embedded_path)
     migrate.apply(handle, {"events_ttl_days": 7})
     yield handle
 

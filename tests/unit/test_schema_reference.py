@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from clickhouse_connect.driver.client import Client
 
 from extractguard.cli import main
-from extractguard.storage import migrate, schema
-from extractguard.storage.client import connect
+from extractguard.storage import schema
+from tests.conftest import migrated_client, read_only_query
 
 pytestmark = pytest.mark.clickhouse
 README = Path(__file__).parents[2] / "README.md"
@@ -25,18 +24,8 @@ BEGIN, END = (
 
 @pytest.fixture
 def client(embedded_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.undo()  # the marker allows ClickHouse; the session fixture outlives the guard
-        handle = connect(f"chdb://{embedded_path}")
-    while migrate.revert(handle):
-        pass
-    migrate.apply(handle, {"events_ttl_days": 30})
-
-    def ask(sql: str, *_settings: Any) -> tuple[list[str], list[list[Any]]]:
-        result = handle.query(sql, settings={"readonly": 1})
-        return list(result.column_names), [list(r) for r in result.result_rows]
-
-    monkeypatch.setattr("extractguard.storage.query.query_any", ask)
+    handle = migrated_client(embedded_path, events_ttl_days=30)
+    monkeypatch.setattr("extractguard.storage.query.query_any", read_only_query(handle))
     yield handle
 
 

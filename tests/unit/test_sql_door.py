@@ -19,8 +19,8 @@ from pydantic import SecretStr
 
 from extractguard.lander.sql_server import SqlServer, UnsafeSqlDoor
 from extractguard.settings import LanderSettings
-from extractguard.storage.client import connect
 from extractguard.storage.query import QueryError, query_lander
+from tests.conftest import embedded_client
 
 pytestmark = pytest.mark.clickhouse
 TOKEN = "sql-door-token-0123456789abcdef"
@@ -34,9 +34,7 @@ def _port() -> int:
 
 @pytest.fixture
 def client(embedded_path: Path) -> Iterator[Client]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.undo()
-        handle = connect(f"chdb://{embedded_path}")
+    handle = embedded_client(embedded_path)
     handle.command("CREATE TABLE IF NOT EXISTS door_numbers (n UInt64) ENGINE = MergeTree ORDER BY n")
     handle.command("TRUNCATE TABLE door_numbers")
     handle.command("INSERT INTO door_numbers SELECT number FROM numbers(1000)")

@@ -14,16 +14,15 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from extractguard.storage import migrate
-from extractguard.storage.client import DatabaseLocked, connect
+from extractguard.storage.client import DatabaseLocked
+from tests.conftest import embedded_client
 
 pytestmark = pytest.mark.clickhouse
 
 
 @pytest.fixture
 def client(embedded_path: Path) -> Iterator[Client]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.undo()  # the marker allows ClickHouse; the session fixture outlives the guard
-        handle = connect(f"chdb://{embedded_path}")
+    handle = embedded_client(embedded_path)
     while migrate.revert(handle):
         pass
     yield handle

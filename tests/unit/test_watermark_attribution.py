@@ -20,14 +20,13 @@ from extractguard.investigation import commands
 from extractguard.investigation.source import Source
 from extractguard.lander.blocks import Block
 from extractguard.lander.rows import EVENT_SCHEMA, event_row
-from extractguard.storage import migrate
-from extractguard.storage.client import connect
 from extractguard.watermark.attribution import Suspect, holm, score_keys
 from extractguard.watermark.keyring import KeyRing
 from extractguard.watermark.ngram import NGramModel, sample
 from extractguard_gateway.events import ObservedRequest, build
 from extractguard_gateway.watermark import AppliedWatermark, NoWatermark
 from extractguard_gateway.watermark_pools import assign_canary, cohort_registry, route
+from tests.conftest import migrated_client
 
 pytestmark = pytest.mark.clickhouse
 T0 = 1_796_000_000_000
@@ -60,12 +59,7 @@ def _text(tokens: list[int]) -> str:
 
 @pytest.fixture
 def replay(embedded_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.undo()  # the marker allows ClickHouse; the session fixture outlives the guard
-        handle = connect(f"chdb://{embedded_path}")
-    while migrate.revert(handle):
-        pass
-    migrate.apply(handle, {"events_ttl_days": 3650})
+    handle = migrated_client(embedded_path, events_ttl_days=3650)
     teacher, rng = _teacher(), np.random.default_rng(2)
     canary = assign_canary(REGISTRY, (), "cmp-replay", CAMPAIGN, at_ms=T0, ttl_ms=48 * HOUR)
     block, served_text = Block(EVENT_SCHEMA), {}

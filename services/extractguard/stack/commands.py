@@ -16,7 +16,8 @@ from typing import Any
 
 import click
 
-from extractguard.stack.state import left_behind, pid_alive, read_state, stack_dir, state_path
+from extractguard.pids import pid_alive
+from extractguard.stack.state import left_behind, read_state, stack_dir, state_path
 
 
 def _running_supervisor() -> dict[str, Any] | None:

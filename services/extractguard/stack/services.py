@@ -38,16 +38,21 @@ def _port_env(variable: str, port: int | None) -> dict[str, str]:
     return {} if port is None else {variable: str(port)}
 
 
+def _web_service(
+    name: str, role: str, variable: str, port: int | None, default_port: int, ready_path: str
+) -> StackService:
+    """A service whose web page listens on the loopback: `port` if the stack sets one (passed to it
+    in `variable`), else its own default; ready once `ready_path` answers."""
+    url = f"http://127.0.0.1:{port or default_port}"
+    return StackService(name, role, _port_env(variable, port), f"{url}{ready_path}", url)
+
+
 def stack_services(stack: StackSettings) -> list[StackService]:
     """The services `stack.services` names, in the order of start, with their ports applied."""
     lander = LanderSettings()
     ingest = IngestSettings()
     sql_port = stack.lander_sql_port or lander.sql_port
     ingest_port = stack.ingest_port or ingest.port
-    enforcer_port = stack.enforcer_web_port or EnforcerSettings().web_port
-    alerter_port = stack.alerter_web_port or AlerterSettings().web_port
-    detect_port = stack.detect_web_port or DetectionSettings().web_port
-    campaigns_port = stack.campaigns_web_port or CampaignSettings().web_port
     sql_door = f"http://{lander.sql_host}:{sql_port}"
     known = {
         "lander": StackService(
@@ -59,25 +64,21 @@ def stack_services(stack: StackSettings) -> list[StackService]:
             _port_env("EXTRACTGUARD_INGEST_PORT", stack.ingest_port),
             f"http://{ingest.host}:{ingest_port}/healthz", f"http://{ingest.host}:{ingest_port}",
         ),
-        "detect": StackService(
+        "detect": _web_service(
             "detect", "per-account and per-prefix detectors over gateway.events (Faust)",
-            _port_env("EXTRACTGUARD_DETECT_WEB_PORT", stack.detect_web_port),
-            f"http://127.0.0.1:{detect_port}/metrics", f"http://127.0.0.1:{detect_port}",
+            "EXTRACTGUARD_DETECT_WEB_PORT", stack.detect_web_port, DetectionSettings().web_port, "/metrics",
         ),
-        "campaigns": StackService(
+        "campaigns": _web_service(
             "campaigns", "links accounts that share infrastructure, content and timing into campaigns (Faust)",
-            _port_env("EXTRACTGUARD_CAMPAIGNS_WEB_PORT", stack.campaigns_web_port),
-            f"http://127.0.0.1:{campaigns_port}/metrics", f"http://127.0.0.1:{campaigns_port}",
+            "EXTRACTGUARD_CAMPAIGNS_WEB_PORT", stack.campaigns_web_port, CampaignSettings().web_port, "/metrics",
         ),
-        "enforcer": StackService(
+        "enforcer": _web_service(
             "enforcer", "turns campaigns and detections into decisions on enforcement.decisions (the bouncers' feed)",
-            _port_env("EXTRACTGUARD_ENFORCER_WEB_PORT", stack.enforcer_web_port),
-            f"http://127.0.0.1:{enforcer_port}/readyz", f"http://127.0.0.1:{enforcer_port}",
+            "EXTRACTGUARD_ENFORCER_WEB_PORT", stack.enforcer_web_port, EnforcerSettings().web_port, "/readyz",
         ),
-        "alerter": StackService(
+        "alerter": _web_service(
             "alerter", "turns detections into alerts for on-call (webhook, PagerDuty, Slack, Alertmanager)",
-            _port_env("EXTRACTGUARD_ALERTER_WEB_PORT", stack.alerter_web_port),
-            f"http://127.0.0.1:{alerter_port}/readyz", f"http://127.0.0.1:{alerter_port}",
+            "EXTRACTGUARD_ALERTER_WEB_PORT", stack.alerter_web_port, AlerterSettings().web_port, "/readyz",
         ),
     }  # fmt: skip
     # Every reader of ClickHouse (the alerter's rules, the enforcer's facts) must find the door where

@@ -5,7 +5,6 @@ Imported by the CLI at start, so it stays light: no Kafka, no logging set-up.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any, Literal
 import orjson
 
 from extractguard.paths import data_home
+from extractguard.pids import pid_alive
 
 Phase = Literal["starting", "ready", "stopping", "stopped", "failed"]
 
@@ -62,18 +62,6 @@ def read_state(path: Path | None = None) -> dict[str, Any] | None:
     except (FileNotFoundError, orjson.JSONDecodeError):
         return None
     return state
-
-
-def pid_alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def ours(pid: int | None) -> bool:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import orjson
 
+from extractguard.pids import pid_alive
+
 _FILE = ("run", "lander.door")
 
 
@@ -52,18 +54,6 @@ def announced(home: Path, dsn: str) -> tuple[str, int] | None:
         door = orjson.loads(_path(home).read_bytes())
     except (FileNotFoundError, orjson.JSONDecodeError):
         return None
-    if door.get("dsn") != dsn or not _alive(int(door.get("pid", 0))):
+    if door.get("dsn") != dsn or not pid_alive(int(door.get("pid", 0))):
         return None
     return str(door["host"]), int(door["port"])
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

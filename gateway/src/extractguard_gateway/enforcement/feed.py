@@ -21,6 +21,8 @@ import uuid
 from collections import Counter
 from typing import Any, Protocol
 
+from extractguard_gateway.enforcement._feed_thread import FeedThread
+
 log = logging.getLogger("extractguard_gateway.enforcement")
 DECISIONS_TOPIC = "enforcement.decisions"
 REPORTS_TOPIC = "enforcement.reports"
@@ -61,7 +63,11 @@ def report_records(
     ]
 
 
-class DecisionFeed:
+class DecisionFeed(FeedThread):
+    # The broker away, a bad record: log, wait, start over; requests go on.
+    _failures = (Exception,)
+    _retry_s = 5.0
+
     def __init__(
         self,
         cache: DecisionSink,
@@ -73,6 +79,7 @@ class DecisionFeed:
         report_interval_s: float = 30.0,
         client_config: dict[str, Any] | None = None,
     ) -> None:
+        super().__init__("extractguard-decisions")
         self.cache = cache
         self.topic = topic
         self.reports_topic = reports_topic
@@ -80,30 +87,11 @@ class DecisionFeed:
         self.bouncer = bouncer
         self.instance = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
         self.config = {"bootstrap.servers": bootstrap_servers, **(client_config or {})}
-        self.records = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="extractguard-decisions", daemon=True)
 
-    def start(self) -> DecisionFeed:
-        self._thread.start()
-        return self
+    def _failed(self, error: Exception) -> None:
+        log.exception("extractguard: the decision feed failed; retrying in 5 s")
 
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._follow()
-            except Exception:  # the broker away, a bad record: log, wait, start over; requests go on
-                log.exception("extractguard: the decision feed failed; retrying in 5 s")
-                self._stop.wait(5)
-
-    def _follow(self) -> None:
+    def _step(self) -> None:
         from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
         consumer = Consumer(

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
 
+from extractguard_gateway.enforcement._feed_thread import FeedThread
 from extractguard_gateway.enforcement.cache import DecisionCache
 
 log = logging.getLogger("extractguard_gateway.enforcement")
@@ -30,35 +30,24 @@ log = logging.getLogger("extractguard_gateway.enforcement")
 MAX_WAIT_S = 30.0
 
 
-class HttpDecisionFeed:
+class HttpDecisionFeed(FeedThread):
+    # The ingest away or answering oddly: wait, resume.
+    _failures = (OSError, ValueError, KeyError)
+    _retry_s = 2.0
+
     def __init__(self, cache: DecisionCache, url: str, token: str, *, wait_s: float = 25.0) -> None:
+        super().__init__("extractguard-decisions-http")
         self.cache = cache
         self.url = url.rstrip("/") + "/v1/decisions"
         self.token = token
         self.wait_s = min(wait_s, MAX_WAIT_S)
         self.position: str | None = None
-        self.records = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="extractguard-decisions-http", daemon=True)
 
-    def start(self) -> HttpDecisionFeed:
-        self._thread.start()
-        return self
+    def _step(self) -> None:
+        self.poll_once()
 
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.poll_once()
-            except (OSError, ValueError, KeyError) as error:  # the ingest away or answering oddly: wait, resume
-                log.warning("extractguard: the HTTP decision feed failed (%s); retrying in 2 s", error)
-                self._stop.wait(2)
+    def _failed(self, error: Exception) -> None:
+        log.warning("extractguard: the HTTP decision feed failed (%s); retrying in 2 s", error)
 
     def poll_once(self, wait_s: float | None = None) -> int:
         """One long poll; returns how many records it applied."""
