@@ -154,3 +154,14 @@ def test_a_bought_aged_account_at_a_few_requests_a_day_leans_for_linking_but_is_
     assert not b.is_shaped("bought")
     assert not b.leans("bought", 0.8, 2)  # the old bar: it never leaned
     assert not engine.leaning("backend", 0.0) and not engine.leaning("person", 0.0)
+
+
+def test_a_refused_cold_request_is_probe_shaped_for_linking_and_a_refused_follow_up_is_not() -> None:
+    b = AccountBehaviour()
+    plain = {"request_logprobs": False, "output_tokens": 60}
+    probe = b.learn_event(event("mapper", 0, "00000000000000a1", turn_index=0, refusal=True, **plain))
+    asked = b.learn_event(event("mapper-2", 0, "00000000000000a1", turn_index=0, refusal=False, **plain))
+    follow_up = b.learn_event(event("person", 0, "00000000000000a2", turn_index=3, refusal=True, **plain))
+    assert probe == 1.0 and asked < 0.5 and follow_up < 0.5
+    # It shapes linking's vote only: the account's score gives refusals no weight (red-teamers refuse too).
+    assert b.tells("mapper")["refusals"] > 0 and b.score("mapper") == b.score("mapper-2")

@@ -36,8 +36,10 @@ above that horizon's threshold, and every score comes with the false alarms per 
 the rule "any horizon over its threshold", measured on the reference.
 
 Each request also has a *request shape*: the weighted share of the tells one request shows by
-itself (single turn, output-heavy, logprobs, chain of thought). Linking uses it for accounts too
-new or too faint to be judged yet: one such request proves nothing, but hundreds of faint accounts
+itself (single turn, output-heavy, logprobs, chain of thought), or 1 for a probe — a single-turn
+request the model refused (a boundary sweep's requests are refused often and harvest little).
+Linking uses it for accounts too new or too faint to be judged yet: one such request proves
+nothing, but hundreds of faint accounts
 whose requests are shaped, on one fingerprint, are a population (see `campaigns.linking`).
 
 >>> b = AccountBehaviour()
@@ -393,7 +395,9 @@ class AccountBehaviour:
             v[_HEAVY_AGE_MS] = ts - created
         if ts > self.watermark_ms:
             self.watermark_ms = ts
-        return single * _W_SINGLE + heavy * _W_HEAVY + logprobs * _W_LOGPROBS + cot * _W_COT
+        harvest = single * _W_SINGLE + heavy * _W_HEAVY + logprobs * _W_LOGPROBS + cot * _W_COT
+        # A refused single-turn request is a probe's shape: one asked cold, and refused (flags[5]).
+        return 1.0 if single and flags[5] else harvest
 
     # --- reading ---
 
