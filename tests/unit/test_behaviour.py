@@ -162,6 +162,7 @@ def test_a_refused_cold_request_is_probe_shaped_for_linking_and_a_refused_follow
     probe = b.learn_event(event("mapper", 0, "00000000000000a1", turn_index=0, refusal=True, **plain))
     asked = b.learn_event(event("mapper-2", 0, "00000000000000a1", turn_index=0, refusal=False, **plain))
     follow_up = b.learn_event(event("person", 0, "00000000000000a2", turn_index=3, refusal=True, **plain))
-    assert probe == 1.0 and asked < 0.5 and follow_up < 0.5
+    behind = b.learn_event(event("r/eu:x", 0, "00000000000000a1", turn_index=0, refusal=True, end_user_id="x", **plain))
+    assert probe == 1.0 and asked < 0.5 and follow_up < 0.5 and behind < 0.5
     # It shapes linking's vote only: the account's score gives refusals no weight (red-teamers refuse too).
     assert b.tells("mapper")["refusals"] > 0 and b.score("mapper") == b.score("mapper-2")

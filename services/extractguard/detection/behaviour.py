@@ -37,7 +37,8 @@ the rule "any horizon over its threshold", measured on the reference.
 
 Each request also has a *request shape*: the weighted share of the tells one request shows by
 itself (single turn, output-heavy, logprobs, chain of thought), or 1 for a probe — a single-turn
-request the model refused (a boundary sweep's requests are refused often and harvest little).
+request the model refused (a boundary sweep's requests are refused often and harvest little), from
+an account rather than an end user behind a reseller (whose egress ties its customers already).
 Linking uses it for accounts too new or too faint to be judged yet: one such request proves
 nothing, but hundreds of faint accounts
 whose requests are shaped, on one fingerprint, are a population (see `campaigns.linking`).
@@ -397,7 +398,10 @@ class AccountBehaviour:
             self.watermark_ms = ts
         harvest = single * _W_SINGLE + heavy * _W_HEAVY + logprobs * _W_LOGPROBS + cot * _W_COT
         # A refused single-turn request is a probe's shape: one asked cold, and refused (flags[5]).
-        return 1.0 if single and flags[5] else harvest
+        # Not for an end user behind a reseller: the reseller's egress already ties its many faint
+        # customers together, and one refused question must not make an honest one a member.
+        probe = single and flags[5] and not event.get("end_user_id")
+        return 1.0 if probe else harvest
 
     # --- reading ---
 
