@@ -6,6 +6,7 @@ asks for it; read-only even for the limits it sets; a query time limit; a result
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import urllib.error
@@ -86,3 +87,12 @@ def test_read_only_even_for_its_own_limits_with_a_time_and_a_size_limit(client: 
         assert query_lander("SELECT count() FROM door_numbers", settings)[1] == [[1000]]
     finally:
         server.stop()
+
+
+def test_a_reader_holds_what_the_engine_writes_to_stderr_while_it_opens(capfd: pytest.CaptureFixture[str]) -> None:
+    from extractguard.storage.query import _quiet_engine
+
+    with _quiet_engine() as said:
+        os.write(2, b"Cannot lock file .../status. Another server instance in same directory is already running\n")
+    os.write(2, b"after\n")
+    assert said.getvalue().startswith(b"Cannot lock file") and capfd.readouterr().err == "after\n"

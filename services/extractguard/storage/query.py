@@ -3,9 +3,15 @@ embedded database, directly otherwise (a server DSN, or an embedded database nob
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -33,6 +39,31 @@ def query_lander(sql: str, lander: LanderSettings, timeout_s: float = 60) -> tup
     return answer["columns"], answer["rows"]
 
 
+@contextlib.contextmanager
+def _quiet_engine() -> Iterator[io.BytesIO]:
+    """Hold what the embedded engine writes to the process's stderr while a reader opens it.
+
+    chdb writes "Cannot lock file … Another server instance in same directory is already running"
+    to file descriptor 2 itself when a lander takes the database between a reader's look and its
+    open (a lander restarting); the reader then asks the lander's door, and that line is noise.
+    What was written is kept in the yielded buffer, for the caller to show when the open fails
+    for another reason.
+    """
+    said = io.BytesIO()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield said
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            said.write(held.read())
+
+
 #: How long a reader waits for an announced lander's door to open (the lander starting).
 DOOR_WAIT_S = 60.0
 
@@ -47,14 +78,22 @@ def query_any(sql: str, clickhouse: ClickHouseSettings, lander: LanderSettings) 
     # Otherwise open the database: asking whichever lander listens on the port could answer from
     # another database. Only when the embedded database is held do we go through its owner.
     try:
-        client = connect(clickhouse.dsn)
+        with _quiet_engine() as said:
+            client = connect(clickhouse.dsn)
     except DatabaseLocked as error:
         if not is_embedded(clickhouse.dsn):
             raise QueryError(str(error)) from None
+        # A lander (re)starting took the database between our look and our open: ask its door.
+        owner = door.announced(data_home(), clickhouse.dsn)
+        if owner is not None:
+            return _through_door(sql, lander.model_copy(update={"sql_host": owner[0], "sql_port": owner[1]}))
         try:
             return query_lander(sql, lander)
         except (urllib.error.URLError, ConnectionError):
             raise QueryError(f"{error}; and no lander answers on {lander.sql_host}:{lander.sql_port}") from None
+    except Exception:
+        sys.stderr.buffer.write(said.getvalue())  # what the engine said about a failure of its own
+        raise
     try:
         result = client.query(sql, settings={"readonly": 1})
     except Exception as error:
