@@ -6,13 +6,14 @@ Standard library only: the HTTP feed is used where the gateway's environment gai
 
 from __future__ import annotations
 
+import abc
 import threading
 from typing import TypeVar
 
 _Feed = TypeVar("_Feed", bound="FeedThread")
 
 
-class FeedThread:
+class FeedThread(abc.ABC):
     """Subclasses give `_step` (one unit of following: it may block until `_stop` is set) and
     `_failed` (how a failure is logged); `_failures` are the exceptions the loop survives, waiting
     `_retry_s` before it starts over. `records` counts the records the feed applied."""
@@ -44,10 +45,10 @@ class FeedThread:
                 self._failed(error)
                 self._stop.wait(self._retry_s)
 
+    @abc.abstractmethod
     def _step(self) -> None:
         """One unit of following; must return (or raise) soon after `_stop` is set."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _failed(self, error: Exception) -> None:
         """Log `error`; called inside the `except` block, so `log.exception` carries the traceback."""
-        raise NotImplementedError
