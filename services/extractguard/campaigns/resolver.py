@@ -165,6 +165,7 @@ class CampaignResolver:
 
     def add(self, evidence: Evidence) -> None:
         fp = self.fingerprints.get(evidence.fingerprint)
+        first = fp is None
         if fp is None:
             fp = self.fingerprints[evidence.fingerprint] = _Fingerprint(0.0, evidence.window_start_ms, 0)
         if evidence.window_end_ms > fp.last_ms:
@@ -173,7 +174,7 @@ class CampaignResolver:
             fp.last_ms = evidence.window_end_ms
         fp.weight += evidence.weight
         share = evidence.concentration
-        fp.concentration = share if fp.weight == evidence.weight else 0.7 * fp.concentration + 0.3 * share
+        fp.concentration = share if first else 0.7 * fp.concentration + 0.3 * share
         for account in evidence.accounts:
             fp.sharers[account] = max(fp.sharers.get(account, 0), evidence.window_end_ms)
         fp.shaped.update(evidence.shaped)

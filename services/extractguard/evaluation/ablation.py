@@ -37,6 +37,7 @@ from typing import Any
 
 import xxhash
 
+from extractguard.evaluation.scoring import ScenarioScore
 from extractguard.evaluation.sources import LabelledEvent, Replay
 
 Event = dict[str, Any]
@@ -140,7 +141,7 @@ class Withheld:
         return self.replay.label_records()
 
 
-def ablation_rows(result_score: Any, family: str | None) -> list[dict[str, Any]]:
+def ablation_rows(result_score: ScenarioScore, family: str | None) -> list[dict[str, Any]]:
     """One row per campaign of a scored replay: what was found with `family` withheld (None: nothing)."""
     return [
         {

@@ -220,15 +220,17 @@ def run_in_process(
         card.scenarios.append(result.score)
         if ablation is not None:
             card.ablation += ablation_rows(result.score, None)
-    for family in FAMILIES if ablation is not None else ():
-        assert ablation is not None
-        for replay in ablation():
-            progress(f"ablation: {replay.name} with {family} withheld")
-            withheld = replay_in_process(Withheld(replay, family)).score
-            card.ablation += ablation_rows(withheld, family)
-            for row in card.ablation[-len(withheld.campaigns) :]:
-                found = f"after {row['seconds_to_detect']:.0f}s" if row["detected"] else "never"
-                progress(f"  campaign {row['campaign']}: detected {found}, member recall {row['member_recall']:.1%}")
+    if ablation is not None:
+        for family in FAMILIES:
+            for replay in ablation():
+                progress(f"ablation: {replay.name} with {family} withheld")
+                withheld = replay_in_process(Withheld(replay, family)).score
+                card.ablation += ablation_rows(withheld, family)
+                for row in card.ablation[-len(withheld.campaigns) :]:
+                    found = f"after {row['seconds_to_detect']:.0f}s" if row["detected"] else "never"
+                    progress(
+                        f"  campaign {row['campaign']}: detected {found}, member recall {row['member_recall']:.1%}"
+                    )
     card.wall_seconds = time.monotonic() - began
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "scorecard.json").write_bytes(orjson.dumps(card.as_dict(), option=orjson.OPT_INDENT_2))

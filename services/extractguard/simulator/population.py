@@ -274,7 +274,7 @@ class World:
             accounts += self._members(org, "viral_launch", extra.viral_launch.rate_per_min, extra.viral_launch.accounts)
         if extra.enterprise_batch:
             org = self._org(domain="support", app=True)
-            org = Org(org.org_id, org.domain, True, org.prefixes[:1], org.agent, org.ja4, org.country)
+            org = replace(org, prefixes=org.prefixes[:1])  # one subnet
             batch = extra.enterprise_batch
             accounts += self._members(org, "enterprise_batch", batch.rate_per_min, batch.accounts)
         if extra.eval_harness:
@@ -288,7 +288,7 @@ class World:
                 accounts.append(replace(member, ip=ip, asn=rng.choice(UNIVERSITY_ASNS)))
         if extra.synthetic_data:
             org = self._org(domain="instructions", app=True)
-            org = Org(org.org_id, org.domain, True, org.prefixes[:1], org.agent, org.ja4, org.country)
+            org = replace(org, prefixes=org.prefixes[:1])  # one subnet
             job = extra.synthetic_data
             accounts += self._members(org, "synthetic_data", job.rate_per_min, job.accounts)
         if extra.students:
