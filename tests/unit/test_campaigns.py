@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from extractguard.campaigns.linking import Evidence, FingerprintLinker
-from extractguard.campaigns.resolver import CampaignResolver
+from extractguard.campaigns.resolver import FAMILY_CONCENTRATION, CampaignResolver
 from extractguard.contracts.link_activity import Sharer
 
 W = 60_000
@@ -60,7 +60,11 @@ def test_a_window_waits_for_every_detection_partition() -> None:
 
 
 def ev(fp: str, accounts: list[str], end_ms: int, shaped: bool = True) -> Evidence:
-    return Evidence(fp, end_ms - W, end_ms, 10.0, accounts, accounts if shaped else [], len(accounts), len(accounts))
+    """Evidence naming `accounts`, shaped or not; unshaped ones stand beside a fingerprint's shaped
+    sharers (left out here), so the fingerprint is as concentrated as the linker's evidence is."""
+    shaped_total = None if shaped else len(accounts)
+    named = accounts if shaped else []
+    return Evidence(fp, end_ms - W, end_ms, 10.0, accounts, named, len(accounts), len(accounts), None, shaped_total)
 
 
 def test_resolver_grows_one_campaign_with_a_stable_id() -> None:
@@ -271,7 +275,8 @@ def test_faint_accounts_at_one_request_an_hour_are_linked_as_a_population() -> N
     linked = {a for e in evidence for a in e.shaped}
     assert len({a for a in linked if a.startswith("fleet")}) >= 300
     assert not {a for a in linked if a.startswith("person")}
-    assert not [e for e in evidence if e.kind == "tls_ja4"]  # everybody's client: no evidence
+    # Everybody's client: at most the evidence of a population on it, below the bar of a family.
+    assert all(e.concentration < FAMILY_CONCENTRATION for e in evidence if e.kind == "tls_ja4")
 
 
 def test_campaigns_are_rebuilt_at_most_once_per_interval_and_nothing_added_meanwhile_is_lost() -> None:
@@ -345,3 +350,61 @@ def test_public_text_alone_does_not_join_an_honest_program_to_a_campaign() -> No
     r.add(ev("prompt_band:lets-think-step-by-step", fleet[5:] + harness, W))
     (campaign,) = r.resolve(W)
     assert campaign.members == sorted(fleet)
+
+
+def population(fp: str, accounts: list[str], end_ms: int, sharers_total: int) -> Evidence:
+    """Slow-horizon evidence of a population: shaped `accounts` among many more sharers."""
+    return Evidence(
+        fp, end_ms - 86_400_000, end_ms, 50.0, accounts, accounts, sharers_total, len(accounts), None, len(accounts)
+    )
+
+
+def test_a_population_on_what_many_use_is_a_campaign_once_its_accounts_keep_looking_shaped() -> None:
+    r = CampaignResolver()
+    crowd = [f"s{i}" for i in range(30)]  # a slow actor: organic clients, residential addresses, no period
+    few = [f"h{i}" for i in range(10)]  # a class of students on another popular client
+    once = [f"o{i}" for i in range(30)]  # ordinary accounts, each with one shaped request
+    for end in (W, 2 * W):  # shaped in two windows: they keep looking it
+        r.add(population("tls_ja4:browser", crowd, end, sharers_total=3000))
+        r.add(population("sdk:python", few, end, sharers_total=2000))
+    r.add(population("tls_ja4:node", once, W, sharers_total=3000))
+    (campaign,) = r.resolve(2 * W)
+    assert campaign.members == sorted(crowd) and campaign.related == []
+
+
+def test_loose_accounts_join_an_actor_only_through_what_is_its_own() -> None:
+    r = CampaignResolver()
+    actor = [f"a{i}" for i in range(20)]  # held together by its controller's schedule
+    with_it = ["l1", "l2"]  # shaped, on the actor's own public-text sweep only
+    other = [f"b{i}" for i in range(8)]  # another actor's accounts, on the same Python TLS stack only
+    for end in (W, 2 * W):
+        r.add(ev("cadence:168", actor, end))
+        r.add(ev("template:sweep-item", actor + with_it, end))
+        r.add(ev("tls_ja4:python-openssl", actor + other, end))
+    (campaign,) = r.resolve(2 * W)
+    assert campaign.members == sorted(actor + with_it)
+
+
+def test_a_day_horizon_names_a_population_on_a_popular_fingerprint() -> None:
+    linker = FingerprintLinker(window_ms=W)
+    found: list[Evidence] = []
+    for window in range(8 * 60):  # eight hours: a shaped account every 4 minutes among 60 others a window
+        shaped = [(f"c{window}", f"org-c{window}", True)] if window % 4 == 0 else []
+        share = ("sdk:openai-python", len(shaped) + 60, [*shaped, *sharers(f"o{window}-", 60, shaped=False)])
+        found += linker.add(0, window * W, (window + 1) * W, [share], census=(3000, 2))
+    assert found and all(
+        e.concentration < FAMILY_CONCENTRATION for e in found
+    )  # a small part of the fingerprint's users...
+    named = {a for e in found for a in e.shaped}
+    assert len(named) >= 50 and all(a.startswith("c") for a in named)
+
+
+def test_an_actor_on_its_own_infrastructure_without_a_period_is_told_from_one_with_a_schedule() -> None:
+    r = CampaignResolver()
+    lab_a = [f"a{i}" for i in range(40)]  # a controller's schedule
+    lab_b = [f"b{i}" for i in range(25)]  # Poisson-paced, on a hosting ASN organic apps use too
+    r.add(ev("cadence:168", lab_a, W))
+    r.add(ev("template:public-cot-recipe", lab_a + lab_b, W))  # public text both use
+    half = Evidence("asn:14061", 0, W, 10.0, lab_b, lab_b, 2 * len(lab_b), len(lab_b), None, None)
+    r.add(half)  # the shaped are half its sharers: theirs among the shaped, but not a tie
+    assert {tuple(c.members) for c in r.resolve(W)} == {tuple(sorted(lab_a)), tuple(sorted(lab_b))}

@@ -197,8 +197,8 @@ def _dead_letter_sender(topic: str) -> DeadLetterSender:
 
 
 # Checkpoint layouts of the linker's and the resolver's state, bumped when their pickled classes change.
-LINKER_FORMAT = 4
-RESOLVER_FORMAT = 5
+LINKER_FORMAT = 5
+RESOLVER_FORMAT = 6
 S = TypeVar("S")
 T = TypeVar("T")
 _policy = CheckpointPolicy(settings.checkpoint_interval_s, settings.checkpoint_every_messages)

@@ -150,6 +150,7 @@ class FingerprintLinker:
         max_wait_windows: int = 3,
         slow_horizons_s: tuple[float, ...] = (3600.0, 86_400.0),
         quiet_s: float = 30.0,
+        population_shaped: int = 50,
     ) -> None:
         self.window_ms = window_ms
         self.min_share = min_share
@@ -159,6 +160,11 @@ class FingerprintLinker:
         self.router_accounts = router_accounts
         self.max_wait_windows = max_wait_windows
         self.quiet_s = quiet_s
+        # Over a slow horizon, this many shaped sharers are a population whatever else shares the
+        # fingerprint: hundreds of extraction-shaped accounts on one popular client stack are not a
+        # handful among its thousands of users (the surprise test still weighs them against chance,
+        # and the resolver counts such a fingerprint as what many use, not as a family).
+        self.population_shaped = population_shaped
         # The slow horizons: campaigns whose accounts send a few requests an hour rarely meet in one
         # window, but do within an hour or a day. Kept only for fingerprints that had a shaped sharer.
         self.slow_horizons_ms = [int(h * 1000) for h in sorted(slow_horizons_s)]
@@ -320,7 +326,7 @@ class FingerprintLinker:
         book.shaped = {a: v for a, v in book.shaped.items() if v[1] > horizon}
         k = len(book.shaped)
         n_slow = k + int(book.others)
-        if not self._concentrated(k, n_slow):
+        if not (self._concentrated(k, n_slow) or k >= self.population_shaped):
             return None
         orgs = {org for org, _ in book.shaped.values()}
         if len(orgs) < 2:

@@ -30,7 +30,7 @@ forgotten with the campaign's close horizon, and a sharer it has not seen for th
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,8 +49,18 @@ TIE_KINDS = frozenset({"ip_prefix", "asn", "signup_cohort"})
 #: ... and only where the extraction-shaped are nearly all of the fingerprint's sharers (a proxy
 #: subnet, a hosting ASN the actor fills): a residential ISP or a cloud region is everyone's.
 TIE_CONCENTRATION = 0.8
+#: A fingerprint counts as a family of evidence for its sharers when the shaped are this share of
+#: its sharers (the linker's own bar for a window; a slow horizon's population evidence can be below).
+FAMILY_CONCENTRATION = 0.3
 #: A component splits into actors when two or more tie groups each hold this share of it.
 ACTOR_SHARE = 0.1
+#: Extraction-shaped accounts that only commodity evidence links, and that no campaign holds, are a
+#: campaign of their own from this many: the linker's surprise test already weighed what they
+#: share against the base rate; this is the floor below which a group of them is a few honest
+#: look-alikes on a public dataset (a synthetic-data job's accounts, a class of students).
+POPULATION_ACCOUNTS = 20
+#: A fingerprint is one group's own when this share of its extraction-shaped sharers are that group's.
+OWN_SHARE = 0.9
 
 Status = str  # new | growing | active | dormant | closed | merged
 PAGE_MEMBERS = 5
@@ -162,6 +172,10 @@ class CampaignResolver:
         self.campaign_of: dict[str, str] = {}  # member account -> campaign id
         # Campaign id -> (status, members, severity) last published.
         self.published: dict[str, tuple[str, int, str]] = {}
+        # Account -> the first and the last window it was extraction-shaped in: a loose account
+        # must be shaped in two (one shaped request is a faint account's one vote, and ordinary
+        # accounts cast one now and then; an actor's accounts keep casting them).
+        self.shaped_windows: dict[str, tuple[int, int]] = {}
 
     def add(self, evidence: Evidence) -> None:
         fp = self.fingerprints.get(evidence.fingerprint)
@@ -178,6 +192,10 @@ class CampaignResolver:
         for account in evidence.accounts:
             fp.sharers[account] = max(fp.sharers.get(account, 0), evidence.window_end_ms)
         fp.shaped.update(evidence.shaped)
+        end = evidence.window_end_ms
+        for account in evidence.shaped:
+            earliest, latest = self.shaped_windows.get(account, (end, end))
+            self.shaped_windows[account] = (min(earliest, end), max(latest, end))
         if evidence.fronting_org is not None:
             fp.fronting_org = evidence.fronting_org
 
@@ -196,30 +214,46 @@ class CampaignResolver:
             for account in stale:
                 del fp.sharers[account]
                 fp.shaped.discard(account)
+        for account in [a for a, (_first, last) in self.shaped_windows.items() if last < horizon]:
+            del self.shaped_windows[account]
 
-    def _members(self) -> dict[str, list[str]]:
-        """Member account -> the evidence fingerprints that speak for it."""
+    def _members(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        """Member account -> the evidence fingerprints that speak for it; and the *loose* ones:
+        extraction-shaped accounts that only commodity evidence speaks for (a popular client stack,
+        public text), which join a campaign without joining campaigns together (see `_attach`)."""
         by_account: dict[str, list[str]] = defaultdict(list)
         shaped: set[str] = set()
         for name, fp in self.fingerprints.items():
             for account in fp.sharers:
                 by_account[account].append(name)
             shaped |= fp.shaped
-        members = {}
+        members: dict[str, list[str]] = {}
+        loose: dict[str, list[str]] = {}
         fps = self.fingerprints
         for account, names in by_account.items():
             kinds = {n.split(":", 1)[0] for n in names}
-            # A client stack is what many actors and many honest programs use: never a family here.
-            families = {FAMILY.get(kind, kind) for kind in kinds} - {"client"}
+            # A client stack is what many actors and many honest programs use: never a family here;
+            # nor is a fingerprint the shaped are only a small part of (a population on a popular
+            # ASN or public dataset): it says what they use, not who they are.
+            families = {
+                FAMILY.get(kind, kind) for n in names
+                if fps[n].concentration >= FAMILY_CONCENTRATION and (kind := n.split(":", 1)[0])
+            } - {"client"}  # fmt: skip
             tied = "cadence" in kinds or any(fps[n].ties(n) for n in names)
             if account in shaped:
                 # Shaped, and joined by a tie (a subnet it fills, a schedule) or by two families:
                 # public text alone (a dataset, a chain-of-thought recipe) is everyone's.
                 if tied or len(families) >= 2:
                     members[account] = names
+                elif self._shaped_twice(account):
+                    loose[account] = names
             elif len(families) >= 2 and kinds & (CONTENT_KINDS | TIMING_KINDS):
                 members[account] = names
-        return members
+        return members, loose
+
+    def _shaped_twice(self, account: str) -> bool:
+        first, last = self.shaped_windows.get(account, (0, 0))
+        return last > first
 
     def _components(self, members: dict[str, list[str]]) -> list[tuple[list[str], list[str]]]:
         parent: dict[str, str] = {}
@@ -244,6 +278,47 @@ class CampaignResolver:
             groups[find(name)][1].append(name)
         return [(sorted(accounts), sorted(names)) for accounts, names in groups.values() if accounts]
 
+    def _owners(self, groups: list[list[str]], unplaced: Collection[str]) -> dict[str, int]:
+        """Fingerprint -> the group (an index of `groups`, or -1 for the `unplaced` accounts) that
+        holds `OWN_SHARE` of its extraction-shaped sharers, where one does: whose it is in practice."""
+        index = {a: i for i, accounts in enumerate(groups) for a in accounts}
+        index.update(dict.fromkeys(unplaced, -1))
+        owner: dict[str, int] = {}
+        for name, fp in self.fingerprints.items():
+            counts = Counter(index[a] for a in fp.shaped if a in index)
+            if counts:
+                top, count = counts.most_common(1)[0]
+                if count >= OWN_SHARE * counts.total():
+                    owner[name] = top
+        return owner
+
+    def _attach(self, actors: list[list[str]], loose: dict[str, list[str]]) -> tuple[list[list[str]], list[list[str]]]:
+        """Loose accounts placed among the actors, and the populations of those no actor holds; no
+        loose account ever joins two actors together.
+
+        Per fingerprint, where its extraction-shaped sharers are: with which actor, or loose. A
+        loose account joins an actor through a fingerprint nearly all of whose shaped sharers are
+        that actor's (`OWN_SHARE`: in practice the actor's own, though a commodity in kind). A
+        fingerprint whose shaped sharers are nearly all loose (`OWN_SHARE` of them) links loose
+        accounts to each other, and those groups are campaigns once they are a population
+        (`POPULATION_ACCOUNTS`): hundreds of extraction-shaped accounts on one client stack and one
+        public dataset are a campaign even when nothing says whose (a slow actor on organic clients
+        and residential addresses). A fingerprint shared by an actor and loose accounts alike (three
+        actors on one Python TLS stack) links nothing: whose they are is not known yet.
+        """
+        owner = self._owners(actors, loose)
+        placed = [list(accounts) for accounts in actors]
+        alone: dict[str, list[str]] = {}
+        for account, names in loose.items():
+            votes = Counter(owner[n] for n in names if n in owner)
+            joined = [i for i, _count in votes.most_common() if i >= 0]
+            if joined:
+                placed[joined[0]].append(account)
+            elif votes:
+                alone[account] = [n for n in names if owner.get(n) == -1]
+        populations = [accounts for accounts, _ in self._components(alone) if len(accounts) >= POPULATION_ACCOUNTS]
+        return [sorted(accounts) for accounts in placed], populations
+
     def _actors(self, accounts: list[str], members: dict[str, list[str]]) -> list[list[str]]:
         """A component's actors, when what holds it together says there are several.
 
@@ -251,8 +326,9 @@ class CampaignResolver:
         clustered by period: two controllers an hour and 75 minutes apart are two), and, apart from
         those, the members that infrastructure ties together (a proxy subnet, a hosting ASN the
         shaped fill, a signup cohort) but that keep no period (Poisson-paced: one actor, since no
-        timing tells such groups apart). Each must hold ACTOR_SHARE of the component. Members in
-        none go to the actor their fingerprints point at most. With fewer than two actors the
+        timing tells such groups apart). Each must hold ACTOR_SHARE of the component. Beside them,
+        the rest linked by fingerprints that are theirs alone (see `_owners`). Members in none go
+        to the actor their fingerprints point at most. With fewer than two actors the
         component is one: a population linked only by what many use is not split into nothing.
         """
         fps = self.fingerprints
@@ -271,6 +347,16 @@ class CampaignResolver:
         untimed = sorted(a for a in accounts if a not in periods and any(fps[n].ties(n) for n in members[a]))
         if len(untimed) >= floor:
             actors.append(untimed)
+        if actors:
+            # The rest, held by neither a period nor a tie: those linked to each other by what is
+            # theirs alone (a hosting ASN shared with nobody else shaped, their own sweep) are an
+            # actor too — Poisson-paced on infrastructure it does not fill — once a population;
+            # what they share with the actors found (public text, a client stack) says nothing.
+            placed = {a for group in actors for a in group}
+            rest = [a for a in accounts if a not in placed]
+            owner = self._owners(actors, rest)
+            theirs = {a: names for a in rest if (names := [n for n in members[a] if owner.get(n) == -1])}
+            actors += [g for g, _ in self._components(theirs) if len(g) >= min(floor, POPULATION_ACCOUNTS)]
         if len(actors) < 2:
             return [accounts]
         actor_of = {a: i for i, group in enumerate(actors) for a in group}
@@ -308,14 +394,22 @@ class CampaignResolver:
             return []
         self.resolved_ms = now_ms
         self._forget(now_ms)
-        members = self._members()
+        members, loose = self._members()
+        # The actors that ties and schedules tell apart, each with the population (component) it
+        # was found in; then the loose accounts placed among them or as populations of their own.
+        seeded: list[tuple[list[str], int]] = []
+        populations = 0
+        for populations, (accounts, _names) in enumerate(self._components(members), 1):
+            if len(accounts) >= self.min_members:
+                seeded += [(group, populations) for group in self._actors(accounts, members)]
+        placed, found = self._attach([group for group, _ in seeded], loose)
+        groups = [(group, population) for group, (_, population) in zip(placed, seeded, strict=True)]
+        groups += [(group, populations + i) for i, group in enumerate(found, 1)]
+        members.update(loose)
         # (accounts, fingerprints, the population it was found in): one entry per actor.
-        components: list[tuple[list[str], list[str], int]] = []
-        for population, (accounts, _names) in enumerate(self._components(members)):
-            if len(accounts) < self.min_members:
-                continue
-            for group in self._actors(accounts, members):
-                components.append((group, sorted({n for a in group for n in members[a]}), population))
+        components = [
+            (group, sorted({n for a in group for n in members[a]}), population) for group, population in groups
+        ]
         # Largest first, so that when a campaign splits, its largest part keeps the id.
         components.sort(key=lambda c: (-len(c[0]), c[1][0]))
         previous = self.campaign_of
