@@ -34,6 +34,7 @@ from extractguard.alerting.book import AlertBook
 from extractguard.alerting.rules import DEFAULT_RULES, OPTIONAL_RULES
 from extractguard.campaigns.linking import Evidence, FingerprintLinker
 from extractguard.campaigns.resolver import CampaignResolver
+from extractguard.campaigns.watchlist import named_in
 from extractguard.contracts.link_activity import Census, Share, partition_of
 from extractguard.contracts.topics import FINGERPRINT_ACTIVITY, GATEWAY_EVENTS, contract
 from extractguard.detection.engine import DetectionEngine
@@ -119,7 +120,7 @@ class _Pipeline:
     def _resolve(self, now_ms: int, evidence: list[Evidence]) -> None:
         self.resolver.add_many(evidence)
         for campaign in self.resolver.resolve(now_ms):
-            self.campaigns[campaign.campaign_id] = record = campaign.to_record()
+            self.campaigns[campaign.campaign_id] = record = named_in(campaign.to_record())
             self.campaign_records.append(record)
             self._detected(self.campaign_detection(campaign, self.window_ms))
 
