@@ -14,6 +14,8 @@ import pytest
 from extractguard.contracts.schemas import validate
 from extractguard.enforcement.book import EnforcementBook
 from extractguard.enforcement.policy import load_policy
+from extractguard.evaluation.enforcement_replay import RequestLog, enforcement_lines, replay
+from extractguard.evaluation.scoring import ScenarioScore
 from extractguard.lander.rows import EVENT_SCHEMA, event_row
 from extractguard_gateway.enforcement.cache import DecisionCache, Identity
 from extractguard_gateway.enforcement.protection import Protection, StreamProtector, protect, reasoning_tokens
@@ -157,3 +159,28 @@ def test_the_event_records_protection_and_an_unprotected_event_is_as_before() ->
     assert (row["protected"], row["reasoning_withheld_tokens"], row["logprobs_withheld"]) == (True, 37, True)
     old = dict(zip(EVENT_SCHEMA.names, event_row(plain, 0, 0), strict=True))
     assert (old["protected"], old["reasoning_withheld_tokens"], old["logprobs_withheld"]) == (False, None, False)
+
+
+def test_the_scorecard_reports_reasoning_per_campaign_and_organic_requests_protected() -> None:
+    log = RequestLog()
+    members = [f"c{i}" for i in range(5)]
+    for t in range(0, 3_600_000, 10_000):
+        for account in members:
+            log.observe(account, "campaign", t, {"account_id": account, "reasoning_output_tokens": 100})
+        log.observe("o1", "organic", t, {"account_id": "o1", "reasoning_output_tokens": 100})
+    detection = {
+        "detector": "campaign", "entity_kind": "campaign", "entity": "cmp-000000000001", "score": 40.0,
+        "evidence": {"summary": "campaign cmp-000000000001 (growing): 5 accounts", "accounts": members,
+                     "features": [{"name": "members", "value": 5}, {"name": "shaped_members", "value": 5}]},
+    }  # fmt: skip
+    updates = [{**detection, "detected_at_ms": t} for t in range(60_000, 3_600_000, 60_000)]
+    outcome = replay(log, updates, dict.fromkeys(members, "x"), {"x": 60_000})
+    take = outcome.reasoning["x"]
+    # Every campaign token is accounted for once: before, served, withheld or refused.
+    total = take.before_decision + take.served_after_decision + take.withheld_after_decision
+    assert total + take.refused_after_decision == 360 * 5 * 100
+    assert take.withheld_after_decision > take.served_after_decision > 0 and take.refused_after_decision > 0
+    assert take.requests_protected * 100 == take.withheld_after_decision
+    assert outcome.organic_requests_protected == 0 and outcome.organic_requests_refused == 0
+    control = ScenarioScore("control", 1, 1, [], {}, 10, 0, 0.0, 0, 0.0, 0, {}, organic_requests_protected=0)
+    assert enforcement_lines([control])[-1] == "| control | — | — | — | — | — | — | 0 |"

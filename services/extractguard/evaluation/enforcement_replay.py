@@ -289,6 +289,8 @@ def enforcement_lines(scenarios: list[ScenarioScore]) -> list[str]:
     ]
     for s in scenarios:
         figures = s.extra.get("enforcement", {}).get("campaigns", {})
+        if not s.campaigns:  # organic only (control): what protection would cost it
+            lines.append(f"| {s.name} | — | — | — | — | — | — | {s.organic_requests_protected} |")
         for c in s.campaigns:
             r = figures.get(c.name, {}).get("reasoning_tokens", {})
             lines.append(

@@ -210,9 +210,15 @@ def run_in_process(
     card.command = "extractguard eval --in-process"
     card.pipeline = "the detection engines, linker, resolver and alert book in one process (no Kafka)"
     card.detection_settings = DetectionSettings().model_dump(include={"window_s", "burst_threshold", "drift_delta"})
+    records = out_dir / "campaigns"
+    records.mkdir(parents=True, exist_ok=True)
     for number, replay in enumerate(replays, 1):
         progress(f"scenario {number}/{len(replays)}: {replay.name} - {replay.description}")
         result = replay_in_process(replay, progress=progress)
+        # The resolver's latest record of each campaign: what `indicators export --record` reads.
+        (records / f"{replay.name}.jsonl").write_bytes(
+            b"".join(orjson.dumps(r) + b"\n" for r in result.campaigns.values())
+        )
         rate = result.events / max(result.wall_seconds, 1e-9)
         progress(f"  {result.events:,} events in {result.wall_seconds:.0f}s ({rate:,.0f}/s)")
         for c in result.score.campaigns:

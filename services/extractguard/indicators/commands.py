@@ -21,10 +21,11 @@ from extractguard.indicators.stix_bundle import UnreadableBundle, bundle_id, cam
 
 
 def _record_from_clickhouse(campaign_id: str) -> dict[str, Any]:
+    from extractguard.investigation import commands as investigation
     from extractguard.investigation.case import CampaignNotFound, load_campaign
-    from extractguard.investigation.source import Source, literal
+    from extractguard.investigation.source import literal
 
-    source = Source.from_settings()
+    source = investigation.SOURCE()  # the analysts' read-only way in (the SQL door, else the database)
     try:
         row = load_campaign(source, campaign_id)
     except CampaignNotFound as error:
@@ -32,6 +33,25 @@ def _record_from_clickhouse(campaign_id: str) -> dict[str, Any]:
     members = source.one(f"SELECT members FROM campaigns FINAL WHERE campaign_id = {literal(campaign_id)}")
     fingerprints = [{"fingerprint": f[0], "weight": float(f[1]), "sharers": int(f[2])} for f in row["fingerprints"]]
     return {**row, "fingerprints": fingerprints, "members": list((members or {}).get("members") or [])}
+
+
+def _record_from_file(path: Path, campaign_id: str) -> dict[str, Any]:
+    """The newest record of the campaign in a file of one record (JSON) or of one a line (JSONL,
+    as `eval --in-process` writes to `campaigns/<scenario>.jsonl`)."""
+    blob = path.read_bytes()
+    try:
+        records = [orjson.loads(blob)]
+    except orjson.JSONDecodeError:
+        records = []
+        for number, line in enumerate(blob.splitlines(), 1):
+            try:
+                records += [orjson.loads(line)] if line.strip() else []
+            except orjson.JSONDecodeError as error:
+                raise click.ClickException(f"{path}:{number}: not a JSON campaign record ({error})") from None
+    found = [r for r in records if isinstance(r, dict) and r.get("campaign_id") == campaign_id]
+    if not found:
+        raise click.ClickException(f"{path} holds no record of campaign {campaign_id}")
+    return dict(found[-1])
 
 
 @click.group()
@@ -43,14 +63,12 @@ def indicators() -> None:
 @click.argument("campaign_id")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout).")
 @click.option("--record", "record_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A campaign record file (JSON, as on the campaigns topic) instead of ClickHouse.")  # fmt: skip
+              help="A campaign record (JSON), or records (JSONL: `eval --in-process`), not ClickHouse.")  # fmt: skip
 @click.option("--include-accounts", is_flag=True, help="Name the member accounts too (off: never shared by default).")
 def export_command(campaign_id: str, out: Path | None, record_file: Path | None, include_accounts: bool) -> None:
     """Write CAMPAIGN's indicators as a STIX 2.1 bundle (no account ids, keys or text by default)."""
     if record_file is not None:
-        record = orjson.loads(record_file.read_bytes())
-        if record.get("campaign_id") != campaign_id:
-            raise click.ClickException(f"{record_file} holds campaign {record.get('campaign_id')!r}, not {campaign_id}")
+        record = _record_from_file(record_file, campaign_id)
     else:
         record = _record_from_clickhouse(campaign_id)
     document = campaign_bundle(record, include_accounts).serialize(pretty=True)
