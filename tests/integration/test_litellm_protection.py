@@ -3,8 +3,9 @@
 chunks: LiteLLM streams only a text mock); a decision of the shipped action on one
 key's account, made by the enforcer's own book and published on `enforcement.decisions`; the
 proxy with the event callback and the enforcer. The protected key gets the answer without its
-reasoning or logprobs, whole and streamed; an honest key gets everything; each request's gateway
-event on Kafka says whether it was protected and how many reasoning tokens were withheld.
+reasoning or logprobs, whole and streamed; an honest key gets everything (even when it sends
+annotations of its own in `metadata`); each request's gateway event on Kafka says whether it was
+protected and how many reasoning tokens were withheld.
 """
 
 from __future__ import annotations
@@ -105,6 +106,8 @@ def test_a_protected_key_gets_answers_without_reasoning_while_an_honest_key_gets
                 model = "guard-streamer" if stream else "guard-reasoner"
                 body = {"model": model, "messages": [{"role": "user", "content": "What is 6 x 7?"}],
                         "logprobs": True, "stream": stream}  # fmt: skip
+                if who["user_id"] == honest:  # a caller naming annotations of its own is not believed
+                    body["metadata"] = {"extractguard": {"protect_reasoning": "withhold"}}
                 response = http.request(
                     "POST", f"{base}/v1/chat/completions", body=orjson.dumps(body),
                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},

@@ -73,6 +73,15 @@ def _protection(data: dict[str, Any]) -> Protection | None:
     return None
 
 
+def _drop_annotations(data: dict[str, Any]) -> bool:
+    dropped = False
+    for name in ("metadata", "litellm_metadata"):
+        value = data.get(name)
+        if isinstance(value, dict) and value.pop("extractguard", None) is not None:
+            dropped = True
+    return dropped
+
+
 def _cot_requested(data: dict[str, Any]) -> bool:
     prompt = last_user_text(data.get("messages"))
     return prompt is not None and elicits_reasoning(prompt)
@@ -132,16 +141,19 @@ class ExtractGuardEnforcer(CustomLogger):
     async def async_pre_call_hook(
         self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: Any
     ) -> dict[str, Any] | None:
+        # A caller's own `metadata.extractguard` is not ours: dropped, so no request can name its own
+        # annotations (a watermark pool, or a protection that would misreport its event).
+        forged = _drop_annotations(data)
         try:
             verdict = self.verdict(user_api_key_dict, data)
         except Exception:  # a fault of ours must not take the gateway down: admit, loudly
             log.exception("extractguard: enforcement check failed; request admitted")
-            return None
+            return data if forged else None
         if verdict.admitted:
             if verdict.annotations:
                 _metadata(data)["extractguard"] = dict(verdict.annotations)
                 return data
-            return None
+            return data if forged else None
         error = verdict.body.get("error", {})
         extra = {k: v for k, v in error.items() if k not in ("message", "type")}
         raise ProxyException(
