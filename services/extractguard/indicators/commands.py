@@ -24,13 +24,14 @@ def _record_from_clickhouse(campaign_id: str) -> dict[str, Any]:
     from extractguard.investigation import commands as investigation
     from extractguard.investigation.case import CampaignNotFound, load_campaign
     from extractguard.investigation.source import literal
+    from extractguard.storage.query import QueryError
 
     source = investigation.SOURCE()  # the analysts' read-only way in (the SQL door, else the database)
     try:
         row = load_campaign(source, campaign_id)
-    except CampaignNotFound as error:
+        members = source.one(f"SELECT members FROM campaigns FINAL WHERE campaign_id = {literal(campaign_id)}")
+    except (QueryError, CampaignNotFound) as error:
         raise click.ClickException(str(error)) from None
-    members = source.one(f"SELECT members FROM campaigns FINAL WHERE campaign_id = {literal(campaign_id)}")
     fingerprints = [{"fingerprint": f[0], "weight": float(f[1]), "sharers": int(f[2])} for f in row["fingerprints"]]
     return {**row, "fingerprints": fingerprints, "members": list((members or {}).get("members") or [])}
 
