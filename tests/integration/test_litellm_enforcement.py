@@ -75,10 +75,14 @@ def _start_proxy(
     keys: dict[str, dict[str, str]],
     env: dict[str, str],
     callbacks: tuple[str, ...] = ("extractguard_gateway.litellm_enforcer.enforcer",),
+    mocks: dict[str, str | dict[str, Any]] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    mock = {"api_key": "sk-mock", "mock_response": "A mock answer of a few words."}
+    models = [
+        {"model_name": name, "litellm_params": {"model": f"openai/{name}", "api_key": "sk-mock", "mock_response": mock}}
+        for name, mock in (mocks or {"guard-large": "A mock answer of a few words."}).items()
+    ]
     config = {
-        "model_list": [{"model_name": "guard-large", "litellm_params": {"model": "openai/guard-large", **mock}}],
+        "model_list": models,
         "general_settings": {"master_key": MASTER_KEY, "custom_auth": "custom_auth.user_api_key_auth"},
         "litellm_settings": {"callbacks": list(callbacks)},
     }
