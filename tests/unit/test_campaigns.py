@@ -368,6 +368,9 @@ def test_a_population_on_what_many_use_is_a_campaign_once_its_accounts_keep_look
         r.add(population("tls_ja4:browser", crowd, end, sharers_total=3000))
         r.add(population("sdk:python", few, end, sharers_total=2000))
     r.add(population("tls_ja4:node", once, W, sharers_total=3000))
+    job = ["synthetic-data-1", "synthetic-data-2"]  # an honest data job on the dataset the crowd sweeps
+    for end in (W, 2 * W):
+        r.add(population("prompt_band:dataset-item", crowd + job, end, sharers_total=40))
     (campaign,) = r.resolve(2 * W)
     assert campaign.members == sorted(crowd) and campaign.related == []
 
@@ -375,11 +378,13 @@ def test_a_population_on_what_many_use_is_a_campaign_once_its_accounts_keep_look
 def test_loose_accounts_join_an_actor_only_through_what_is_its_own() -> None:
     r = CampaignResolver()
     actor = [f"a{i}" for i in range(20)]  # held together by its controller's schedule
-    with_it = ["l1", "l2"]  # shaped, on the actor's own public-text sweep only
+    with_it = ["l1", "l2"]  # shaped, on an ASN the actor's accounts are nearly all the shaped of
+    reader = ["r1", "r2"]  # shaped, sending items of the dataset the actor sweeps, nothing else
     other = [f"b{i}" for i in range(8)]  # another actor's accounts, on the same Python TLS stack only
     for end in (W, 2 * W):
         r.add(ev("cadence:168", actor, end))
-        r.add(ev("template:sweep-item", actor + with_it, end))
+        r.add(Evidence("asn:64500", end - W, end, 8.0, actor + with_it, actor + with_it, 44, 22, None, None))
+        r.add(ev("template:sweep-item", actor + reader, end))
         r.add(ev("tls_ja4:python-openssl", actor + other, end))
     (campaign,) = r.resolve(2 * W)
     assert campaign.members == sorted(actor + with_it)

@@ -310,7 +310,10 @@ class CampaignResolver:
         placed = [list(accounts) for accounts in actors]
         alone: dict[str, list[str]] = {}
         for account, names in loose.items():
-            votes = Counter(owner[n] for n in names if n in owner)
+            owned = [n for n in names if n in owner]
+            if all(n.split(":", 1)[0] in CONTENT_KINDS for n in owned):
+                continue  # public text alone joins no one (an honest data job sends the same items)
+            votes = Counter(owner[n] for n in owned)
             joined = [i for i, _count in votes.most_common() if i >= 0]
             if joined:
                 placed[joined[0]].append(account)
