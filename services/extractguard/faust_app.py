@@ -75,6 +75,9 @@ def worker_app(
         web_in_thread=False,
         producer_max_request_size=8 * 1024 * 1024,  # fingerprint shares and evidence of a busy window
         producer_acks=-1,
+        # No `<app id>-__assignor-__leader` topic: no agent here asks who leads, and Faust would
+        # create it with one replica, a partition that a replicated cluster loses with its broker.
+        topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=session_timeout_s,
         broker_commit_interval=commit_interval_s,

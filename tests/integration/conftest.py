@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -25,6 +27,7 @@ from extractguard.demo.processes import Service
 from extractguard.kafka_offsets import start_group_at_end
 from extractguard.lander.consumer import Lander
 from extractguard.lander.sinks import landed_topics
+from extractguard.paths import data_home
 from extractguard.settings import KafkaSettings, LanderSettings
 
 
@@ -44,6 +47,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def consecutive_free_ports(count: int, env: str | None = None) -> int:
+    """The first of `count` consecutive ports free now (a cluster's brokers and controllers), or the
+    one the environment variable `env` names (a machine where each worker has its own port range)."""
+    if env and os.environ.get(env):
+        return int(os.environ[env])
+    for _ in range(200):
+        base = random.randrange(20_000, 60_000 - count)
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(base, base + count):
+                    stack.enter_context(socket.socket()).bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
+def own_kafka_home(home: Path) -> dict[str, str]:
+    """EXTRACTGUARD_HOME for a broker (or cluster) of a test's own, with the session broker's jars
+    linked in rather than fetched again from Maven."""
+    libs = data_home() / "kafka" / "libs"
+    (home / "kafka").mkdir(parents=True)
+    if (libs / ".complete").exists():
+        (home / "kafka" / "libs").symlink_to(libs)
+    return {"EXTRACTGUARD_HOME": str(home)}
 
 
 def run_cli(*args: str) -> str:

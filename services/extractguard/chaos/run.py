@@ -37,12 +37,13 @@ from extractguard.contracts.topics import (
     LINK_EVIDENCE,
     contracts,
 )
-from extractguard.demo.processes import KAFKA_SCRIPT, Service, wait_group_stable, wait_http
+from extractguard.demo.processes import Service, wait_group_stable, wait_http
 from extractguard.demo.webhook import WebhookReceiver
 from extractguard.evaluation.run import _wait_caught_up
 from extractguard.gateway.publisher import EventPublisher
 from extractguard.kafka_offsets import end_offsets, read_since, start_group_at_end
 from extractguard.lander.sinks import landed_topics
+from extractguard.local_kafka import KAFKA_SCRIPT
 from extractguard.paths import data_home, project_root
 from extractguard.settings import KafkaSettings, LanderSettings
 from extractguard.storage.query import query_lander

@@ -17,10 +17,9 @@ import orjson
 import urllib3
 from confluent_kafka.admin import AdminClient
 
+from extractguard.local_kafka import KAFKA_SCRIPT
 from extractguard.paths import project_root
 from extractguard.settings import KafkaSettings
-
-KAFKA_SCRIPT = ("infra", "kafka", "kafka.sh")
 
 
 def ensure_local_kafka() -> bool:
