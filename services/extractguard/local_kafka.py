@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -82,3 +83,26 @@ def partition_leader(kafka: KafkaSettings, topic: str, partition: int = 0) -> in
 def in_sync_replicas(kafka: KafkaSettings, topic: str, partition: int = 0) -> list[int]:
     metadata = AdminClient(kafka.client_config()).list_topics(topic, timeout=30)
     return sorted(metadata.topics[topic].partitions[partition].isrs)
+
+
+def out_of_sync(kafka: KafkaSettings) -> list[str]:
+    """Partitions (as `topic[partition]`) some replica of which is not in sync, or that have no leader."""
+    metadata = AdminClient(kafka.client_config()).list_topics(timeout=30)
+    lagging: list[str] = []
+    for name, topic in metadata.topics.items():
+        for number, partition in topic.partitions.items():
+            if partition.leader < 0 or set(partition.isrs) != set(partition.replicas):
+                lagging.append(f"{name}[{number}]")
+    return lagging
+
+
+def wait_in_sync(kafka: KafkaSettings, timeout_s: float = 180) -> None:
+    """Wait until every replica of every partition is in sync again (a restarted node caught up):
+    what an operator waits for before restarting the next node of a rolling restart."""
+    deadline = time.monotonic() + timeout_s
+    lagging = out_of_sync(kafka)
+    while lagging:
+        if time.monotonic() > deadline:
+            raise LocalKafkaError(f"not in sync within {timeout_s:.0f} s: {', '.join(lagging[:5])}")
+        time.sleep(1)
+        lagging = out_of_sync(kafka)

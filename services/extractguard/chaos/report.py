@@ -109,9 +109,12 @@ def markdown(rows: list[FaultRow], header: dict[str, Any]) -> str:
     lines = [
         "# ExtractGuard chaos run",
         "",
-        f"`{header['command']}` on {header['generated_at']}: scenario `{header['scenario']}` (seed {header['seed']}, "
+        f"`{header['command']}` on {header['generated_at']}"
+        + (f", {header['brokers']} brokers" if header.get("brokers", 1) > 1 else "")
+        + f": scenario `{header['scenario']}` (seed {header['seed']}, "
         f"{header['events']:,} events published over {header['publish_s']:.0f} s), each fault once, against a clean "
-        f"run of the same seed ({header['clean_wall_s']:.0f} s).",
+        f"run of the same seed ({header['clean_wall_s']:.0f} s)"
+        + (f"; {header['total_wall_s']:.0f} s in all." if "total_wall_s" in header else "."),
         "",
         "| fault | " + " | ".join(COLUMNS) + " | bound | fault at (s) | run (s) |",
         "|---|" + "---|" * (len(COLUMNS) + 3),
