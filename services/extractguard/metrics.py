@@ -46,6 +46,9 @@ LANDER_INSERT_SECONDS = Histogram(
 )
 # Counter: ClickHouse insert failures (the batch is retried, never skipped).
 LANDER_INSERT_ERRORS = Counter("extractguard_lander_insert_errors_total", "Failed ClickHouse inserts.", ["table"])
+# Gauge: 1 while the lander's last ClickHouse insert worked, 0 while it retries one that failed
+# (ClickHouse away: nothing is committed meanwhile, the batch is inserted once it is back).
+LANDER_STORE_UP = Gauge("extractguard_lander_store_up", "Whether the lander's last ClickHouse insert worked.")
 # Counter: alerts raised and delivered, by rule, severity and channel outcome.
 ALERTS = Counter("extractguard_alerts_total", "Alerts raised.", ["rule", "severity"])
 ALERT_DELIVERIES = Counter(

@@ -189,6 +189,10 @@ class LanderSettings(BaseSettings):
     sql_max_result_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     max_poll_silence_s: float = Field(default=120.0, gt=0, description="/healthz fails after this long without a poll.")
     max_invalid_fraction: float = Field(default=0.9, gt=0, le=1)
+    store_outage_max_s: float = Field(
+        default=900.0, gt=0, description="ClickHouse unavailable this long: the lander stops (it retried until then)."
+    )
+    store_retry_max_s: float = Field(default=30.0, gt=0, description="The longest wait between two insert attempts.")
 
 
 class EnforcerSettings(BaseSettings):
