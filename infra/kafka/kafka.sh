@@ -10,6 +10,11 @@
 # `bootstrap` prints the servers to put in KAFKA_BOOTSTRAP_SERVERS. For fault injection:
 # `up I` / `down I` start or stop one node, `kill I` SIGKILLs it, `controller` prints the node id
 # of the active controller.
+#
+# A listener of another kind (TLS, SASL): EXTRACTGUARD_KAFKA_EXTRA_PROPERTIES names a file of
+# properties appended to each node's (they win over the template's; @PORT@ and @CONTROLLER_PORT@
+# are filled in), and EXTRACTGUARD_KAFKA_FORMAT_ARGS adds arguments to the storage format that
+# runs once (`--add-scram ...`: SCRAM users that exist from the start).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -73,6 +78,10 @@ prepare_node() {
       -e "s#@REPLICATION@#$replication#g" -e "s#@MIN_ISR@#$((replication > 2 ? 2 : 1))#g" \
       "$here/server.cluster.properties.in" > "$ndir/server.properties"
   fi
+  if [[ -n "${EXTRACTGUARD_KAFKA_EXTRA_PROPERTIES:-}" ]]; then  # later keys win: they override the template's
+    sed -e "s#@PORT@#$node_port#g" -e "s#@CONTROLLER_PORT@#$node_cport#g" \
+      "$EXTRACTGUARD_KAFKA_EXTRA_PROPERTIES" >> "$ndir/server.properties"
+  fi
   local cp="$kdir/libs/*"
   if [[ ! -f "$ndir/data/meta.properties" ]]; then
     local cluster_id mode=(--standalone)
@@ -83,8 +92,10 @@ prepare_node() {
       [[ -f "$kdir/cluster.id" ]] || java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1 > "$kdir/cluster.id"
       cluster_id="$(cat "$kdir/cluster.id")"
     fi
+    local extra=()  # e.g. --add-scram 'SCRAM-SHA-512=[name=eg,password=...]': users that exist from the start
+    [[ -z "${EXTRACTGUARD_KAFKA_FORMAT_ARGS:-}" ]] || read -r -a extra <<< "$EXTRACTGUARD_KAFKA_FORMAT_ARGS"
     java -Dlog4j2.configurationFile="$here/log4j2.properties" -cp "$cp" kafka.tools.StorageTool format \
-      "${mode[@]}" -t "$cluster_id" -c "$ndir/server.properties" >/dev/null
+      "${mode[@]}" "${extra[@]}" -t "$cluster_id" -c "$ndir/server.properties" >/dev/null
   fi
 }
 

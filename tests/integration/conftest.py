@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -27,6 +28,7 @@ from extractguard.demo.processes import Service
 from extractguard.kafka_offsets import start_group_at_end
 from extractguard.lander.consumer import Lander
 from extractguard.lander.sinks import landed_topics
+from extractguard.local_kafka import LocalKafka
 from extractguard.paths import data_home
 from extractguard.settings import KafkaSettings, LanderSettings
 
@@ -74,6 +76,87 @@ def own_kafka_home(home: Path) -> dict[str, str]:
     if (libs / ".complete").exists():
         (home / "kafka" / "libs").symlink_to(libs)
     return {"EXTRACTGUARD_HOME": str(home)}
+
+
+#: The SCRAM password the services use against `sasl_kafka`: the no-secrets test greps every log for it.
+SASL_PASSWORD = "eg-sasl-password-3b9e1f7a0c5d2864"
+
+
+@dataclass(frozen=True)
+class SecureKafka:
+    """A broker reached only over SASL/SCRAM-SHA-512 on TLS."""
+
+    settings: KafkaSettings  # the services' user, password and CA
+    # The same as a service's environment (EXTRACTGUARD_KAFKA_*); not in a failed test's output.
+    env: dict[str, str] = field(repr=False)
+    local: LocalKafka = field(repr=False)
+
+
+@pytest.fixture(scope="session")
+def sasl_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
+    """A single-node broker of the session's own whose one client listener is SASL_SSL: a
+    certificate made with the JDK's keytool (the clients trust it as their CA), and SCRAM users made
+    when the storage is formatted (`kafka-storage format --add-scram`): `broker` for the broker
+    itself, `extractguard` for the services. Topics are provisioned over it."""
+    home = tmp_path_factory.mktemp("sasl-kafka")
+    base = consecutive_free_ports(2, env="EXTRACTGUARD_TEST_SASL_PORT")
+    store_password, broker_password = uuid.uuid4().hex, uuid.uuid4().hex
+    keystore, ca = home / "broker.p12", home / "ca.pem"
+    keytool = ["keytool", "-noprompt", "-keystore", str(keystore), "-storetype", "PKCS12", "-storepass", store_password]
+    subprocess.run([*keytool, "-genkeypair", "-alias", "broker", "-keyalg", "RSA", "-keysize", "2048", "-validity", "2",
+                    "-dname", "CN=127.0.0.1", "-ext", "SAN=IP:127.0.0.1,DNS:localhost", "-keypass", store_password],
+                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [*keytool, "-exportcert", "-rfc", "-alias", "broker", "-file", str(ca)], check=True, capture_output=True
+    )
+    # The broker is a client of itself (inter-broker listener): it must trust its certificate too.
+    truststore = home / "trust.p12"
+    subprocess.run(["keytool", "-noprompt", "-importcert", "-alias", "ca", "-file", str(ca), "-keystore",
+                    str(truststore), "-storetype", "PKCS12", "-storepass", store_password],
+                   check=True, capture_output=True)  # fmt: skip
+    properties = home / "sasl.properties"
+    properties.write_text(
+        "listeners=SASL_SSL://127.0.0.1:@PORT@,CONTROLLER://127.0.0.1:@CONTROLLER_PORT@\n"
+        "advertised.listeners=SASL_SSL://127.0.0.1:@PORT@\n"
+        "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT\n"
+        "inter.broker.listener.name=SASL_SSL\n"
+        "sasl.enabled.mechanisms=SCRAM-SHA-512\n"
+        "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512\n"
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule"
+        f' required username="broker" password="{broker_password}";\n'
+        f"ssl.keystore.type=PKCS12\nssl.keystore.location={keystore}\n"
+        f"ssl.keystore.password={store_password}\nssl.key.password={store_password}\n"
+        f"ssl.truststore.type=PKCS12\nssl.truststore.location={truststore}\nssl.truststore.password={store_password}\n"
+    )
+    scram = [
+        f"SCRAM-SHA-512=[name=broker,password={broker_password}]",
+        f"SCRAM-SHA-512=[name=extractguard,password={SASL_PASSWORD}]",
+    ]
+    local = LocalKafka(own_kafka_home(home / "home") | {
+        "EXTRACTGUARD_KAFKA_NODES": "1",
+        "EXTRACTGUARD_KAFKA_PORT": str(base),
+        "EXTRACTGUARD_KAFKA_CONTROLLER_PORT": str(base + 1),
+        "EXTRACTGUARD_KAFKA_EXTRA_PROPERTIES": str(properties),
+        "EXTRACTGUARD_KAFKA_FORMAT_ARGS": " ".join(f"--add-scram {user}" for user in scram),
+    })  # fmt: skip
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{base}",
+        "EXTRACTGUARD_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "EXTRACTGUARD_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "EXTRACTGUARD_KAFKA_SASL_USERNAME": "extractguard",
+        "EXTRACTGUARD_KAFKA_SASL_PASSWORD": SASL_PASSWORD,
+        "EXTRACTGUARD_KAFKA_SSL_CA_LOCATION": str(ca),
+    }
+    with pytest.MonkeyPatch.context() as patch:  # the settings read from the environment, as a service's are
+        for key, value in env.items():
+            patch.setenv(key, value)
+        settings = KafkaSettings()
+    try:
+        local.up()
+        provision(settings)
+        yield SecureKafka(settings, env, local)
+    finally:
+        local.down()
 
 
 def run_cli(*args: str) -> str:
