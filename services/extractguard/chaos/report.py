@@ -12,7 +12,7 @@ Columns (the goal is zero in every cell):
   evidence of both linker partitions as it arrives, and a different interleaving names the same
   campaign differently (two clean runs showed it), so an id says nothing about a fault;
 - `pages_twice`: deliveries to on-call identical to an earlier one of the same dedup key (same
-  status, severity, accounts, last seen), beyond what the clean run had;
+  status, severity, accounts, first and last seen), beyond what the clean run had;
 - `dlq_difference`: dead letters written in this run minus the clean run's.
 
 A row whose fault has a by-design bound carries `bound_documented: true`, the bound and whether the

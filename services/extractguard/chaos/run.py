@@ -81,8 +81,12 @@ class Outcome:
 
 def _page_identity(alert: dict[str, Any]) -> tuple[Any, ...]:
     """What makes two deliveries the same page (the delivery time and detection ids aside: a
-    replayed detection that changes nothing an on-call engineer sees is the same page again)."""
-    return (alert["dedup_key"], alert["status"], alert["severity"], alert["last_seen_ms"], tuple(alert["accounts"]))
+    replayed detection that changes nothing an on-call engineer sees is the same page again). First
+    seen is part of what they see: a campaign fragment merged into another moves the survivor's
+    first sighting earlier, a new page of the same members (how often depends on how the resolver's
+    reads of the two linker partitions interleave, so two clean runs differed by it)."""
+    return (alert["dedup_key"], alert["status"], alert["severity"], alert["first_seen_ms"], alert["last_seen_ms"],
+            tuple(alert["accounts"]))  # fmt: skip
 
 
 def broker_is_local() -> bool:
