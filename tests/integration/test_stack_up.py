@@ -20,7 +20,7 @@ from extractguard.pids import pid_alive
 from extractguard.settings import KafkaSettings
 from extractguard_gateway.enforcement.cache import DecisionCache, Identity
 from extractguard_gateway.enforcement.http_feed import HttpDecisionFeed
-from tests.integration.conftest import cli_process, free_port
+from tests.integration.conftest import cli_process, service_log_errors, stack_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -86,22 +86,7 @@ def test_up_runs_the_stack_restarts_each_killed_service_losing_nothing_and_down_
     kafka: KafkaSettings, tmp_path: Path, golden: dict[str, list[Path]], run_id: str
 ) -> None:
     home = tmp_path / "home"
-    ports = {name: free_port() for name in ("INGEST", "LANDER_SQL", "DETECT_WEB", "CAMPAIGNS_WEB", "ENFORCER_WEB",
-                                            "ALERTER_WEB")}  # fmt: skip
-    env = {
-        **os.environ,
-        "EXTRACTGUARD_HOME": str(home),
-        "EXTRACTGUARD_INGEST_TOKEN": TOKEN,
-        **{f"EXTRACTGUARD_STACK_{name}_PORT": str(port) for name, port in ports.items()},
-        # A broker other tests share: groups and Faust apps of this run alone.
-        "EXTRACTGUARD_LANDER_GROUP_ID": f"stack-lander-{run_id}",
-        "EXTRACTGUARD_ALERTER_GROUP_ID": f"stack-alerter-{run_id}",
-        "EXTRACTGUARD_ENFORCER_GROUP_ID": f"stack-enforcer-{run_id}",
-        "EXTRACTGUARD_DETECT_APP_ID": f"stack-detect-{run_id}",
-        "EXTRACTGUARD_CAMPAIGNS_APP_ID": f"stack-campaigns-{run_id}",
-        "EXTRACTGUARD_ALERTER_REBUILD_LOOKBACK_S": "0",
-        "EXTRACTGUARD_ENFORCER_RESTORE_BOOK": "false",
-    }
+    env, ports = stack_env(kafka, home, TOKEN, run_id)
     state_file = home / "stack" / "state.json"
     killed_pids: list[int] = []
     up = cli_process(env, "up")
@@ -201,9 +186,5 @@ def test_up_runs_the_stack_restarts_each_killed_service_losing_nothing_and_down_
     every_pid = killed_pids + [s["pid"] for s in state["services"].values() if s["pid"]]
     assert not any(pid_alive(pid) for pid in every_pid)
     assert cli_process(env, "status", timeout_s=30).returncode == 3
-    errors = []
-    for log in (home / "stack" / "logs").glob("*.log"):
-        for line in log.read_text(errors="replace").splitlines():
-            if '"level": "error"' in line or '"level":"error"' in line or "Traceback" in line:
-                errors.append(f"{log.name}: {line[:300]}")
+    errors = service_log_errors(home)
     assert not errors, "\n".join(errors)

@@ -69,6 +69,7 @@ def _payload_schema(payload: str) -> dict[str, Any]:
 
 def openapi_document(settings: IngestSettings) -> dict[str, Any]:
     event = _payload_schema("gateway_event")
+    report = _payload_schema("bouncer_report")
     refused = _refusals(401, 408, 413, 429, 503)
     receivers: dict[str, Any] = {
         path: {
@@ -147,11 +148,11 @@ def openapi_document(settings: IngestSettings) -> dict[str, Any]:
             },
             "/v1/decisions/reports": {
                 "post": {
-                    "summary": "What a bouncer fed over HTTP enforced: bouncer_report v1 records, to enforcement.reports",
+                    "summary": "What a bouncer fed over HTTP enforced (bouncer_report v1), to enforcement.reports",
                     "requestBody": {
                         "required": True,
                         "content": {
-                            "application/json": {"schema": {"type": "array", "items": _payload_schema("bouncer_report")}},
+                            "application/json": {"schema": {"type": "array", "items": report}},
                             "application/x-ndjson": {"schema": {"type": "string"}},
                         },
                     },

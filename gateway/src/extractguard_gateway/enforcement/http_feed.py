@@ -6,8 +6,8 @@ posts events with) is a long poll: the ingest answers as soon as a decision chan
 P, or after W seconds with none. The first answer (no position) is the whole set in force with
 `reset: true`: the cache drops what the snapshot lacks. Each answer carries the position to resume
 from (the decisions topic's offsets, the same in every ingest replica and across its restarts), so a
-bouncer that loses its connection, or is answered by another replica, picks up where it stopped. The cache is marked ready once the ingest says its own copy
-of the decisions topic is warm.
+bouncer that loses its connection, or is answered by another replica, picks up where it stopped.
+The cache is marked ready once the ingest says its own copy of the decisions topic is warm.
 
 Every `report_interval_s` (after the poll in progress) the requests each decision affected are
 posted to `<ingest>/v1/decisions/reports` under the same token, as the Kafka-fed bouncer produces
