@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from extractguard.paths import data_home
@@ -41,20 +41,18 @@ class KafkaSettings(BaseSettings):
     sasl_password: SecretStr | None = None
     ssl_ca_location: str | None = None
 
-    _names_a_cluster: bool = PrivateAttr(default=False)
-
     @model_validator(mode="after")
     def _local_broker_at_port(self) -> KafkaSettings:
         # An empty KAFKA_BOOTSTRAP_SERVERS counts as unset, as `kafka.sh` and the demo always took it.
-        self._names_a_cluster = "bootstrap_servers" in self.model_fields_set and bool(self.bootstrap_servers.strip())
-        if not self._names_a_cluster:
+        if "bootstrap_servers" not in self.model_fields_set or not self.bootstrap_servers.strip():
             self.bootstrap_servers = f"127.0.0.1:{self.port}"
         return self
 
     @property
-    def names_a_cluster(self) -> bool:
-        """Whether the operator named the brokers (then `up` and the demo start no local one)."""
-        return self._names_a_cluster
+    def local_broker(self) -> bool:
+        """Whether the brokers are the local one `kafka.sh` runs on `port` (which `up` and the demo
+        then start if it is not running); a cluster named elsewhere is left to its operator."""
+        return self.bootstrap_servers.strip() in (f"127.0.0.1:{self.port}", f"localhost:{self.port}")
 
     def client_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka settings shared by every producer, consumer and admin client."""

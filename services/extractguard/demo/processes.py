@@ -24,7 +24,7 @@ KAFKA_SCRIPT = ("infra", "kafka", "kafka.sh")
 
 
 def ensure_local_kafka() -> bool:
-    """Start the local broker unless one answers or KAFKA_BOOTSTRAP_SERVERS points elsewhere.
+    """Start the local broker unless one answers or the bootstrap servers are another cluster.
 
     Returns True if this process started it. A broker started here is stopped on every way out of
     the process — a normal end, an exception, Ctrl-C, SIGTERM (turned into SystemExit so `finally`
@@ -32,7 +32,7 @@ def ensure_local_kafka() -> bool:
     leave it running.
     """
     kafka = KafkaSettings()
-    if kafka.names_a_cluster:
+    if not kafka.local_broker:
         return False
     script = project_root().joinpath(*KAFKA_SCRIPT)
     if subprocess.run([str(script), "status"], capture_output=True, text=True).returncode == 0:
