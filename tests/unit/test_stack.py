@@ -7,11 +7,13 @@ import os
 import signal
 import sys
 import time
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import orjson
 import pytest
 
+from extractguard.health import OpsHTTPServer
 from extractguard.settings import LanderSettings, StackSettings
 from extractguard.stack.services import StackService, stack_services
 from extractguard.stack.state import pid_alive
@@ -157,3 +159,21 @@ def test_down_stops_the_services_a_killed_supervisor_left_behind(
     finally:
         for process in orphans:
             process.kill()
+
+
+def test_a_client_hanging_up_is_a_warning_not_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    server = OpsHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    try:
+        for error in (BrokenPipeError(32, "Broken pipe"), ConnectionResetError(104, "reset")):
+            try:
+                raise error
+            except ConnectionError:
+                server.handle_error(None, ("127.0.0.1", 1))
+        assert "Traceback" not in capsys.readouterr().err
+        try:
+            raise RuntimeError("a fault of the handler")
+        except RuntimeError:
+            server.handle_error(None, ("127.0.0.1", 1))
+        assert "RuntimeError: a fault of the handler" in capsys.readouterr().err  # still said in full
+    finally:
+        server.server_close()
