@@ -80,11 +80,11 @@ class HttpDecisionFeed(FeedThread):
         super().stop(timeout_s)
         if self.report_interval_s is not None:
             try:
-                self.report()
+                self.report(timeout_s=5)  # the gateway is stopping: a short wait
             except (OSError, ValueError) as error:
                 log.warning("extractguard: %d bouncer reports not sent at stop (%s)", len(self.held_reports), error)
 
-    def report(self) -> int:
+    def report(self, timeout_s: float = 30.0) -> int:
         """Post the counts since the last report (and any held); returns how many records the
         ingest took. Raises (keeping them) when it did not take them."""
         now_ms = int(time.time() * 1000)
@@ -102,7 +102,7 @@ class HttpDecisionFeed(FeedThread):
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/x-ndjson"},
         )  # fmt: skip
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
                 answer: dict[str, Any] = json.loads(response.read())
         except urllib.error.HTTPError as error:
             raise ValueError(f"{self.url}/reports answered {error.code}: {error.read()[:200]!r}") from None
