@@ -11,6 +11,7 @@ import orjson
 from extractguard.alerting import commands as alerting_commands
 from extractguard.chaos import commands as chaos_commands
 from extractguard.enforcement import commands as enforcement_commands
+from extractguard.indicators.commands import indicators
 from extractguard.investigation import commands as investigation_commands
 from extractguard.settings import ClickHouseSettings, KafkaSettings, lander_door
 from extractguard.stack import commands as stack_commands
@@ -319,6 +320,7 @@ main.add_command(alerting_commands.rules)
 main.add_command(chaos_commands.chaos)
 main.add_command(alerting_commands.silence)
 main.add_command(watermark_commands.attribute_command)
+main.add_command(indicators)
 investigation_commands.register(main, campaigns)
 enforcement_commands.register(main)
 # The analyst's `decisions list` reads ClickHouse; it replaces the topic reader of the same name.

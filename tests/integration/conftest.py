@@ -23,7 +23,9 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from extractguard.cli import main
+from extractguard.contracts.enforcement import ENFORCEMENT_APPROVALS
 from extractguard.contracts.provision import provision
+from extractguard.contracts.topics import CAMPAIGNS, DETECTIONS, FINGERPRINT_ACTIVITY, GATEWAY_EVENTS, LINK_EVIDENCE
 from extractguard.demo.processes import Service
 from extractguard.kafka_offsets import start_group_at_end
 from extractguard.lander.consumer import Lander
@@ -250,3 +252,45 @@ def read_from(kafka: KafkaSettings, topic: str, start: dict[int, int], expect: i
             messages.append(message)
     consumer.close()
     return messages
+
+
+STACK_PORTS = ("INGEST", "LANDER_SQL", "DETECT_WEB", "CAMPAIGNS_WEB", "ENFORCER_WEB", "ALERTER_WEB")
+
+
+def stack_env(kafka: KafkaSettings, home: Path, token: str, run_id: str) -> tuple[dict[str, str], dict[str, int]]:
+    """The environment of an `extractguard up` on a fresh `home` (and its ports, by name): every
+    port free, and groups and Faust apps of this run alone, started at the topics' ends, as other
+    tests share the broker (a new group would read their records first: their events, an hour
+    newer than a scenario's, would make its events late in the detectors' windows)."""
+    ports = {name: free_port() for name in STACK_PORTS}
+    groups = {
+        f"stack-l-{run_id}": landed_topics(), f"stack-d-{run_id}": [GATEWAY_EVENTS],
+        f"stack-c-{run_id}": [FINGERPRINT_ACTIVITY, LINK_EVIDENCE], f"stack-a-{run_id}": [DETECTIONS, CAMPAIGNS],
+        f"stack-e-{run_id}": [CAMPAIGNS, DETECTIONS, ENFORCEMENT_APPROVALS],
+    }  # fmt: skip
+    for group, topics in groups.items():
+        start_group_at_end(kafka, group, topics)
+    env = {
+        **os.environ, "EXTRACTGUARD_HOME": str(home), "EXTRACTGUARD_INGEST_TOKEN": token,
+        **{f"EXTRACTGUARD_STACK_{name}_PORT": str(port) for name, port in ports.items()},
+        "EXTRACTGUARD_LANDER_GROUP_ID": f"stack-l-{run_id}", "EXTRACTGUARD_ALERTER_GROUP_ID": f"stack-a-{run_id}",
+        "EXTRACTGUARD_ENFORCER_GROUP_ID": f"stack-e-{run_id}", "EXTRACTGUARD_DETECT_APP_ID": f"stack-d-{run_id}",
+        "EXTRACTGUARD_CAMPAIGNS_APP_ID": f"stack-c-{run_id}",
+        # Alerts and decisions of earlier runs on the shared topics are not this stack's.
+        "EXTRACTGUARD_ALERTER_REBUILD_LOOKBACK_S": "0", "EXTRACTGUARD_ENFORCER_RESTORE_BOOK": "false",
+    }  # fmt: skip
+    return env, ports
+
+
+def service_log_errors(home: Path) -> list[str]:
+    """Every error line (and traceback) in the logs of the stack `up` ran in `home`, with what
+    follows a traceback, so a failure says what went wrong."""
+    errors = []
+    for log in sorted((home / "stack" / "logs").glob("*.log")):
+        lines = log.read_text(errors="replace").splitlines()
+        for number, line in enumerate(lines):
+            if '"level": "error"' in line or '"level": "critical"' in line:
+                errors.append(f"{log.name}: {line[:400]}")
+            elif line.startswith("Traceback"):
+                errors.append(f"{log.name}: " + " | ".join(lines[number : number + 30])[:3000])
+    return errors

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
+import stix2
 from click.testing import CliRunner
 from clickhouse_connect.driver.client import Client
 
@@ -294,3 +295,13 @@ def test_related_actors_are_landed_and_shown_apart(client: Client, tmp_path: Pat
     run_cli("campaigns", "show", "cmp-lab-b", "--html", str(page))
     assert "related actors (linked only by what many use): cmp-test" in page.read_text()
     assert "related actors" not in run_cli("campaigns", "show", "cmp-test")
+
+
+def test_a_campaign_exports_from_clickhouse_as_a_stix_bundle_without_its_accounts(client: Client) -> None:
+    document = run_cli("indicators", "export", "cmp-test")
+    bundle = stix2.parse(document, allow_custom=True)
+    fingerprints = {o.x_extractguard_fingerprint for o in bundle.objects if o.type == "indicator"}
+    assert fingerprints == {"ip_prefix:203.0.113.0/24", "tls_ja4:t13d_harvest", "template:tpl-sweep"}
+    assert not any(member in document for member in MEMBERS) and "key-acct" not in document
+    with_accounts = run_cli("indicators", "export", "cmp-test", "--include-accounts")
+    assert all(member in with_accounts for member in MEMBERS)

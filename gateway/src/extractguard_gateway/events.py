@@ -70,6 +70,10 @@ class ObservedRequest:
     cache_hit: bool | None = None
     completion: str | None = None
     watermark: Watermark | None = None
+    #: Under `protect_reasoning` (`enforcement.protection`): what the response had withheld.
+    protected: bool = False
+    reasoning_withheld_tokens: int | None = None
+    logprobs_withheld: bool = False
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -154,6 +158,10 @@ def build(request: ObservedRequest, key_secret: bytes, *, checked: bool = True) 
         "prompt_sketch": None if request.prompt is None else sketch_prompt(request.prompt).as_dict(),
         "completion_sketch": None if request.completion is None else sketch_completion(request.completion).as_dict(),
         "watermark": None if request.watermark is None else request.watermark.as_dict(),
+        # Left out unless protected, so every unprotected event is byte for byte as before.
+        "protected": True if request.protected else None,
+        "reasoning_withheld_tokens": request.reasoning_withheld_tokens if request.protected else None,
+        "logprobs_withheld": True if request.protected and request.logprobs_withheld else None,
     }
     if not checked:
         return BuiltEvent({k: v for k, v in event.items() if v is not None}, dropped)

@@ -11,6 +11,11 @@ loads its config; the sender's thread starts with the first event.
 The proxy sometimes reports one failed call twice (same `litellm_call_id`: seen with refused keys
 and unknown models when the proxy is busy), so the callback remembers the calls it has seen
 recently and observes each (call, outcome) once.
+
+A request the enforcer protected (`litellm_enforcer`, `protect_reasoning`) is recorded as such: its
+event says `protected` and how many reasoning tokens were withheld, whether this callback sees the
+response before the enforcer protected it (it counts the reasoning itself) or after (it reads the
+count the enforcer left in `protection.recently_withheld`).
 """
 
 from __future__ import annotations
@@ -23,12 +28,47 @@ from typing import Any
 from litellm.integrations.custom_logger import CustomLogger
 
 from extractguard_gateway.adapters.base import UnreadablePayload
+from extractguard_gateway.adapters.common import last_user_text
 from extractguard_gateway.adapters.litellm import LiteLLMAdapter
+from extractguard_gateway.enforcement.protection import Protection, reasoning_tokens, recently_withheld
+from extractguard_gateway.events import ObservedRequest
 from extractguard_gateway.sender import EventSender
 from extractguard_gateway.settings import GatewaySettings
+from extractguard_gateway.sketch import elicits_reasoning
 
 log = logging.getLogger("extractguard_gateway")
 RECENT_CALLS = 65_536  # (call, outcome) pairs remembered against double reports
+
+
+def _annotations(kwargs: dict[str, Any]) -> dict[str, str] | None:
+    """The enforcer's annotations of the request (its pre-call hook put them in the metadata)."""
+    params = kwargs.get("litellm_params")
+    for metadata in (params.get("metadata") if isinstance(params, dict) else None, kwargs.get("metadata")):
+        annotations = metadata.get("extractguard") if isinstance(metadata, dict) else None
+        if isinstance(annotations, dict):
+            return annotations
+    return None
+
+
+def _with_protection(request: ObservedRequest, kwargs: dict[str, Any], payload: Any) -> ObservedRequest:
+    """The request marked with what protection withheld from its response, if it was protected."""
+    if not isinstance(payload, dict):  # the adapter reads only dicts; kept for the type's sake
+        return request
+    call = payload.get("litellm_call_id")
+    known = recently_withheld.get(call) if isinstance(call, str) else None
+    protection = Protection.from_annotations(_annotations(kwargs))
+    if (protection is None and known is None) or payload.get("status") != "success":
+        return request
+    prompt = last_user_text(payload.get("messages"))
+    response = payload.get("response")
+    seen = reasoning_tokens(response, prompt is not None and elicits_reasoning(prompt)) if response else 0
+    request.protected = True
+    request.reasoning_withheld_tokens = max(seen, known.reasoning_tokens if known else 0)
+    choices = response.get("choices") if isinstance(response, dict) else None
+    had_logprobs = any(isinstance(c, dict) and c.get("logprobs") for c in choices or [])
+    dropping = protection is not None and protection.drop_logprobs
+    request.logprobs_withheld = bool(known.logprobs) if known else had_logprobs and dropping
+    return request
 
 
 class ExtractGuardLogger(CustomLogger):
@@ -62,7 +102,7 @@ class ExtractGuardLogger(CustomLogger):
             if self._seen(payload):
                 return
             for request in self.adapter.observations(payload):
-                self.sender.submit(request)
+                self.sender.submit(_with_protection(request, kwargs, payload))
         except UnreadablePayload:
             self.unreadable += 1  # a call LiteLLM logged without its standard payload
         except Exception:  # the gateway's request must never fail because of us

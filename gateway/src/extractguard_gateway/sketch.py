@@ -86,6 +86,11 @@ def shingles(words: list[str]) -> list[str]:
     return [" ".join(words[i : i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)]
 
 
+def elicits_reasoning(prompt: str) -> bool:
+    """Whether a prompt asks for step-by-step reasoning (`cot_elicitation`)."""
+    return _COT.search(prompt) is not None
+
+
 def sketch_prompt(prompt: str) -> PromptSketch:
     words = _WORD.findall(prompt.lower())
     minhash = rensa.RMinHash(num_perm=NUM_PERM, seed=MINHASH_SEED)
@@ -95,7 +100,7 @@ def sketch_prompt(prompt: str) -> PromptSketch:
         template_hash=xxhash.xxh64_hexdigest(template_skeleton(prompt).encode()),
         length_chars=len(prompt),
         length_words=len(words),
-        cot_elicitation=_COT.search(prompt) is not None,
+        cot_elicitation=elicits_reasoning(prompt),
     )
 
 

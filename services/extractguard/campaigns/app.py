@@ -31,6 +31,7 @@ import orjson
 from extractguard import gc_policy, metrics
 from extractguard.campaigns.linking import Evidence, FingerprintLinker
 from extractguard.campaigns.resolver import Campaign, CampaignResolver
+from extractguard.campaigns.watchlist import named_in
 from extractguard.checkpointed_stage import (
     CheckpointedStage,
     CheckpointPolicy,
@@ -181,7 +182,7 @@ async def _resolve(
         resolver.add_many(evidence)
         for campaign in resolver.resolve(now_ms):
             key = campaign.campaign_id.encode()
-            record = orjson.dumps(campaign.to_record())
+            record = orjson.dumps(named_in(campaign.to_record()))
             pending.append(await campaigns_topic.send(key=key, value=record, force=True))
             detection = orjson.dumps(campaign_detection(campaign, settings.window_s * 1000))
             pending.append(await detections_topic.send(key=b"campaign:" + key, value=detection, force=True))
@@ -197,7 +198,7 @@ def _dead_letter_sender(topic: str) -> DeadLetterSender:
 
 
 # Checkpoint layouts of the linker's and the resolver's state, bumped when their pickled classes change.
-LINKER_FORMAT = 4
+LINKER_FORMAT = 5
 RESOLVER_FORMAT = 5
 S = TypeVar("S")
 T = TypeVar("T")

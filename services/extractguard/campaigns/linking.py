@@ -46,6 +46,8 @@ from typing import Any
 
 from scipy.stats import binom
 
+from extractguard.campaigns import watchlist as watchlists
+from extractguard.campaigns.watchlist import Watchlist
 from extractguard.contracts.link_activity import Census, Share
 
 CONTENT_KINDS = frozenset({"template", "prompt_band"})
@@ -150,8 +152,12 @@ class FingerprintLinker:
         max_wait_windows: int = 3,
         slow_horizons_s: tuple[float, ...] = (3600.0, 86_400.0),
         quiet_s: float = 30.0,
+        watchlist: Watchlist | None = None,
     ) -> None:
         self.window_ms = window_ms
+        # Peers' indicators: prior evidence added to sharing that passed. None: the data home's
+        # (`indicators import`), read as they change and never checkpointed with the state.
+        self.watchlist = watchlist
         self.min_share = min_share
         self.min_shaped = min_shaped
         self.min_surprise = min_surprise
@@ -266,6 +272,9 @@ class FingerprintLinker:
                     self.slow[horizon_ms] = {f: b for f, b in books.items() if b.updated_ms > horizon}
         return sorted(found, key=lambda e: e.fingerprint)
 
+    def _prior(self, fingerprint: str) -> float:
+        return (self.watchlist if self.watchlist is not None else watchlists.current()).prior(fingerprint)
+
     def _concentrated(self, shaped: int, sharers: int) -> bool:
         return shaped >= self.min_shaped and shaped >= self.min_share * sharers
 
@@ -281,7 +290,7 @@ class FingerprintLinker:
             (fronting,) = shaped_orgs
             if sum(1 for o, _ in sharers.values() if o == fronting) < self.router_accounts:
                 return None
-        weight = surprise(len(shaped), n, base_rate)
+        weight = surprise(len(shaped), n, base_rate) + self._prior(fingerprint)
         if weight < self.min_surprise:
             return None
         return Evidence(
@@ -325,7 +334,7 @@ class FingerprintLinker:
         orgs = {org for org, _ in book.shaped.values()}
         if len(orgs) < 2:
             return None  # one org over an hour: its own accounts, not a campaign by this alone
-        weight = surprise(k, n_slow, base_rate)
+        weight = surprise(k, n_slow, base_rate) + self._prior(fingerprint)
         if weight < self.min_surprise:
             return None
         # Only the sharers seen since the book last spoke: the resolver keeps every account it was

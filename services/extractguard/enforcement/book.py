@@ -26,7 +26,9 @@ every rule until the lifted decision would have expired.
 >>> [d["action"] for d in book.campaign(campaign, now_ms=60_000)]  # too soon to escalate
 []
 >>> sorted({(d["action"], d["status"]) for d in book.campaign(campaign, now_ms=6 * 60_000)})
-[('observe', 'superseded'), ('throttle', 'active')]
+[('observe', 'superseded'), ('protect_reasoning', 'active')]
+>>> sorted({(d["action"], d["status"]) for d in book.campaign(campaign, now_ms=17 * 60_000)})
+[('protect_reasoning', 'superseded'), ('throttle', 'active')]
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from extractguard.alerting.book import AlertBook
 from extractguard.alerting.rules import DEFAULT_RULES, OPTIONAL_RULES
 from extractguard.campaigns.linking import Evidence, FingerprintLinker
 from extractguard.campaigns.resolver import CampaignResolver
+from extractguard.campaigns.watchlist import named_in
 from extractguard.contracts.link_activity import Census, Share, partition_of
 from extractguard.contracts.topics import FINGERPRINT_ACTIVITY, GATEWAY_EVENTS, contract
 from extractguard.detection.engine import DetectionEngine
@@ -119,7 +120,7 @@ class _Pipeline:
     def _resolve(self, now_ms: int, evidence: list[Evidence]) -> None:
         self.resolver.add_many(evidence)
         for campaign in self.resolver.resolve(now_ms):
-            self.campaigns[campaign.campaign_id] = record = campaign.to_record()
+            self.campaigns[campaign.campaign_id] = record = named_in(campaign.to_record())
             self.campaign_records.append(record)
             self._detected(self.campaign_detection(campaign, self.window_ms))
 
@@ -209,9 +210,15 @@ def run_in_process(
     card.command = "extractguard eval --in-process"
     card.pipeline = "the detection engines, linker, resolver and alert book in one process (no Kafka)"
     card.detection_settings = DetectionSettings().model_dump(include={"window_s", "burst_threshold", "drift_delta"})
+    records = out_dir / "campaigns"
+    records.mkdir(parents=True, exist_ok=True)
     for number, replay in enumerate(replays, 1):
         progress(f"scenario {number}/{len(replays)}: {replay.name} - {replay.description}")
         result = replay_in_process(replay, progress=progress)
+        # The resolver's latest record of each campaign: what `indicators export --record` reads.
+        (records / f"{replay.name}.jsonl").write_bytes(
+            b"".join(orjson.dumps(r) + b"\n" for r in result.campaigns.values())
+        )
         rate = result.events / max(result.wall_seconds, 1e-9)
         progress(f"  {result.events:,} events in {result.wall_seconds:.0f}s ({rate:,.0f}/s)")
         for c in result.score.campaigns:

@@ -26,7 +26,8 @@ Definitions (the scorecard repeats them):
   classes other than `regular` with any account named by any alert.
 - With the default enforcement policy applied (`enforcement_replay`): `served_after_detection_fraction`,
   C's requests from its detection on that the policy would still have served, over all of C's
-  requests; `organic_requests_refused`, the organic requests it would have refused.
+  requests; `organic_requests_refused`, the organic requests it would have refused;
+  `organic_requests_protected`, those it would have answered without their reasoning.
 - Resolved campaigns (the resolver's latest record of each campaign id, merged ones left out)
   point at C by the same majority rule. `resolved_as`: how many point at C (1 = found as one
   actor); `resolved_member_recall` and `resolved_cluster_precision` are computed over their
@@ -168,6 +169,7 @@ class ScenarioScore:
     organic_pages_per_day: float = 0.0
     lookalike_classes_paged: list[str] = field(default_factory=list)
     organic_requests_refused: int | None = None  # with the default policy (enforcement_replay)
+    organic_requests_protected: int | None = None  # answered under protect_reasoning (enforcement_replay)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -69,7 +69,7 @@ class Lander:
         self.consumer = Consumer(
             {
                 **kafka.client_config(),
-                "group.id": settings.group_id,
+                **settings.group_config(),
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "enable.partition.eof": False,

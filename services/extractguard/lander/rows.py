@@ -28,6 +28,8 @@ _WATERMARK = [
     ("completion_minhash", pa.list_(pa.uint32())), ("completion_bands", pa.list_(pa.uint32())),
     ("completion_length_words", pa.uint32()),
 ]  # fmt: skip
+#: What protect_reasoning withheld (0070).
+_PROTECTION = [("protected", pa.bool_()), ("reasoning_withheld_tokens", pa.uint32()), ("logprobs_withheld", pa.bool_())]
 
 EVENT_SCHEMA = pa.schema([
     ("event_id", _STRING), ("event_time", _TIME), ("account_id", _STRING), ("org_id", _STRING),
@@ -44,7 +46,7 @@ EVENT_SCHEMA = pa.schema([
     ("prompt_length_chars", pa.uint32()), ("prompt_length_words", pa.uint32()),
     ("prompt_cot_elicitation", pa.bool_()), ("prompt_sketched", pa.bool_()), ("reasoning_output_tokens", pa.uint32()),
     ("cache_read_input_tokens", pa.uint32()), ("cache_creation_input_tokens", pa.uint32()), ("cache_hit", pa.bool_()),
-    *_WATERMARK, *_KAFKA,
+    *_WATERMARK, *_PROTECTION, *_KAFKA,
 ])  # fmt: skip
 _NO_SKETCH: Payload = {"minhash": [], "template_hash": "", "length_chars": 0}
 
@@ -67,7 +69,8 @@ def event_row(e: Payload, partition: int, offset: int) -> list[Any]:
         sketch["template_hash"], sketch["length_chars"], sketch.get("length_words", 0),
         sketch.get("cot_elicitation", False), sketch is not _NO_SKETCH, e.get("reasoning_output_tokens"),
         e.get("cache_read_input_tokens"), e.get("cache_creation_input_tokens"), e.get("cache_hit"),
-        *_watermark_cells(e), partition, offset,
+        *_watermark_cells(e), bool(e.get("protected")), e.get("reasoning_withheld_tokens"),
+        bool(e.get("logprobs_withheld")), partition, offset,
     ]  # fmt: skip
 
 

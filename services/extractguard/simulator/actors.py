@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from extractguard.gateway.events import ObservedRequest
+from extractguard.gateway.sketch import elicits_reasoning
 from extractguard.simulator import prompts
 from extractguard.simulator.corpora import BENCHMARK_MIX, ArrivalShape, RealText, RequestSizes, Sweep, TextMix
 from extractguard.simulator.population import SimAccount, residential_asns, residential_ip
@@ -100,6 +101,23 @@ Profile = Diurnal | Runs
 # --- what ------------------------------------------------------------------------------------
 
 
+#: The share of an answer that is reasoning when the prompt asks for it step by step. The world's
+#: models are reasoning models that think aloud when asked: what protect_reasoning withholds, and
+#: the scorecard counts (drawn from no random stream, so every scenario keeps its exact requests).
+REASONING_SHARE = 0.6
+MIN_REASONED_OUTPUT = 100  # a one-token harness answer or a short label has no reasoning
+
+
+def reasoning_part(prompt: str, output_tokens: object) -> int | None:
+    """
+    >>> reasoning_part("What is 6 x 7? Let's think step by step.", 500), reasoning_part("Hi there", 500)
+    (300, None)
+    """
+    if not isinstance(output_tokens, int) or output_tokens < MIN_REASONED_OUTPUT or not elicits_reasoning(prompt):
+        return None
+    return round(output_tokens * REASONING_SHARE)
+
+
 @dataclass(slots=True)
 class Actor:
     account: SimAccount
@@ -123,6 +141,8 @@ class Actor:
         account_id, api_key, created, end_user = a.account_id, a.api_key, a.created_ms, None
         if a.via is not None:
             (account_id, api_key, created), end_user = a.via, a.account_id
+        if "reasoning_tokens" not in shape:
+            shape["reasoning_tokens"] = reasoning_part(prompt, shape.get("output_tokens"))
         return ObservedRequest(
             account_id=account_id, org_id=a.org_id, api_key=api_key, client_ip=ip, client_asn=asn,
             end_user_id=end_user,
@@ -256,7 +276,9 @@ class OrganicActor(Actor):
         request = self._chat(ts, rng)
         prompt = request.prompt or ""
         if request.turn_index == 0 and rng.random() < 0.4 and not prompt.endswith(tuple(prompts.PUBLIC_COT)):
-            request = dataclasses.replace(request, prompt=prompts.with_public_cot(prompt, rng))
+            prompt = prompts.with_public_cot(prompt, rng)
+            reasoning = reasoning_part(prompt, request.output_tokens)
+            request = dataclasses.replace(request, prompt=prompt, reasoning_tokens=reasoning)
         return request
 
     def _researcher(self, ts: int, rng: random.Random) -> ObservedRequest:

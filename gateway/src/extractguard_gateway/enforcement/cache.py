@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from extractguard_gateway.enforcement.decisions import STRENGTH, Decision, target_key
@@ -61,6 +61,14 @@ class Verdict:
 ADMIT = Verdict()
 
 
+def _strongest(decisions: list[Decision]) -> Decision | None:
+    found: Decision | None = None
+    for decision in decisions:  # the first of equals wins: account, key, org, prefix
+        if found is None or STRENGTH[decision.effect.kind] > STRENGTH[found.effect.kind]:
+            found = decision
+    return found
+
+
 class DecisionCache:
     def __init__(self) -> None:
         self._by_key: dict[str, Decision] = {}
@@ -73,8 +81,9 @@ class DecisionCache:
     def __len__(self) -> int:
         return len(self._by_key)
 
-    def apply(self, payload: dict[str, Any] | None, key: str | None = None) -> bool:
-        """Take one record of the topic (None: a tombstone for `key`); False when older than what is held."""
+    def apply(self, payload: dict[str, Any] | None, key: str | None = None, at: tuple[int, int] | None = None) -> bool:
+        """Take one record of the topic (None: a tombstone for `key`); False when older than what is held.
+        (`at`, where the record was read, is of no use to a cache: the newest by `updated_at_ms` wins.)"""
         with self._lock:
             if payload is None:
                 return self._by_key.pop(key, None) is not None if key else False
@@ -91,25 +100,36 @@ class DecisionCache:
         with self._lock:
             return list(self._by_key.values())
 
+    def _enforced(self, identity: Identity, now_ms: int) -> list[Decision]:
+        with self._lock:
+            found = [self._by_key.get(key) for key in identity.targets()]
+        return [d for d in found if d is not None and d.enforced_at(now_ms)]
+
     def in_force(self, identity: Identity, now_ms: int) -> Decision | None:
         """The strongest decision enforced now on any of the request's identities."""
-        found: Decision | None = None
-        with self._lock:
-            for key in identity.targets():
-                decision = self._by_key.get(key)
-                if decision is None or not decision.enforced_at(now_ms):
-                    continue
-                if found is None or STRENGTH[decision.effect.kind] > STRENGTH[found.effect.kind]:
-                    found = decision
-        return found
+        return _strongest(self._enforced(identity, now_ms))
 
     def verdict(self, identity: Identity, now_ms: int) -> Verdict:
-        decision = self.in_force(identity, now_ms)
+        """The strongest decision's verdict. A request it admits also carries the annotations of
+        every `annotate` decision in force on its other identities (a canary key pool on the account,
+        reasoning protection on its IP prefix): each rides along with whatever else applies, and
+        is counted as annotated."""
+        enforced = self._enforced(identity, now_ms)
+        decision = _strongest(enforced)
         if decision is None:
             return ADMIT
         verdict = self._verdict_of(decision)
+        riders = [d for d in enforced if d is not decision and d.effect.kind == "annotate"] if verdict.admitted else []
+        if riders:
+            annotations = dict(verdict.annotations)
+            for rider in riders:
+                for name, value in rider.effect.annotations.items():
+                    annotations.setdefault(name, value)  # the strongest decision's own value wins
+            verdict = replace(verdict, annotations=annotations)
         with self._lock:
             self.counts[(decision.decision_id, decision.action, decision.effect.kind, verdict.outcome)] += 1
+            for rider in riders:
+                self.counts[(rider.decision_id, rider.action, rider.effect.kind, "annotated")] += 1
         return verdict
 
     def _verdict_of(self, decision: Decision) -> Verdict:

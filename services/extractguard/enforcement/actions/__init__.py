@@ -2,7 +2,7 @@
 action (`base.register`), so adding an action is adding a module; nothing else names them.
 
 >>> sorted(REGISTRY)
-['challenge', 'observe', 'suspend', 'throttle', 'watermark_canary']
+['challenge', 'observe', 'protect_reasoning', 'suspend', 'throttle', 'watermark_canary']
 """
 
 from __future__ import annotations
