@@ -14,6 +14,7 @@ help:
 	@echo "make watermark-eval  the watermark audit measured on CPU -> reports/watermark/watermark.{json,md} (SCALE=small)"
 	@echo "make bench        each stage's speed and the pipeline's, vs a naive baseline -> reports/bench/bench.json"
 	@echo "make chaos        one fault per run (SIGKILL, broker stop/kill, SIGSTOP) vs a clean run -> reports/chaos/chaos.{json,md}"
+	@echo "make chaos CLUSTER=3  the same on a local 3-node cluster: leader kill, node away, rolling restart, controller kill"
 	@echo "make fuzz         hostile input: >10,000 generated inputs to every decoder and the ingest -> reports/fuzz/"
 	@echo "make lint         ruff and mypy"
 	@echo "make kafka-up     start the local Kafka broker (kafka-down stops it)"
@@ -85,9 +86,13 @@ bench: install kafka-up
 	$(BIN)/python benchmarks/bench.py
 
 # Fault injection over the real pipeline; CHAOS_ARGS="--fault sigkill-detect" for one fault.
-chaos: install kafka-up
-	$(BIN)/extractguard topics
-	$(BIN)/extractguard chaos $(CHAOS_ARGS)
+# CLUSTER=3: on a local 3-node cluster (started if need be, left running like the single broker),
+# with the faults of a replicated cluster -> reports/chaos/cluster/.
+CLUSTER ?= 1
+chaos: install
+	@export EXTRACTGUARD_KAFKA_NODES=$(CLUSTER); infra/kafka/kafka.sh up && \
+	if [ "$(CLUSTER)" != 1 ]; then export KAFKA_BOOTSTRAP_SERVERS=$$(infra/kafka/kafka.sh bootstrap); fi && \
+	$(BIN)/extractguard topics && $(BIN)/extractguard chaos $(CHAOS_ARGS)
 
 # Property-based fuzzing of every decoder and the HTTP ingest (schemathesis on its OpenAPI
 # document too); `make test` runs the same properties with fewer examples.

@@ -17,6 +17,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer, Topic
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from extractguard.kafka_ready import KafkaNotReady, retry_retriable, wait_for_leaders
+from extractguard.replication import Replication, replication_for
 from extractguard.settings import KafkaSettings
 
 
@@ -27,11 +28,15 @@ class CheckpointError(RuntimeError):
 class CheckpointStore:
     """Blocking calls: run them off the event loop (`asyncio.to_thread`)."""
 
-    def __init__(self, kafka: KafkaSettings, topic: str, partitions: int, replication_factor: int = 1) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, topic: str, partitions: int, replication: Replication | None = None
+    ) -> None:
         self.kafka = kafka
         self.topic = topic
         self.partitions = partitions
-        self.replication_factor = replication_factor
+        #: The cluster's (`replication_for` its broker count) unless given: a checkpoint is what a
+        #: restarted worker resumes from, so it is kept as many times as the topics it covers.
+        self.replication = replication
         self._producer: Producer | None = None  # made on first use: importing the app connects to nothing
 
     def _producer_for_saves(self) -> Producer:
@@ -43,7 +48,8 @@ class CheckpointStore:
 
     def ensure_topic(self) -> None:
         admin = AdminClient(self.kafka.client_config())
-        existing = admin.list_topics(timeout=30).topics.get(self.topic)
+        metadata = admin.list_topics(timeout=30)
+        existing = metadata.topics.get(self.topic)
         if existing is not None and existing.error is None:
             if len(existing.partitions) != self.partitions:
                 raise CheckpointError(
@@ -57,7 +63,9 @@ class CheckpointStore:
             "min.cleanable.dirty.ratio": "0.1",
             "max.message.bytes": str(16 << 20),
         }
-        topic = NewTopic(self.topic, self.partitions, replication_factor=self.replication_factor, config=config)
+        replication = self.replication or replication_for(len(metadata.brokers))
+        config.update(replication.topic_config())
+        topic = NewTopic(self.topic, self.partitions, replication_factor=replication.factor, config=config)
 
         def create() -> None:
             for future in admin.create_topics([topic]).values():

@@ -36,6 +36,11 @@ def topics() -> None:
     for name, diff in result.updated.items():
         changes = ", ".join(f"{key}: {was} -> {now}" for key, (was, now) in diff.items())
         click.echo(f"updated  {name} ({changes})")
+    for name, replicas in result.under_replicated.items():
+        click.echo(f"warning  {name} has {replicas} replica(s), {result.replication.factor} wanted: reassign it")
+    if result.created:
+        factor, min_insync = result.replication
+        click.echo(f"replication of the topics created: {factor} replica(s), min.insync.replicas {min_insync}")
 
 
 @main.command()

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import faust
+from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import TransportT
 from faust.types.auth import CredentialsT
 from prometheus_client import generate_latest
 
@@ -50,6 +52,29 @@ def broker_credentials(kafka: KafkaSettings) -> CredentialsT | None:
     return faust.SSLCredentials(context)
 
 
+class IdempotentProducer(aiokafka_driver.Producer):
+    """Faust's aiokafka producer with idempotence, as every other producer here has: Faust turns it
+    on only inside transactions, so a send retried after a leader change (a replicated cluster losing
+    a broker) could otherwise be written twice."""
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
+class IdempotentTransport(aiokafka_driver.Transport):
+    Producer = IdempotentProducer
+
+
+class WorkerApp(faust.App):
+    """A Faust app whose producers are idempotent (`IdempotentProducer`)."""
+
+    def _new_transport(self) -> TransportT:
+        return IdempotentTransport(self.conf.broker_consumer, self)
+
+    def _new_producer_transport(self) -> TransportT:
+        return IdempotentTransport(self.conf.broker_producer, self)
+
+
 def worker_app(
     app_id: str,
     kafka: KafkaSettings,
@@ -62,7 +87,7 @@ def worker_app(
 ) -> faust.App:
     """A Faust app whose agents acknowledge only what a checkpoint covers; `options` add to or
     override Faust settings for one worker."""
-    app = faust.App(
+    app = WorkerApp(
         app_id,
         broker=broker_urls(kafka),
         broker_credentials=broker_credentials(kafka),
@@ -75,6 +100,9 @@ def worker_app(
         web_in_thread=False,
         producer_max_request_size=8 * 1024 * 1024,  # fingerprint shares and evidence of a busy window
         producer_acks=-1,
+        # No `<app id>-__assignor-__leader` topic: no agent here asks who leads, and Faust would
+        # create it with one replica, a partition that a replicated cluster loses with its broker.
+        topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=session_timeout_s,
         broker_commit_interval=commit_interval_s,

@@ -17,6 +17,7 @@ same beats feed the `extractguard_consumer_last_poll_timestamp_seconds` gauge.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,7 @@ from types import FrameType
 from typing import Any, Protocol
 
 import orjson
+import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from extractguard import metrics
@@ -64,6 +66,22 @@ def respond(health: PollHealth | None, path: str) -> tuple[int, bytes, str] | No
     return None
 
 
+class OpsHTTPServer(ThreadingHTTPServer):
+    """The HTTP server of the ops pages and the lander's SQL door. A client that hangs up before its
+    answer is written (a readiness probe that gave up on a busy service, an `extractguard sql`
+    stopped with Ctrl-C) is no fault of the service: one warning line, where the standard library
+    would print a traceback on stderr. Anything else keeps its traceback."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):  # BrokenPipeError, ConnectionResetError, ...
+            structlog.get_logger().warning("client_hung_up", error=type(error).__name__)
+            return
+        super().handle_error(request, client_address)
+
+
 class HealthServer:
     """`/healthz`, `/readyz` and `/metrics` on a port of their own, in a daemon thread."""
 
@@ -80,7 +98,7 @@ class HealthServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd = OpsHTTPServer((host, port), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="health", daemon=True)
 
     def start(self) -> None:

@@ -46,8 +46,16 @@ LANDER_INSERT_SECONDS = Histogram(
 )
 # Counter: ClickHouse insert failures (the batch is retried, never skipped).
 LANDER_INSERT_ERRORS = Counter("extractguard_lander_insert_errors_total", "Failed ClickHouse inserts.", ["table"])
+# Gauge: 1 while the lander's last ClickHouse insert worked, 0 while it retries one that failed
+# (ClickHouse away: nothing is committed meanwhile, the batch is inserted once it is back).
+LANDER_STORE_UP = Gauge("extractguard_lander_store_up", "Whether the lander's last ClickHouse insert worked.")
 # Counter: alerts raised and delivered, by rule, severity and channel outcome.
 ALERTS = Counter("extractguard_alerts_total", "Alerts raised.", ["rule", "severity"])
+# Counter: scheduled SQL rule queries that failed (ClickHouse or the lander's SQL door away, or a
+# query it refused), by rule; the rule neither opens nor resolves an alert on a failed query.
+SQL_RULE_FAILURES = Counter("extractguard_alerter_sql_rule_failures_total", "SQL rule queries that failed.", ["rule"])
+# Gauge: 1 while the alerter's last SQL rule query was answered, 0 while the database does not answer.
+SQL_DATABASE_UP = Gauge("extractguard_alerter_sql_database_up", "Whether the last SQL rule query was answered.")
 ALERT_DELIVERIES = Counter(
     "extractguard_alert_deliveries_total", "Alert deliveries to webhooks.", ["channel_format", "outcome"]
 )

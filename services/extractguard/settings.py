@@ -10,24 +10,49 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from extractguard.paths import data_home
 
+#: The port of the local broker (`infra/kafka/kafka.sh`) when EXTRACTGUARD_KAFKA_PORT does not say.
+LOCAL_KAFKA_PORT = 9092
+
 
 class KafkaSettings(BaseSettings):
+    """Where the broker is. `bootstrap_servers` (KAFKA_BOOTSTRAP_SERVERS) when set; else the local
+    broker on the loopback at `port` (EXTRACTGUARD_KAFKA_PORT, the variable `kafka.sh` starts it on),
+    so moving the local broker is one variable for the script and every service alike (no doctest:
+    the answer depends on the environment; tests/unit/test_kafka_settings.py sets it).
+    """
+
     model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_KAFKA_")
 
     bootstrap_servers: str = Field(
-        default="127.0.0.1:9092",
+        default=f"127.0.0.1:{LOCAL_KAFKA_PORT}",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "EXTRACTGUARD_KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    port: int = Field(
+        default=LOCAL_KAFKA_PORT, ge=1, le=65535, description="The local broker's port (infra/kafka/kafka.sh)."
     )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_ca_location: str | None = None
+
+    @model_validator(mode="after")
+    def _local_broker_at_port(self) -> KafkaSettings:
+        # An empty KAFKA_BOOTSTRAP_SERVERS counts as unset, as `kafka.sh` and the demo always took it.
+        if "bootstrap_servers" not in self.model_fields_set or not self.bootstrap_servers.strip():
+            self.bootstrap_servers = f"127.0.0.1:{self.port}"
+        return self
+
+    @property
+    def local_broker(self) -> bool:
+        """Whether the brokers are the local one `kafka.sh` runs on `port` (which `up` and the demo
+        then start if it is not running); a cluster named elsewhere is left to its operator."""
+        return self.bootstrap_servers.strip() in (f"127.0.0.1:{self.port}", f"localhost:{self.port}")
 
     def client_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka settings shared by every producer, consumer and admin client."""
@@ -175,7 +200,26 @@ class DetectionSettings(BaseSettings):
     max_invalid_fraction: float = Field(default=0.9, gt=0, le=1)
 
 
-class LanderSettings(BaseSettings):
+class ConsumerGroupSettings(BaseSettings):
+    """A service that reads its topics as a member of a consumer group (lander, enforcer, alerter)."""
+
+    group_id: str
+    group_instance_id: str | None = Field(
+        default=None,
+        description="Static membership: a restart under the same id takes its partitions back at once instead "
+        "of after the dead member's session timeout; unique per replica (`extractguard up` sets it).",
+    )
+
+    def group_config(self) -> dict[str, str | int | float | bool]:
+        """The librdkafka settings of the membership. A static member does not leave the group on
+        close (KIP-345): its partitions wait for it, for one session timeout, to come back."""
+        config: dict[str, str | int | float | bool] = {"group.id": self.group_id}
+        if self.group_instance_id:
+            config["group.instance.id"] = self.group_instance_id
+        return config
+
+
+class LanderSettings(ConsumerGroupSettings):
     model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_LANDER_")
 
     group_id: str = "extractguard-lander"
@@ -189,9 +233,13 @@ class LanderSettings(BaseSettings):
     sql_max_result_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     max_poll_silence_s: float = Field(default=120.0, gt=0, description="/healthz fails after this long without a poll.")
     max_invalid_fraction: float = Field(default=0.9, gt=0, le=1)
+    store_outage_max_s: float = Field(
+        default=900.0, gt=0, description="ClickHouse unavailable this long: the lander stops (it retried until then)."
+    )
+    store_retry_max_s: float = Field(default=30.0, gt=0, description="The longest wait between two insert attempts.")
 
 
-class EnforcerSettings(BaseSettings):
+class EnforcerSettings(ConsumerGroupSettings):
     model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_ENFORCER_")
 
     group_id: str = "extractguard-enforcer"
@@ -271,7 +319,7 @@ class CampaignSettings(BaseSettings):
     invalid_window_messages: int = Field(default=1000, ge=1, description="...of the last this many messages.")
 
 
-class AlerterSettings(BaseSettings):
+class AlerterSettings(ConsumerGroupSettings):
     model_config = SettingsConfigDict(env_prefix="EXTRACTGUARD_ALERTER_")
 
     group_id: str = "extractguard-alerter"

@@ -7,7 +7,6 @@ leaving nothing running, with no error line in any service's log."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import orjson
@@ -16,7 +15,7 @@ import urllib3
 
 from extractguard.pids import pid_alive
 from extractguard.settings import KafkaSettings
-from tests.integration.conftest import cli_process, free_port, within
+from tests.integration.conftest import cli_process, service_log_errors, stack_env, within
 from tests.integration.test_litellm_enforcement import SECRET, _litellm, _start_proxy
 from tests.integration.test_litellm_proxy import stop_proxy
 
@@ -31,18 +30,8 @@ def test_a_gateway_beside_the_stack_is_watched_and_enforced_through_the_ingest_a
 ) -> None:
     _litellm()
     home = tmp_path / "home"
-    ports = {name: free_port() for name in ("INGEST", "LANDER_SQL", "DETECT_WEB", "CAMPAIGNS_WEB", "ENFORCER_WEB",
-                                            "ALERTER_WEB")}  # fmt: skip
-    env = {
-        **os.environ, "EXTRACTGUARD_HOME": str(home), "EXTRACTGUARD_INGEST_TOKEN": TOKEN,
-        "EXTRACTGUARD_INGEST_KEY_SECRET": SECRET,
-        **{f"EXTRACTGUARD_STACK_{name}_PORT": str(port) for name, port in ports.items()},
-        # A broker other tests share: groups and Faust apps of this run alone.
-        "EXTRACTGUARD_LANDER_GROUP_ID": f"beside-l-{run_id}", "EXTRACTGUARD_ALERTER_GROUP_ID": f"beside-a-{run_id}",
-        "EXTRACTGUARD_ENFORCER_GROUP_ID": f"beside-e-{run_id}", "EXTRACTGUARD_DETECT_APP_ID": f"beside-d-{run_id}",
-        "EXTRACTGUARD_CAMPAIGNS_APP_ID": f"beside-c-{run_id}", "EXTRACTGUARD_ALERTER_REBUILD_LOOKBACK_S": "0",
-        "EXTRACTGUARD_ENFORCER_RESTORE_BOOK": "false",
-    }  # fmt: skip
+    env, ports = stack_env(kafka, home, TOKEN, run_id)
+    env["EXTRACTGUARD_INGEST_KEY_SECRET"] = SECRET
     up = cli_process(env, "up")
     assert up.returncode == 0, up.stdout + up.stderr
     state = orjson.loads((home / "stack" / "state.json").read_bytes())
@@ -88,10 +77,5 @@ def test_a_gateway_beside_the_stack_is_watched_and_enforced_through_the_ingest_a
         down = cli_process(env, "down", timeout_s=180)
     assert down.returncode == 0, down.stdout + down.stderr
     assert not any(pid_alive(s["pid"]) for s in state["services"].values())
-    errors = [
-        f"{log.name}: {line[:300]}"
-        for log in (home / "stack" / "logs").glob("*.log")
-        for line in log.read_text(errors="replace").splitlines()
-        if '"level": "error"' in line or '"level": "critical"' in line or "Traceback" in line
-    ]
+    errors = service_log_errors(home)
     assert not errors, "\n".join(errors)

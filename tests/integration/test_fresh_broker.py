@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from extractguard.paths import data_home
 from extractguard.pids import pid_alive
-from tests.integration.conftest import free_port
+from tests.integration.conftest import free_port, own_kafka_home
 
 pytestmark = pytest.mark.kafka
 
@@ -45,10 +44,7 @@ CHILD = textwrap.dedent("""
 
 def test_a_fresh_broker_serves_offsets_right_after_provisioning_and_dies_with_its_starter(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    libs = data_home() / "kafka" / "libs"
-    if (libs / ".complete").exists():  # the jars of the session's broker: no second Maven fetch
-        (home / "kafka").mkdir(parents=True)
-        (home / "kafka" / "libs").symlink_to(libs)
+    own_kafka_home(home)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     env |= {

@@ -89,24 +89,33 @@ def _start_proxy(
     shutil.copy(SCAFFOLD / "custom_auth.py", tmp_path / "custom_auth.py")
     (tmp_path / "keys.json").write_text(json.dumps(keys))
     (tmp_path / "litellm.yaml").write_text(yaml.safe_dump(config))
-    port = litellm_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH"))}
-    log = (tmp_path / "litellm.log").open("ab")
-    proxy = subprocess.Popen(
-        [str(_litellm()), "--config", str(tmp_path / "litellm.yaml"), "--host", "127.0.0.1", "--port", str(port)],
-        env={**clean, **env}, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "litellm.log"
     deadline = time.monotonic() + 180
-    while True:
-        assert proxy.poll() is None, (tmp_path / "litellm.log").read_text()[-3000:]
-        try:
-            if urllib3.request("GET", f"{base}/health/liveliness", timeout=5, retries=False).status == 200:
+    # Another worktree's tests use the same port range: a port free when chosen may be taken before
+    # the proxy binds it. The proxy is ours once its log says it listens there (another proxy
+    # answering on the port would have our requests refused for keys it does not know).
+    for _attempt in range(5):
+        port = litellm_port()
+        listening = f"Uvicorn running on http://127.0.0.1:{port}"
+        with log_path.open("ab") as log:
+            proxy = subprocess.Popen(
+                [str(_litellm()), "--config", str(tmp_path / "litellm.yaml"), "--host", "127.0.0.1", "--port",
+                 str(port)], env={**clean, **env}, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        while proxy.poll() is None:
+            try:
+                answered = urllib3.request("GET", f"{base}/health/liveliness", timeout=5, retries=False).status
+            except urllib3.exceptions.HTTPError:
+                answered = None
+            if answered == 200 and listening in log_path.read_text(errors="replace"):
                 return proxy, base
-        except urllib3.exceptions.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the LiteLLM proxy did not start"
-        time.sleep(1)
+            assert time.monotonic() < deadline, "the LiteLLM proxy did not start"
+            time.sleep(1)
+        assert "address already in use" in log_path.read_text(errors="replace"), log_path.read_text()[-3000:]
+    raise AssertionError(f"the LiteLLM proxy found no free port: {log_path.read_text()[-3000:]}")
 
 
 @pytest.mark.kafka

@@ -1,8 +1,13 @@
 """Nothing that must stay secret reaches a log line or a metric: the pipeline runs (ingest with a
-named token and a key secret, lander, detect, campaigns, alerter) over simulated traffic whose every
-prompt carries a marker word, plus refused requests that carry the marker and a wrong token; then
-every log line of every service and every metric page is searched for the ingest token, the key
-secret, the lander's SQL token and the marker. None may appear.
+named token and a key secret, lander, detect, campaigns, enforcer, alerter) over simulated traffic
+whose every prompt carries a marker word, plus refused requests that carry the marker and a wrong
+token; then every log line of every service and every metric page is searched for the ingest token,
+the key secret, the lander's SQL token, the Kafka SASL password and the marker. None may appear.
+
+Every service reaches Kafka over SASL/SCRAM on TLS (`sasl_kafka`), the password in its
+environment as a deployment gives it, so the password is there to leak; the run is also the
+end-to-end proof that the Faust workers (detect, campaigns), the enforcer and the alerter work over
+SASL_SSL (test_kafka_sasl_tls.py proves the ingest, the lander and the provisioning).
 """
 
 from __future__ import annotations
@@ -16,16 +21,19 @@ from typing import Any
 import orjson
 import pytest
 import urllib3
+from pydantic import SecretStr
 
-from extractguard.contracts.topics import DETECTIONS, FINGERPRINT_ACTIVITY, GATEWAY_EVENTS, LINK_EVIDENCE
+from extractguard.contracts.enforcement import ENFORCEMENT_APPROVALS
+from extractguard.contracts.topics import CAMPAIGNS, DETECTIONS, FINGERPRINT_ACTIVITY, GATEWAY_EVENTS, LINK_EVIDENCE
 from extractguard.demo.processes import Service, wait_group_stable, wait_http
 from extractguard.gateway.publisher import EventPublisher
 from extractguard.kafka_offsets import start_group_at_end
 from extractguard.lander.sinks import landed_topics
-from extractguard.settings import KafkaSettings
+from extractguard.settings import LanderSettings
 from extractguard.simulator import replay
 from extractguard.simulator.scenario import CampaignSpec, OrganicSpec, Scenario
-from tests.integration.conftest import free_port
+from extractguard.storage.query import query_lander
+from tests.integration.conftest import SASL_PASSWORD, SecureKafka, free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -44,21 +52,24 @@ def _marked(generate: Any) -> Any:
     return with_marker
 
 
-def test_no_token_secret_or_prompt_word_in_any_log_or_metric(
-    kafka: KafkaSettings, services: list[Service], tmp_path: Path, run_id: str, monkeypatch: pytest.MonkeyPatch
+def test_no_token_secret_password_or_prompt_word_in_any_log_or_metric(
+    sasl_kafka: SecureKafka, services: list[Service], tmp_path: Path, run_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    kafka = sasl_kafka.settings
     tokens = tmp_path / "tokens.json"
     tokens.write_text(json.dumps({"gateway-test": INGEST_TOKEN}))
-    ports = {name: free_port() for name in ("ingest", "sql", "detect", "campaigns", "alerter")}
+    ports = {name: free_port() for name in ("ingest", "sql", "detect", "campaigns", "enforcer", "alerter")}
     groups = {
         "lander": (f"extractguard-lander-secrets-{run_id}", landed_topics()),
         "detect": (f"extractguard-detect-secrets-{run_id}", [GATEWAY_EVENTS]),
         "campaigns": (f"extractguard-campaigns-secrets-{run_id}", [FINGERPRINT_ACTIVITY, LINK_EVIDENCE]),
+        "enforcer": (f"extractguard-enforcer-secrets-{run_id}", [CAMPAIGNS, DETECTIONS, ENFORCEMENT_APPROVALS]),
         "alerter": (f"extractguard-alerter-secrets-{run_id}", [DETECTIONS]),
     }
     for group, topics in groups.values():
         start_group_at_end(kafka, group, topics)
     common = {
+        **sasl_kafka.env,
         "EXTRACTGUARD_CLICKHOUSE_DSN": f"chdb://{tmp_path / 'clickhouse'}",
         "EXTRACTGUARD_LANDER_SQL_PORT": str(ports["sql"]),
         "EXTRACTGUARD_LANDER_SQL_TOKEN": SQL_TOKEN,
@@ -74,6 +85,9 @@ def test_no_token_secret_or_prompt_word_in_any_log_or_metric(
         "campaigns": Service("campaigns", {**common, "EXTRACTGUARD_CAMPAIGNS_APP_ID": groups["campaigns"][0],
                                            "EXTRACTGUARD_CAMPAIGNS_WEB_PORT": str(ports["campaigns"]),
                                            "EXTRACTGUARD_CAMPAIGNS_FAUST_LOG_LEVEL": "info"}, tmp_path),
+        "enforcer": Service("enforcer", {**common, "EXTRACTGUARD_ENFORCER_GROUP_ID": groups["enforcer"][0],
+                                         "EXTRACTGUARD_ENFORCER_WEB_PORT": str(ports["enforcer"]),
+                                         "EXTRACTGUARD_ENFORCER_RESTORE_BOOK": "false"}, tmp_path),
         "alerter": Service("alerter", {**common, "EXTRACTGUARD_ALERTER_GROUP_ID": groups["alerter"][0],
                                        "EXTRACTGUARD_ALERTER_WEB_PORT": str(ports["alerter"]),
                                        "EXTRACTGUARD_ALERTER_REBUILD_LOOKBACK_S": "0"}, tmp_path),
@@ -114,16 +128,23 @@ def test_no_token_secret_or_prompt_word_in_any_log_or_metric(
         "lander": f"http://127.0.0.1:{ports['sql']}/metrics",
         "detect": f"http://127.0.0.1:{ports['detect']}/metrics",
         "campaigns": f"http://127.0.0.1:{ports['campaigns']}/metrics",
+        "enforcer": f"http://127.0.0.1:{ports['enforcer']}/metrics",
         "alerter": f"http://127.0.0.1:{ports['alerter']}/metrics",
     }
     texts = {f"{name} /metrics": http.request("GET", page).data.decode() for name, page in pages.items()}
     assert "extractguard_ingest_events_total" in texts["ingest /metrics"]
+    # The pipeline worked over SASL_SSL: the events landed, the detection worker detected.
+    door = LanderSettings().model_copy(update={"sql_port": ports["sql"], "sql_token": SecretStr(SQL_TOKEN)})
+    assert int(query_lander("SELECT count() FROM events", door)[1][0][0]) > 0
+    detected = next(line for line in texts["detect /metrics"].splitlines()
+                    if line.startswith("extractguard_detect_events_total "))  # fmt: skip
+    assert float(detected.split()[1]) > 0, detected
     for service in started.values():
         assert service.alive(), service.tail()
         service.stop()
         texts[f"{service.name} log"] = service.log_path.read_text(errors="replace")
     assert sum(len(text.splitlines()) for text in texts.values()) > 100, "there must be logs to search"
     for where, text in texts.items():
-        for secret in (INGEST_TOKEN, KEY_SECRET, SQL_TOKEN, MARKER):
+        for secret in (INGEST_TOKEN, KEY_SECRET, SQL_TOKEN, SASL_PASSWORD, MARKER):
             line = next((line for line in text.splitlines() if secret in line), None)
             assert line is None, f"{secret!r} in the {where}: {line[:300] if line else ''}"

@@ -17,7 +17,7 @@ import os
 import socket
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,12 +52,13 @@ class FakePublisher:
     def __init__(self) -> None:
         self.dead: list[tuple[bytes, dict[str, bytes]]] = []
         self.lines: list[bytes] = []
+        #: What went to other topics as it came (bouncer reports and their dead letters), by topic.
+        self.raw: defaultdict[str, list[tuple[bytes, dict[str, bytes]]]] = defaultdict(list)
         self.lock = threading.Lock()
 
     def produce_raw(self, topic: str, value: bytes, headers: Any, on_delivery: Any) -> None:
-        assert topic == "gateway.events.dlq"
         with self.lock:
-            self.dead.append((value, {k: v for k, v in headers}))
+            (self.dead if topic == "gateway.events.dlq" else self.raw[topic]).append((value, dict(headers)))
         on_delivery(None, None)
 
     def produce_envelope(self, partition: int, lines: list[bytes], key: str, on_delivery: Any) -> None:

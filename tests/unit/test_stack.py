@@ -7,12 +7,14 @@ import os
 import signal
 import sys
 import time
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import orjson
 import pytest
 
-from extractguard.settings import StackSettings
+from extractguard.health import OpsHTTPServer
+from extractguard.settings import LanderSettings, StackSettings
 from extractguard.stack.services import StackService, stack_services
 from extractguard.stack.state import pid_alive
 from extractguard.stack.supervisor import Supervisor
@@ -37,6 +39,23 @@ def test_unset_ports_leave_each_service_its_own_setting() -> None:
     services = stack_services(StackSettings(services=["ingest", "alerter"]))
     assert [s.name for s in services] == ["ingest", "alerter"]
     assert all("EXTRACTGUARD_INGEST_PORT" not in s.env for s in services)
+
+
+def test_each_group_member_restarts_under_one_static_instance_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EXTRACTGUARD_LANDER_GROUP_INSTANCE_ID", raising=False)
+    monkeypatch.setenv("EXTRACTGUARD_ALERTER_GROUP_INSTANCE_ID", "alerter-of-ana")
+    by_name = {s.name: s.env for s in stack_services(StackSettings())}
+    ids = {name: env.get(f"EXTRACTGUARD_{name.upper()}_GROUP_INSTANCE_ID") for name, env in by_name.items()}
+    assert ids["lander"] and ids["enforcer"] and ids["lander"] != ids["enforcer"]
+    assert ids["alerter"] == "alerter-of-ana"  # the operator's own is kept
+    assert ids == {**ids, "ingest": None, "detect": None, "campaigns": None}
+    assert stack_services(StackSettings())[0].env == by_name["lander"]  # the same id on every start
+
+
+def test_a_static_member_says_so_to_librdkafka_and_a_dynamic_one_does_not() -> None:
+    assert LanderSettings(group_id="g").group_config() == {"group.id": "g"}
+    static = LanderSettings(group_id="g", group_instance_id="host-lander").group_config()
+    assert static == {"group.id": "g", "group.instance.id": "host-lander"}
 
 
 def _fake(tmp_path: Path, command: list[str]) -> Supervisor:
@@ -140,3 +159,21 @@ def test_down_stops_the_services_a_killed_supervisor_left_behind(
     finally:
         for process in orphans:
             process.kill()
+
+
+def test_a_client_hanging_up_is_a_warning_not_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    server = OpsHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    try:
+        for error in (BrokenPipeError(32, "Broken pipe"), ConnectionResetError(104, "reset")):
+            try:
+                raise error
+            except ConnectionError:
+                server.handle_error(None, ("127.0.0.1", 1))
+        assert "Traceback" not in capsys.readouterr().err
+        try:
+            raise RuntimeError("a fault of the handler")
+        except RuntimeError:
+            server.handle_error(None, ("127.0.0.1", 1))
+        assert "RuntimeError: a fault of the handler" in capsys.readouterr().err  # still said in full
+    finally:
+        server.server_close()

@@ -103,7 +103,10 @@ class ExtractGuardEnforcer(CustomLogger):
         self.cache = cache or DecisionCache()
         self.feed: DecisionFeed | HttpDecisionFeed | None = None
         if start_feed and self.settings.feed_url:
-            self.feed = HttpDecisionFeed(self.cache, self.settings.feed_url, self.settings.feed_token).start()
+            self.feed = HttpDecisionFeed(
+                self.cache, self.settings.feed_url, self.settings.feed_token, bouncer="litellm",
+                report_interval_s=self.settings.report_interval_s if self.settings.reports_topic else None,
+            ).start()  # fmt: skip
         elif start_feed and self.settings.bootstrap_servers:
             self.feed = DecisionFeed(
                 self.cache, self.settings.bootstrap_servers, bouncer="litellm", topic=self.settings.topic,

@@ -2,7 +2,10 @@
 
 A detection matching a rule creates the key's alert or updates it (detections, accounts, last seen,
 highest severity). An alert is (re)delivered when it is new, when its severity rose, or when it
-changed and `renotify_s` has passed since the last delivery.
+changed and `renotify_s` has passed since the last delivery. Changed means changed in what the page
+shows (severity, first and last seen, accounts, summary, entities): a new detection that only repeats what
+the alert already says (the campaign resolver re-emitting a campaign unchanged as the evidence of
+its other linker partition arrives) adds its id, and is no new page.
 
 >>> from extractguard.alerting.rules import DEFAULT_RULES
 >>> book = AlertBook(DEFAULT_RULES, renotify_s=300)
@@ -13,6 +16,12 @@ changed and `renotify_s` has passed since the last delivery.
 ['template_burst']
 >>> book.observe({**d, "detection_id": "1" * 32}, now_ms=2000)  # same key, too soon to renotify
 []
+>>> again = AlertBook(DEFAULT_RULES, renotify_s=0)
+>>> len(again.observe(d, now_ms=1000)), again.observe({**d, "detection_id": "2" * 32}, now_ms=2000)
+(1, [])
+>>> [a["accounts"] for a in again.observe({**d, "detection_id": "3" * 32,
+...                                        "evidence": {"summary": "s", "accounts": ["a3"]}}, now_ms=3000)]
+[['a1', 'a2', 'a3']]
 
 A grouped rule (`group: {by: accounts}`) folds a detection whose accounts overlap an open alert of
 the same rule, seen within `within_s`, into that alert: the alert keeps its key and names every
@@ -56,6 +65,11 @@ class _OpenAlert:
     notified_severity: str | None = None
     changed: bool = True
     entities: set[tuple[str, str]] = field(default_factory=set)
+
+    def shown(self) -> tuple[Any, ...]:
+        """What an on-call engineer reads in this alert's page (its detection ids aside)."""
+        return (self.severity, self.first_seen_ms, self.last_seen_ms, frozenset(self.accounts), self.summary,
+                frozenset(self.entities))  # fmt: skip
 
     def paged(self) -> bool:
         """False for an alert its rule only records (a known org's sweep from too few accounts)."""
@@ -152,6 +166,7 @@ class AlertBook:
                 )
             if detection["detection_id"] in alert.detection_ids:
                 continue  # a redelivered detection changes nothing
+            shown = alert.shown()
             alert.detection_ids.append(detection["detection_id"])
             alert.accounts.update(detection["evidence"]["accounts"])
             alert.last_seen_ms = max(alert.last_seen_ms, detection["window_end_ms"])
@@ -161,10 +176,11 @@ class AlertBook:
                 alert.summary = f"{_names(alert.entities)}; {alert.summary}"
             if SEVERITY_RANK[detection["severity"]] > SEVERITY_RANK[alert.severity]:
                 alert.severity = detection["severity"]
-            alert.changed = True
+            if alert.notified_ms is None or alert.shown() != shown:
+                alert.changed = True
             # A grouped alert goes out from `due_updates`, after the whole batch is folded, so its
             # first page already names the entities of the window seen together.
-            if rule.group is None and self._due(alert, now_ms):
+            if rule.group is None and alert.changed and self._due(alert, now_ms):
                 alert.notified_ms = now_ms
                 alert.notified_severity = alert.severity
                 alert.changed = False
@@ -186,10 +202,13 @@ class AlertBook:
             due.append(alert.payload(now_ms, status="resolved"))
             survivor = self.open.get(rule.dedup_key_of({**detection, "entity": into}))
             if survivor is not None:
+                shown = survivor.shown()
                 survivor.accounts.update(alert.accounts)
                 survivor.detection_ids.extend(d for d in alert.detection_ids if d not in survivor.detection_ids)
                 survivor.first_seen_ms = min(survivor.first_seen_ms, alert.first_seen_ms)
-                survivor.changed = True
+                # The survivor usually holds the fragment's accounts already: then nothing to page.
+                if survivor.shown() != shown:
+                    survivor.changed = True
         return due
 
     def campaign_closed(self, campaign_id: str, now_ms: int) -> list[dict[str, Any]]:

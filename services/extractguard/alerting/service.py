@@ -149,7 +149,7 @@ class Alerter:
         self.consumer = Consumer(
             {
                 **kafka.client_config(),
-                "group.id": settings.group_id,
+                **settings.group_config(),
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
             }

@@ -4,7 +4,9 @@ the rows that reach the threshold into alerts, like the stream's.
 One alert per rule and entity (dedup key `rule:entity_kind:entity`), delivered when it opens,
 when its value or accounts change (at most every `renotify_s`), and resolved when the entity no
 longer comes back from the query. A query that fails is logged and asked again next interval; it
-never stops the alerter.
+never stops the alerter, and neither opens nor resolves anything: an outage of the store is counted
+(`extractguard_alerter_sql_rule_failures_total`, `extractguard_alerter_sql_database_up` 0), not
+read as "no rows".
 
 >>> from extractguard.alerting.rules import shipped_rules
 >>> rule = next(r for r in shipped_rules().sql if r.name == "org_api_keys_tenfold")
@@ -31,6 +33,18 @@ unreachable door is waited for, asked again every few seconds, and is no error:
 >>> waiting = SqlRuleRunner([rule], closed, 0)
 >>> waiting.run_due(now_ms=0), waiting._next_ms[rule.name]
 ([], 2000)
+
+The store going away later resolves nothing that fires, and shows on the metrics:
+
+>>> from prometheus_client import REGISTRY
+>>> runner.query = lambda sql: (["org_id", "growth", "accounts"], [["org-1", 12.0, ["a", "b"]]])
+>>> [a["status"] for a in runner.run_due(now_ms=2 * rule.interval_s * 1000)]
+['firing']
+>>> runner.query = closed
+>>> runner.run_due(now_ms=3 * rule.interval_s * 1000), list(runner.firing[rule.name])
+([], ['org-1'])
+>>> REGISTRY.get_sample_value("extractguard_alerter_sql_database_up")
+0.0
 """
 
 from __future__ import annotations
@@ -41,6 +55,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from extractguard import metrics
 from extractguard.alerting.book import MAX_ALERT_ACCOUNTS
 from extractguard.alerting.rules import SqlRule
 from extractguard.logs import configure
@@ -125,8 +140,11 @@ class SqlRuleRunner:
             try:
                 columns, rows = self.query(rule.query_at(now_ms))
                 self.answered = True
+                metrics.SQL_DATABASE_UP.set(1)
                 found = findings(rule, columns, rows)
             except Exception as error:  # a broken query must not stop the alerter
+                metrics.SQL_RULE_FAILURES.labels(rule.name).inc()
+                metrics.SQL_DATABASE_UP.set(0)
                 if not self.answered and _unreachable(error):
                     log.info("sql_rule_waiting_for_database", rule=rule.name, error=str(error)[:200])
                     self._next_ms[rule.name] = now_ms + WAIT_FOR_DATABASE_S * 1000

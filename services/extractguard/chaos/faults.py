@@ -1,7 +1,10 @@
 """The faults `make chaos` injects, one per run, at a random moment while the campaign is active.
 
 Each is a name, what it does, and — where an exact zero in the table is impossible by design — the
-bound that is documented and checked instead.
+bound that is documented and checked instead. `FAULTS` are those of the single local broker;
+`CLUSTER_FAULTS` those of a replicated cluster (`make chaos CLUSTER=3`), where the faults that lose
+data are a leader dying under its writes, a broker away while the others carry on, every broker
+restarted in turn, and the KRaft controller dying.
 """
 
 from __future__ import annotations
@@ -9,7 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Action = Literal["none", "sigkill", "broker_stop", "broker_kill", "sigstop"]
+Action = Literal[
+    "none", "sigkill", "broker_stop", "broker_kill", "sigstop",
+    # Of a cluster's nodes:
+    "leader_kill", "node_stop", "rolling_restart", "controller_kill",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +55,27 @@ FAULTS: tuple[Fault, ...] = (
 )
 
 
-def by_name(names: list[str]) -> list[Fault]:
-    known = {fault.name.replace(" ", "-").replace("/", "-"): fault for fault in FAULTS}
+CLUSTER_FAULTS: tuple[Fault, ...] = (
+    Fault("none", "none", None, "a second uninterrupted run: what the comparison itself varies by"),
+    Fault(
+        "leader sigkill",
+        "leader_kill",
+        None,
+        "SIGKILL the node leading gateway.events partition 0 (the others elect a new leader), start it again",
+    ),
+    Fault("node stop/start", "node_stop", None, "stop one node cleanly for 20 s under load, start it again"),
+    Fault(
+        "rolling restart",
+        "rolling_restart",
+        None,
+        "stop and start every node in turn, each once every partition is back in sync",
+    ),
+    Fault("controller sigkill", "controller_kill", None, "SIGKILL the active KRaft controller's node, start it again"),
+)
+
+
+def by_name(names: list[str], faults: tuple[Fault, ...] = FAULTS) -> list[Fault]:
+    known = {fault.name.replace(" ", "-").replace("/", "-"): fault for fault in faults}
     unknown = sorted(set(names) - set(known))
     if unknown:
         raise ValueError(f"no fault {unknown}; there are {sorted(known)}")

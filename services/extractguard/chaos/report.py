@@ -12,7 +12,7 @@ Columns (the goal is zero in every cell):
   evidence of both linker partitions as it arrives, and a different interleaving names the same
   campaign differently (two clean runs showed it), so an id says nothing about a fault;
 - `pages_twice`: deliveries to on-call identical to an earlier one of the same dedup key (same
-  status, severity, accounts, last seen), beyond what the clean run had;
+  status, severity, accounts, first and last seen), beyond what the clean run had;
 - `dlq_difference`: dead letters written in this run minus the clean run's.
 
 A row whose fault has a by-design bound carries `bound_documented: true`, the bound and whether the
@@ -109,9 +109,12 @@ def markdown(rows: list[FaultRow], header: dict[str, Any]) -> str:
     lines = [
         "# ExtractGuard chaos run",
         "",
-        f"`{header['command']}` on {header['generated_at']}: scenario `{header['scenario']}` (seed {header['seed']}, "
+        f"`{header['command']}` on {header['generated_at']}"
+        + (f", {header['brokers']} brokers" if header.get("brokers", 1) > 1 else "")
+        + f": scenario `{header['scenario']}` (seed {header['seed']}, "
         f"{header['events']:,} events published over {header['publish_s']:.0f} s), each fault once, against a clean "
-        f"run of the same seed ({header['clean_wall_s']:.0f} s).",
+        f"run of the same seed ({header['clean_wall_s']:.0f} s)"
+        + (f"; {header['total_wall_s']:.0f} s in all." if "total_wall_s" in header else "."),
         "",
         "| fault | " + " | ".join(COLUMNS) + " | bound | fault at (s) | run (s) |",
         "|---|" + "---|" * (len(COLUMNS) + 3),

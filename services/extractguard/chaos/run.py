@@ -16,7 +16,6 @@ import os
 import random
 import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -37,13 +36,13 @@ from extractguard.contracts.topics import (
     LINK_EVIDENCE,
     contracts,
 )
-from extractguard.demo.processes import KAFKA_SCRIPT, Service, wait_group_stable, wait_http
+from extractguard.demo.processes import Service, wait_group_stable, wait_http
 from extractguard.demo.webhook import WebhookReceiver
 from extractguard.evaluation.run import _wait_caught_up
 from extractguard.gateway.publisher import EventPublisher
 from extractguard.kafka_offsets import end_offsets, read_since, start_group_at_end
 from extractguard.lander.sinks import landed_topics
-from extractguard.paths import data_home, project_root
+from extractguard.local_kafka import LocalKafka, partition_leader, wait_in_sync
 from extractguard.settings import KafkaSettings, LanderSettings
 from extractguard.storage.query import query_lander
 
@@ -52,6 +51,9 @@ from extractguard.storage.query import query_lander
 SESSION_TIMEOUT_S = 8
 #: How long a killed process or the broker stays down before it is started again.
 DOWN_S = 2.0
+#: How long a node of a cluster stays stopped: long enough for its partitions' leadership to move
+#: and for writes to go on without it.
+NODE_AWAY_S = 20.0
 
 
 @dataclass
@@ -79,29 +81,16 @@ class Outcome:
 
 def _page_identity(alert: dict[str, Any]) -> tuple[Any, ...]:
     """What makes two deliveries the same page (the delivery time and detection ids aside: a
-    replayed detection that changes nothing an on-call engineer sees is the same page again)."""
-    return (alert["dedup_key"], alert["status"], alert["severity"], alert["last_seen_ms"], tuple(alert["accounts"]))
+    replayed detection that changes nothing an on-call engineer sees is the same page again). First
+    seen is part of what they see: a campaign fragment merged into another moves the survivor's
+    first sighting earlier, a new page of the same members (how often depends on how the resolver's
+    reads of the two linker partitions interleave, so two clean runs differed by it)."""
+    return (alert["dedup_key"], alert["status"], alert["severity"], alert["first_seen_ms"], alert["last_seen_ms"],
+            tuple(alert["accounts"]))  # fmt: skip
 
 
 def broker_is_local() -> bool:
-    script = project_root().joinpath(*KAFKA_SCRIPT)
-    return subprocess.run([str(script), "status"], capture_output=True).returncode == 0
-
-
-def _kafka_sh(command: str) -> None:
-    subprocess.run([str(project_root().joinpath(*KAFKA_SCRIPT)), command], check=True, capture_output=True)
-
-
-def _kill_broker() -> None:
-    pid = int((data_home() / "kafka" / "broker.pid").read_text())
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
+    return LocalKafka().is_up()
 
 
 class ChaosRun:
@@ -126,6 +115,7 @@ class ChaosRun:
         self.active_from = active_from
         self.say = say
         self.kafka = KafkaSettings()
+        self.local = LocalKafka()
         self.lander_settings = LanderSettings()
         self.started = time.monotonic()
         self.fault_wall: float | None = None
@@ -187,13 +177,45 @@ class ChaosRun:
             time.sleep(SESSION_TIMEOUT_S + 6)  # past the session timeout: the group rebalances
             process.send_signal(signal.SIGCONT)
         elif fault.action == "broker_stop":
-            _kafka_sh("down")
+            self.local.down()
             time.sleep(DOWN_S)
-            _kafka_sh("up")
+            self.local.up()
         elif fault.action == "broker_kill":
-            _kill_broker()
+            self.local.kill(1)
             time.sleep(DOWN_S)
-            _kafka_sh("up")
+            self.local.up()
+        else:
+            self._inject_cluster()
+
+    def _inject_cluster(self) -> None:
+        """A fault of one node (or each in turn) of a replicated cluster."""
+        local, action = self.local, self.fault.action
+        if action == "leader_kill":
+            node = partition_leader(self.kafka, GATEWAY_EVENTS, 0)
+            self.say(f"  SIGKILL node {node}, the leader of {GATEWAY_EVENTS}[0]")
+            local.kill(node)
+            time.sleep(DOWN_S)
+            local.up(node)
+        elif action == "controller_kill":
+            node = local.controller()
+            self.say(f"  SIGKILL node {node}, the active controller")
+            local.kill(node)
+            time.sleep(DOWN_S)
+            local.up(node)
+        elif action == "node_stop":
+            node = self.rng.randint(1, local.nodes)
+            self.say(f"  node {node} stopped for {NODE_AWAY_S:.0f} s")
+            local.down(node)
+            time.sleep(NODE_AWAY_S)
+            local.up(node)
+        elif action == "rolling_restart":
+            for node in range(1, local.nodes + 1):
+                wait_in_sync(self.kafka)
+                self.say(f"  rolling restart: node {node}")
+                local.down(node)
+                local.up(node)
+        else:
+            raise ValueError(f"no such fault action {action!r}")
 
     def execute(self) -> Outcome:
         kafka = self.kafka

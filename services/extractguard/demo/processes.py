@@ -17,26 +17,26 @@ import orjson
 import urllib3
 from confluent_kafka.admin import AdminClient
 
+from extractguard.local_kafka import KAFKA_SCRIPT
 from extractguard.paths import project_root
 from extractguard.settings import KafkaSettings
 
-KAFKA_SCRIPT = ("infra", "kafka", "kafka.sh")
-
 
 def ensure_local_kafka() -> bool:
-    """Start the local broker unless one answers or KAFKA_BOOTSTRAP_SERVERS points elsewhere.
+    """Start the local broker unless one answers or the bootstrap servers are another cluster.
 
     Returns True if this process started it. A broker started here is stopped on every way out of
     the process — a normal end, an exception, Ctrl-C, SIGTERM (turned into SystemExit so `finally`
     blocks and exit handlers run) — unless `stop_local_kafka` stopped it first. Only SIGKILL can
     leave it running.
     """
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+    kafka = KafkaSettings()
+    if not kafka.local_broker:
         return False
     script = project_root().joinpath(*KAFKA_SCRIPT)
     if subprocess.run([str(script), "status"], capture_output=True, text=True).returncode == 0:
         return False
-    if _answers(int(os.environ.get("EXTRACTGUARD_KAFKA_PORT", "9092"))):
+    if _answers(kafka.port):
         return False  # a broker of another data directory (another checkout, a test's) serves the port
     # Registered before `up`: a start that fails half-way (the broker launched, never answered)
     # is stopped too.

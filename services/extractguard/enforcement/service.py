@@ -81,7 +81,7 @@ class Enforcer:
         self.consumer = Consumer(
             {
                 **kafka.client_config(),
-                "group.id": settings.group_id,
+                **settings.group_config(),
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
             }

@@ -26,7 +26,6 @@ from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
-from confluent_kafka import KafkaError, Message
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from extractguard import metrics
@@ -36,7 +35,9 @@ from extractguard.contracts.schemas import validate_gateway_event
 from extractguard.contracts.topics import GATEWAY_EVENTS, dlq_name
 from extractguard.gateway.partitioning import partition_for
 from extractguard.gateway.publisher import EventPublisher
+from extractguard.ingest.bouncer_reports import MAX_REPORTS_PER_REQUEST, publish_reports
 from extractguard.ingest.decision_feed import DecisionLog, Follower, answer, follow_decisions
+from extractguard.ingest.deliveries import Deliveries
 from extractguard.ingest.openapi import openapi_document
 from extractguard.ingest.rate_limits import GatewayRateLimits
 from extractguard.ingest.receivers import add_receivers
@@ -121,29 +122,6 @@ def split_body(body: bytes, content_type: str) -> list[bytes]:
     return [line for line in body.split(b"\n") if line.strip()]
 
 
-class _Deliveries:
-    """Bridges librdkafka delivery callbacks (poll thread) to asyncio futures."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-
-    def future(self) -> tuple[asyncio.Future[None], Any]:
-        future: asyncio.Future[None] = self.loop.create_future()
-
-        def done(error: KafkaError | None, _message: Message) -> None:
-            def settle() -> None:
-                if future.done():
-                    return
-                if error is None:
-                    future.set_result(None)
-                else:
-                    future.set_exception(RuntimeError(str(error)))
-
-            self.loop.call_soon_threadsafe(settle)
-
-        return future, done
-
-
 async def post_events(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS_KEY]
     if not authorized(request):
@@ -203,7 +181,7 @@ async def publish_lines(
         return _refusal("rate_limited", f"this gateway's token is over its rate limit; retry in {wait_s}s", 429,
                         retry_after_s=wait_s)  # fmt: skip
     source = f"http:{request.remote}"
-    deliveries = _Deliveries(asyncio.get_running_loop())
+    deliveries = Deliveries(asyncio.get_running_loop())
     futures: list[asyncio.Future[None]] = []
     results: list[dict[str, Any]] = []
     for original, error in refused:
@@ -276,6 +254,25 @@ async def get_decisions(request: web.Request) -> web.Response:
     return await answer(request, request.app[DECISIONS_KEY])
 
 
+async def post_reports(request: web.Request) -> web.Response:
+    """`POST /v1/decisions/reports`: a bouncer fed over HTTP reports what it enforced (`bouncer_reports`)."""
+    lines = split_body(await request.read(), request.content_type)
+    if len(lines) > MAX_REPORTS_PER_REQUEST:
+        return _refusal("too_many_reports", f"{len(lines)} reports, the limit is {MAX_REPORTS_PER_REQUEST}", 413)
+    wait_s = request.app[LIMITS_KEY].admit(request.get(GATEWAY, "default"), len(lines))
+    if wait_s is not None:
+        return _refusal("rate_limited", f"this gateway's token is over its rate limit; retry in {wait_s}s", 429,
+                        retry_after_s=wait_s)  # fmt: skip
+    outcome = await publish_reports(lines, request.app[PUBLISHER_KEY], f"http:{request.remote}")
+    if isinstance(outcome, web.Response):
+        log.error("kafka_delivery_failed", topic="enforcement.reports")
+        return outcome
+    accepted = sum(1 for r in outcome if r["status"] == "accepted")
+    return web.json_response(
+        {"accepted": accepted, "rejected": len(outcome) - accepted, "results": outcome}, dumps=_dumps
+    )
+
+
 async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -336,6 +333,7 @@ def build_app(
     app.on_cleanup.append(on_cleanup)
     app.router.add_post("/v1/events", post_events)
     app.router.add_get("/v1/decisions", get_decisions)
+    app.router.add_post("/v1/decisions/reports", post_reports)
     add_receivers(app, settings, authorized, publish_lines)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", healthz)

@@ -59,15 +59,17 @@ def _refusals(*statuses: int) -> dict[str, Any]:
     }
 
 
-def _event_schema() -> dict[str, Any]:
-    schema = dict(schema_document("gateway_event", known_versions("gateway_event")[-1]))
+def _payload_schema(payload: str) -> dict[str, Any]:
+    """The newest JSON Schema of `payload`, as an OpenAPI body schema."""
+    schema = dict(schema_document(payload, known_versions(payload)[-1]))
     for key in ("$schema", "$id"):
         schema.pop(key, None)
     return schema
 
 
 def openapi_document(settings: IngestSettings) -> dict[str, Any]:
-    event = _event_schema()
+    event = _payload_schema("gateway_event")
+    report = _payload_schema("bouncer_report")
     refused = _refusals(401, 408, 413, 429, 503)
     receivers: dict[str, Any] = {
         path: {
@@ -123,7 +125,8 @@ def openapi_document(settings: IngestSettings) -> dict[str, Any]:
                             "in": "query",
                             "required": False,
                             "schema": {"type": "string"},
-                            "description": "The position of the previous answer; another epoch's gets the whole set",
+                            "description": "The position of the previous answer (the topic's offsets: any replica, any "
+                            "restart resumes from it); none or one that does not parse gets the whole set",
                         },
                         {
                             "name": "wait_s",
@@ -140,6 +143,25 @@ def openapi_document(settings: IngestSettings) -> dict[str, Any]:
                         "400": {"description": "wait_s is not a number"},
                         "401": {"description": "missing or wrong bearer token"},
                         "404": {"description": "the decision feed is off on this ingest"},
+                    },
+                }
+            },
+            "/v1/decisions/reports": {
+                "post": {
+                    "summary": "What a bouncer fed over HTTP enforced (bouncer_report v1), to enforcement.reports",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"type": "array", "items": report}},
+                            "application/x-ndjson": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "every report accepted or rejected with its reason; Kafka has them all",
+                            "content": {"application/json": {"schema": _RESULTS}},
+                        },
+                        **refused,
                     },
                 }
             },

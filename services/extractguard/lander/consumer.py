@@ -12,6 +12,14 @@ Exactly once in effect: each row carries its Kafka partition and offset, and on 
 assignment the lander resumes after the highest offset already in ClickHouse when that is ahead
 of the committed offset (a crash between insert and commit). Each insert is one block, written
 atomically, so a kill mid-insert leaves all of a batch or none of it.
+
+ClickHouse away (a server that stops answering, a disk that refuses writes): the batch's insert is
+retried with back-off (doubling, at most `store_retry_max_s` apart) for up to `store_outage_max_s`,
+nothing is committed meanwhile and nothing more is consumed; `extractguard_lander_store_up` is 0.
+When the store is back the batch is inserted once and the loop carries on. Past the outage
+allowance the lander stops, its batch uncommitted (the next start lands it). An outage longer than
+the consumer's poll interval (300 s) costs the group membership: the commit after it is skipped and
+the lander, reassigned, resumes after the highest offset landed, as after a crash.
 """
 
 from __future__ import annotations
@@ -61,7 +69,7 @@ class Lander:
         self.consumer = Consumer(
             {
                 **kafka.client_config(),
-                "group.id": settings.group_id,
+                **settings.group_config(),
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "enable.partition.eof": False,
@@ -171,18 +179,33 @@ class Lander:
 
     def _insert(self, sink: Sink, rows: pa.Table) -> None:
         table = sink.table
-        for attempt in range(1, 6):
+        outage_began: float | None = None
+        delay = 0.5
+        while True:
             started = time.perf_counter()
             try:
                 with self.client_lock:
                     self.client.insert_arrow(table, rows, settings=dict(sink.insert_settings))
             except Exception as error:
                 metrics.LANDER_INSERT_ERRORS.labels(table).inc()
-                log.error("insert_failed", table=table, rows=rows.num_rows, attempt=attempt, error=str(error))
-                if attempt == 5:
+                metrics.LANDER_STORE_UP.set(0)
+                now = time.monotonic()
+                outage_began = now if outage_began is None else outage_began
+                if now - outage_began >= self.settings.store_outage_max_s or self._stop.is_set():
+                    log.error("insert_failed", table=table, rows=rows.num_rows, error=str(error)[:500],
+                              outage_s=round(now - outage_began, 1), giving_up=True)  # fmt: skip
                     raise
-                time.sleep(min(2**attempt * 0.2, 5))
+                log.error("insert_failed", table=table, rows=rows.num_rows, error=str(error)[:500],
+                          outage_s=round(now - outage_began, 1), retry_in_s=delay)  # fmt: skip
+                self._stop.wait(delay)
+                # Waiting out the store is not a stuck loop: /healthz stays up, a restart would not help.
+                self._touch_liveness()
+                delay = min(delay * 2, self.settings.store_retry_max_s)
                 continue
+            metrics.LANDER_STORE_UP.set(1)
+            if outage_began is not None:
+                log.info("store_back", table=table, rows=rows.num_rows,
+                         outage_s=round(time.monotonic() - outage_began, 1))  # fmt: skip
             metrics.LANDER_INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
             metrics.LANDER_ROWS.labels(table).inc(rows.num_rows)
             self.rows_landed += rows.num_rows

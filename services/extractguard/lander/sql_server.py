@@ -19,13 +19,13 @@ import datetime
 import hmac
 import ipaddress
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import orjson
 from clickhouse_connect.driver.client import Client
 
-from extractguard.health import PollHealth, respond
+from extractguard.health import OpsHTTPServer, PollHealth, respond
 from extractguard.settings import LanderSettings
 
 MAX_QUERY_BYTES = 64 * 1024
@@ -134,7 +134,7 @@ class SqlServer:
 
         self.client = client
         self.lock = lock
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd = OpsHTTPServer((host, port), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="sql-server", daemon=True)
 
     def start(self) -> None:

@@ -7,6 +7,7 @@ alerter last, so its first SQL rule finds the door open.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, replace
 
 from extractguard.settings import (
@@ -84,4 +85,30 @@ def stack_services(stack: StackSettings) -> list[StackService]:
     # Every reader of ClickHouse (the alerter's rules, the enforcer's facts) must find the door where
     # the lander opened it.
     door = _port_env("EXTRACTGUARD_LANDER_SQL_PORT", stack.lander_sql_port)
-    return [replace(known[name], env={**door, **known[name].env}) for name in START_ORDER if name in stack.services]
+    return [
+        replace(known[name], env={**door, **_static_membership(name), **known[name].env})
+        for name in START_ORDER
+        if name in stack.services
+    ]
+
+
+#: The services that read as members of a consumer group through librdkafka, by their settings'
+#: prefix. (The Faust workers' sessions are short already, `session_timeout_s`.)
+_GROUP_MEMBERS = {
+    "lander": ("EXTRACTGUARD_LANDER_", LanderSettings),
+    "enforcer": ("EXTRACTGUARD_ENFORCER_", EnforcerSettings),
+    "alerter": ("EXTRACTGUARD_ALERTER_", AlerterSettings),
+}
+
+
+def _static_membership(name: str) -> dict[str, str]:
+    """A group member restarted by the supervisor comes back under the same `group.instance.id`,
+    so the broker hands it its partitions at once rather than after the killed member's session
+    times out (45 s by default: a killed lander's events waited that long to land). One member of
+    each group runs per stack, so the host and the service's name make the id unique; an id the
+    operator set is kept."""
+    if name not in _GROUP_MEMBERS:
+        return {}
+    prefix, settings = _GROUP_MEMBERS[name]
+    instance_id = settings().group_instance_id or f"{socket.gethostname()}-{name}"
+    return {f"{prefix}GROUP_INSTANCE_ID": instance_id}

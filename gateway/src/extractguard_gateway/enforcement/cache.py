@@ -81,8 +81,9 @@ class DecisionCache:
     def __len__(self) -> int:
         return len(self._by_key)
 
-    def apply(self, payload: dict[str, Any] | None, key: str | None = None) -> bool:
-        """Take one record of the topic (None: a tombstone for `key`); False when older than what is held."""
+    def apply(self, payload: dict[str, Any] | None, key: str | None = None, at: tuple[int, int] | None = None) -> bool:
+        """Take one record of the topic (None: a tombstone for `key`); False when older than what is held.
+        (`at`, where the record was read, is of no use to a cache: the newest by `updated_at_ms` wins.)"""
         with self._lock:
             if payload is None:
                 return self._by_key.pop(key, None) is not None if key else False

@@ -34,7 +34,9 @@ class DecisionSink(Protocol):
 
     ready: threading.Event
 
-    def apply(self, payload: dict[str, Any] | None, key: str | None = None) -> bool: ...
+    def apply(self, payload: dict[str, Any] | None, key: str | None = None, at: tuple[int, int] | None = None) -> bool:
+        """Take one record (None: a tombstone for `key`) read at `at`, the topic's (partition, offset)."""
+        ...
 
     def __len__(self) -> int: ...
 
@@ -127,7 +129,7 @@ class DecisionFeed(FeedThread):
                         else:
                             log.warning("extractguard: decision feed: %s", error)
                     else:
-                        self._take(message.key(), message.value())
+                        self._take(message.key(), message.value(), (message.partition() or 0, message.offset() or 0))
                         if (message.offset() or 0) + 1 >= ends.get(message.partition() or 0, 0):
                             warming.discard(message.partition() or 0)
                     if not warming and not self.cache.ready.is_set():
@@ -143,9 +145,9 @@ class DecisionFeed(FeedThread):
                 producer.flush(5)
             consumer.close()
 
-    def _take(self, key: bytes | None, value: bytes | None) -> None:
+    def _take(self, key: bytes | None, value: bytes | None, at: tuple[int, int]) -> None:
         try:
-            self.cache.apply(None if value is None else json.loads(value), key.decode() if key else None)
+            self.cache.apply(None if value is None else json.loads(value), key.decode() if key else None, at)
             self.records += 1
         except (ValueError, KeyError, TypeError):  # not ours to dead-letter: the lander does that
             log.warning("extractguard: an unreadable decision record was skipped")
