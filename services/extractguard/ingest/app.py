@@ -29,15 +29,14 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from extractguard import metrics
-from extractguard.contracts.dead_letters import DeadLetter
 from extractguard.contracts.rejection import InvalidMessage, Reason
 from extractguard.contracts.schemas import validate_gateway_event
-from extractguard.contracts.topics import GATEWAY_EVENTS, dlq_name
+from extractguard.contracts.topics import GATEWAY_EVENTS
 from extractguard.gateway.partitioning import partition_for
 from extractguard.gateway.publisher import EventPublisher
 from extractguard.ingest.bouncer_reports import MAX_REPORTS_PER_REQUEST, publish_reports
 from extractguard.ingest.decision_feed import DecisionLog, Follower, answer, follow_decisions
-from extractguard.ingest.deliveries import Deliveries
+from extractguard.ingest.deliveries import Deliveries, dead_letter
 from extractguard.ingest.openapi import openapi_document
 from extractguard.ingest.rate_limits import GatewayRateLimits
 from extractguard.ingest.receivers import add_receivers
@@ -184,12 +183,9 @@ async def publish_lines(
     deliveries = Deliveries(asyncio.get_running_loop())
     futures: list[asyncio.Future[None]] = []
     results: list[dict[str, Any]] = []
-    for original, error in refused:
-        dead_letter = DeadLetter(original=original, error=error, service=SERVICE, source=source)
-        future, done = deliveries.future()
-        publisher.produce_raw(dlq_name(GATEWAY_EVENTS), original, dead_letter.headers(), done)
-        futures.append(future)
-        metrics.DLQ_MESSAGES.labels(dlq_name(GATEWAY_EVENTS), str(error.code)).inc()
+    futures += [
+        dead_letter(deliveries, publisher, GATEWAY_EVENTS, original, error, source) for original, error in refused
+    ]
     by_partition: dict[int, list[bytes]] = defaultdict(list)
     first_account: dict[int, str] = {}
     for index, line in enumerate(lines):
@@ -199,11 +195,7 @@ async def publish_lines(
             )
         except InvalidMessage as error:
             results.append({"index": index, "status": "rejected", "error": error.as_dict()})
-            dead = DeadLetter(original=line, error=error, service=SERVICE, source=source, line=index)
-            future, done = deliveries.future()
-            publisher.produce_raw(dlq_name(GATEWAY_EVENTS), line, dead.headers(), done)
-            futures.append(future)
-            metrics.DLQ_MESSAGES.labels(dlq_name(GATEWAY_EVENTS), str(error.code)).inc()
+            futures.append(dead_letter(deliveries, publisher, GATEWAY_EVENTS, line, error, source, index))
             continue
         partition = partition_for(event["account_id"], publisher.partitions)
         by_partition[partition].append(orjson.dumps(event))

@@ -13,25 +13,18 @@ it again (the lander keeps one row per `report_id`).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
-from extractguard import metrics
-from extractguard.contracts.dead_letters import DeadLetter
 from extractguard.contracts.enforcement import ENFORCEMENT_REPORTS
 from extractguard.contracts.rejection import InvalidMessage
 from extractguard.contracts.schemas import decode_valid
-from extractguard.contracts.topics import dlq_name
-from extractguard.ingest.deliveries import Deliveries
+from extractguard.ingest.deliveries import Deliveries, RawProducer, dead_letter
 
 SERVICE = "ingest"
 #: The most records one POST may carry (a bouncer's interval holds one per decision and outcome).
 MAX_REPORTS_PER_REQUEST = 5000
-
-
-class RawProducer(Protocol):
-    def produce_raw(self, topic: str, value: bytes, headers: Any, on_delivery: Any) -> None: ...
 
 
 async def publish_reports(
@@ -47,11 +40,7 @@ async def publish_reports(
             decode_valid("bouncer_report", line)
         except InvalidMessage as error:
             results.append({"index": index, "status": "rejected", "error": error.as_dict()})
-            dead = DeadLetter(original=line, error=error, service=SERVICE, source=source, line=index)
-            future, done = deliveries.future()
-            publisher.produce_raw(dlq_name(ENFORCEMENT_REPORTS), line, dead.headers(), done)
-            futures.append(future)
-            metrics.DLQ_MESSAGES.labels(dlq_name(ENFORCEMENT_REPORTS), str(error.code)).inc()
+            futures.append(dead_letter(deliveries, publisher, ENFORCEMENT_REPORTS, line, error, source, index))
             continue
         future, done = deliveries.future()
         publisher.produce_raw(ENFORCEMENT_REPORTS, line, [], done)
