@@ -30,7 +30,7 @@ forgotten with the campaign's close horizon, and a sharer it has not seen for th
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -278,14 +278,15 @@ class CampaignResolver:
             groups[find(name)][1].append(name)
         return [(sorted(accounts), sorted(names)) for accounts, names in groups.values() if accounts]
 
-    def _owners(self, groups: list[list[str]], unplaced: Collection[str]) -> dict[str, int]:
-        """Fingerprint -> the group (an index of `groups`, or -1 for the `unplaced` accounts) that
-        holds `OWN_SHARE` of its extraction-shaped sharers, where one does: whose it is in practice."""
+    def _owners(self, groups: list[list[str]], unplaced: dict[str, list[str]]) -> dict[str, int]:
+        """Fingerprint of an `unplaced` account -> the group (an index of `groups`, or -1 for the
+        `unplaced` accounts) that holds `OWN_SHARE` of its extraction-shaped sharers, where one
+        does: whose it is in practice. Only their fingerprints: no other is ever asked about."""
         index = {a: i for i, accounts in enumerate(groups) for a in accounts}
         index.update(dict.fromkeys(unplaced, -1))
         owner: dict[str, int] = {}
-        for name, fp in self.fingerprints.items():
-            counts = Counter(index[a] for a in fp.shaped if a in index)
+        for name in {n for names in unplaced.values() for n in names}:
+            counts = Counter(index[a] for a in self.fingerprints[name].shaped if a in index)
             if counts:
                 top, count = counts.most_common(1)[0]
                 if count >= OWN_SHARE * counts.total():
@@ -356,9 +357,9 @@ class CampaignResolver:
             # actor too — Poisson-paced on infrastructure it does not fill — once a population;
             # what they share with the actors found (public text, a client stack) says nothing.
             placed = {a for group in actors for a in group}
-            rest = [a for a in accounts if a not in placed]
+            rest = {a: members[a] for a in accounts if a not in placed}
             owner = self._owners(actors, rest)
-            theirs = {a: names for a in rest if (names := [n for n in members[a] if owner.get(n) == -1])}
+            theirs = {a: mine for a, names in rest.items() if (mine := [n for n in names if owner.get(n) == -1])}
             actors += [g for g, _ in self._components(theirs) if len(g) >= min(floor, POPULATION_ACCOUNTS)]
         if len(actors) < 2:
             return [accounts]
